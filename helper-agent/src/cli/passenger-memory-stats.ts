@@ -1,0 +1,97 @@
+#!/usr/bin/env node
+// `passenger-memory-stats`: memory of web server, agent and app processes,
+// read straight from the instance directories and /proc, so it answers even
+// when the agent is stopped or dead.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { INSTANCE_PREFIX, InstanceDir, registryDir } from '../instance/instance-dir';
+import { cmdlineSync, isLiveStat, listPidsSync, privateDirtyKBSync, readStatSync, type ProcStat } from '../platform/procfs';
+import { parseToolFlags, runMain } from './common';
+
+const USAGE = `Usage: passenger-memory-stats [--no-apache] [--no-nginx] [--json] [--instance-registry-dir DIR]
+
+Lists Apache, nginx, agent (watchdog, core) and app processes with their
+virtual size and private dirty memory (from /proc/PID/smaps), per section
+with a count and a total. Run it as root to see every process.
+
+Example:
+  sudo passenger-memory-stats --no-apache`;
+
+interface Row { pid: number; ppid: number; vmsize_kb: number; private_dirty_kb: number | null; name: string }
+interface Section { title: string; processes: Row[]; count: number; total_private_dirty_kb: number }
+
+function row(st: ProcStat): Row {
+  return { pid: st.pid, ppid: st.ppid, vmsize_kb: st.vsizeKB, private_dirty_kb: privateDirtyKBSync(st.pid), name: cmdlineSync(st.pid) || st.comm };
+}
+
+function section(title: string, stats: ProcStat[]): Section {
+  const processes = stats.sort((a, b) => a.pid - b.pid).map(row);
+  return { title, processes, count: processes.length, total_private_dirty_kb: processes.reduce((a, r) => a + (r.private_dirty_kb ?? 0), 0) };
+}
+
+function exeName(pid: number): string {
+  try { return path.basename(fs.readlinkSync(`/proc/${pid}/exe`)); } catch { return ''; }
+}
+
+function readPid(file: string): number | null {
+  try {
+    const n = parseInt(fs.readFileSync(file, 'utf8'), 10);
+    return Number.isInteger(n) ? n : null;
+  } catch { return null; }
+}
+
+function mb(kb: number | null): string {
+  return kb === null ? '?' : `${(kb / 1024).toFixed(1)} MB`;
+}
+
+function render(s: Section): string {
+  const lines = [`--------- ${s.title} ---------`, 'PID      PPID     VMSize      Private     Name'];
+  for (const r of s.processes) {
+    lines.push(`${String(r.pid).padEnd(9)}${String(r.ppid).padEnd(9)}${mb(r.vmsize_kb).padEnd(12)}${mb(r.private_dirty_kb).padEnd(12)}${r.name.slice(0, 80)}`);
+  }
+  lines.push(`### Processes: ${s.count}`);
+  lines.push(`### Total private dirty RSS: ${mb(s.total_private_dirty_kb)}`);
+  return lines.join('\n');
+}
+
+runMain('passenger-memory-stats', async (argv) => {
+  const { flags } = parseToolFlags(argv, { '--no-apache': 'bool', '--no-nginx': 'bool', '--json': 'bool', '--instance-registry-dir': 'value', '--help': 'bool', '-h': 'bool' });
+  if (flags['--help'] || flags['-h']) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (process.getuid && process.getuid() !== 0) {
+    process.stderr.write('passenger-memory-stats: not running as root: memory of other users\' processes cannot be read and shows as "?"\n');
+  }
+  const all = new Map<number, ProcStat>();
+  for (const pid of listPidsSync()) {
+    const st = readStatSync(pid);
+    if (isLiveStat(st)) all.set(pid, st);
+  }
+  const agents: ProcStat[] = [];
+  const apps: ProcStat[] = [];
+  const reg = registryDir(flags['--instance-registry-dir'] as string | undefined);
+  let names: string[] = [];
+  try { names = fs.readdirSync(reg).filter((n) => n.startsWith(INSTANCE_PREFIX)); } catch { /* none */ }
+  for (const n of names) {
+    const inst = new InstanceDir(path.join(reg, n));
+    for (const f of [inst.watchdogPidFile, inst.corePidFile]) {
+      const pid = readPid(f);
+      const st = pid === null ? undefined : all.get(pid);
+      if (st) agents.push(st);
+    }
+    for (const r of inst.processRecords()) {
+      const st = all.get(r.pid);
+      if (st && st.startTicks === r.startTicks) apps.push(st);
+    }
+  }
+  const byExe = (re: RegExp): ProcStat[] => [...all.values()].filter((st) => re.test(exeName(st.pid)));
+  const sections: Section[] = [];
+  if (!flags['--no-apache']) sections.push(section('Apache processes', byExe(/^(apache2|httpd)$/)));
+  if (!flags['--no-nginx']) sections.push(section('Nginx processes', byExe(/^nginx$/)));
+  sections.push(section('Passenger processes', agents));
+  sections.push(section('Application processes', apps));
+  if (flags['--json']) console.log(JSON.stringify({ sections }, null, 2));
+  else console.log(sections.map(render).join('\n\n'));
+  return 0;
+});

@@ -1,0 +1,230 @@
+#!/usr/bin/env node
+// `passenger`: start, stop and check a standalone server.
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { OPTION_SPECS, parseFlags, resolveOptions, usageOfOptions, type Options } from '../config';
+import { ConfigError, PassengerError } from '../errors';
+import { isAlive } from '../platform/procfs';
+import { runWatchdog } from '../watchdog/watchdog';
+import { VERSION } from '../version';
+import { die, runMain } from './common';
+
+const USAGE = `Usage: passenger <command> [options]
+
+Commands:
+  start [APP_DIR]   serve the app in APP_DIR (default: the current directory)
+  stop              stop a server started with \`passenger start\`
+  status            tell whether that server runs
+
+Run \`passenger <command> --help\` for a command's options.
+
+Examples:
+  passenger start
+  passenger start examples/hello --port 8000 --min-instances 2
+  passenger start --daemonize && passenger status && passenger stop`;
+
+const START_USAGE = `Usage: passenger start [APP_DIR] [options]
+
+Serves the app in APP_DIR (default: the current directory) over HTTP.
+Options may also be set in APP_DIR/Passengerfile.json (snake_case keys,
+e.g. {"min_instances": 2}); flags win over the file.
+
+Options:
+${usageOfOptions()}
+
+Examples:
+  passenger start --port 8000
+  passenger start --app-start-command 'python3 -m http.server $PORT'
+  passenger start --daemonize --pid-file /run/app.pid --log-file /var/log/app.log`;
+
+const STOP_USAGE = `Usage: passenger stop [APP_DIR] [--port NUMBER | --pid-file PATH]
+       passenger status [APP_DIR] [--port NUMBER | --pid-file PATH]
+
+Finds the server by its PID file: --pid-file, else passenger.PORT.pid in
+APP_DIR (the default port is 3000).`;
+
+/** Where the PID file goes when --pid-file is not given: passenger.PORT.pid in the app (tmp/pids/ if it exists). */
+export function defaultPidFile(appRoot: string, port: number): string {
+  const pids = path.join(appRoot, 'tmp', 'pids');
+  const dir = fs.existsSync(pids) ? pids : appRoot;
+  return path.join(dir, `passenger.${port}.pid`);
+}
+
+function defaultLogFile(appRoot: string, port: number): string {
+  const logDir = path.join(appRoot, 'log');
+  return path.join(fs.existsSync(logDir) ? logDir : appRoot, `passenger.${port}.log`);
+}
+
+function banner(o: Options, server: string): string {
+  const url = server.startsWith('http://') ? `${server}/` : server;
+  return [
+    '=============== Passenger standalone server started ===============',
+    `App root:        ${o.appRoot}`,
+    `Environment:     ${o.environment}`,
+    `PID file:        ${o.pidFile}`,
+    `Log file:        ${o.logFile ?? '(this terminal)'}`,
+    `Accessible via:  ${url}`,
+    '',
+    o.daemonize ? 'Stop it with `passenger stop`.' : 'Stop it by pressing Ctrl-C.',
+    '====================================================================',
+  ].join('\n');
+}
+
+function startOptions(argv: string[]): Options {
+  const { values, positionals } = parseFlags(argv);
+  if (positionals.length > 1) throw new ConfigError(`passenger start takes one app directory, got ${positionals.join(' ')}`);
+  const o = resolveOptions(values, positionals[0]);
+  if (!o.appStartCommand) {
+    const startup = path.resolve(o.appRoot, o.startupFile);
+    if (!fs.existsSync(startup)) {
+      throw new ConfigError(`the startup file ${startup} does not exist`,
+        'name the app\'s entry file with --startup-file (Passengerfile.json: "startup_file"), or run another program with --app-start-command');
+    }
+  }
+  o.pidFile ??= defaultPidFile(o.appRoot, o.port);
+  if (o.daemonize) o.logFile ??= defaultLogFile(o.appRoot, o.port);
+  refuseIfRunning(o.pidFile);
+  return o;
+}
+
+function refuseIfRunning(pidFile: string): void {
+  const pid = readPid(pidFile);
+  if (pid !== null && isAlive(pid)) {
+    throw new ConfigError(`a server already runs with PID ${pid} (PID file ${pidFile})`, 'stop it with `passenger stop`, or choose another --port or --pid-file');
+  }
+}
+
+function readPid(file: string): number | null {
+  try {
+    const n = parseInt(fs.readFileSync(file, 'utf8').trim(), 10);
+    return Number.isInteger(n) && n > 1 ? n : null;
+  } catch {
+    return null;
+  }
+}
+
+async function start(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(START_USAGE);
+    return 0;
+  }
+  const o = startOptions(argv);
+  if (o.daemonize) return daemonize(o);
+  const run = runWatchdog(o, {
+    ready: (server) => console.log(banner(o, server)),
+    fatal: (message) => console.error(`passenger start: ${message}`),
+  });
+  return run.done;
+}
+
+/** Runs the watchdog in the background and returns once it serves (or failed). */
+function daemonize(o: Options): Promise<number> {
+  fs.mkdirSync(path.dirname(o.logFile as string), { recursive: true });
+  const fd = fs.openSync(o.logFile as string, 'a');
+  const child = spawn(process.execPath, [__filename, '__watchdog'], {
+    env: { ...process.env, PASSENGER_WATCHDOG_OPTIONS: JSON.stringify(o) },
+    stdio: ['ignore', fd, fd, 'ipc'],
+    detached: true,
+  });
+  fs.closeSync(fd);
+  return new Promise((resolve) => {
+    child.on('message', (m: { type: string; server?: string; message?: string }) => {
+      if (m.type === 'ready') {
+        console.log(banner(o, m.server as string));
+        console.log(`Running in the background as PID ${child.pid}.`);
+        child.disconnect();
+        child.unref();
+        resolve(0);
+      } else if (m.type === 'fatal') {
+        console.error(`passenger start: ${m.message}`);
+        resolve(1);
+      }
+    });
+    child.on('exit', (code) => {
+      console.error(`passenger start: the server exited (code ${code}) before it was ready; see ${o.logFile}`);
+      resolve(1);
+    });
+  });
+}
+
+/** The background watchdog started by --daemonize. */
+async function watchdogMain(): Promise<number> {
+  const o = JSON.parse(process.env.PASSENGER_WATCHDOG_OPTIONS ?? 'null') as Options | null;
+  if (!o) die('this command is internal to `passenger start --daemonize`');
+  delete process.env.PASSENGER_WATCHDOG_OPTIONS;
+  const send = (m: object): void => { if (process.connected && process.send) process.send(m); };
+  const run = runWatchdog(o, {
+    ready: (server) => {
+      send({ type: 'ready', server });
+      if (process.connected) process.disconnect();
+    },
+    fatal: (message) => send({ type: 'fatal', message }),
+  });
+  return run.done;
+}
+
+function pidFileFromArgs(argv: string[]): string {
+  const specs = OPTION_SPECS.filter((s) => s.prop === 'port' || s.prop === 'pidFile');
+  const { values, positionals } = parseFlags(argv, specs);
+  if (values.pidFile) return path.resolve(values.pidFile);
+  const appRoot = path.resolve(positionals[0] ?? '.');
+  return defaultPidFile(appRoot, values.port ?? 3000);
+}
+
+async function stop(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(STOP_USAGE);
+    return 0;
+  }
+  const file = pidFileFromArgs(argv);
+  const pid = readPid(file);
+  if (pid === null || !isAlive(pid)) {
+    throw new PassengerError('E_NOT_RUNNING', `no server is running according to ${file}`, pid === null ? 'the PID file is missing or empty' : `PID ${pid} is not running`);
+  }
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + 60_000;
+  while (isAlive(pid)) {
+    if (Date.now() > deadline) throw new PassengerError('E_NOT_RUNNING', `PID ${pid} did not stop within 60 s`, `kill it with: kill -9 ${pid}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  console.log(`Stopped the server with PID ${pid}.`);
+  return 0;
+}
+
+async function status(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(STOP_USAGE);
+    return 0;
+  }
+  const file = pidFileFromArgs(argv);
+  const pid = readPid(file);
+  if (pid !== null && isAlive(pid)) {
+    console.log(`The server is running with PID ${pid} (PID file ${file}).`);
+    return 0;
+  }
+  console.log(`The server is not running (no live PID in ${file}).`);
+  return 1;
+}
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
+  start,
+  stop,
+  status,
+  __watchdog: watchdogMain,
+};
+
+runMain('passenger', async (argv) => {
+  const [cmd, ...rest] = argv;
+  if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    console.log(USAGE);
+    return cmd === undefined ? 2 : 0;
+  }
+  if (cmd === '--version' || cmd === '-v' || cmd === 'version') {
+    console.log(`passenger ${VERSION}`);
+    return 0;
+  }
+  const fn = COMMANDS[cmd];
+  if (!fn) throw new PassengerError('E_USAGE', `unknown command "${cmd}"`, 'commands: start, stop, status (see passenger --help)');
+  return fn(rest);
+});

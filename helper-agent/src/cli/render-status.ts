@@ -1,0 +1,60 @@
+// Renders a StatusDocument as passenger-status text (Passenger's layout).
+import type { StatusDocument } from '../admin/admin-api';
+
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.floor(seconds));
+  const d = Math.floor(s / 86400);
+  const h = Math.floor((s % 86400) / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = s % 60;
+  if (d > 0) return `${d}d ${h}h ${m}m`;
+  if (h > 0) return `${h}h ${m}m ${sec}s`;
+  if (m > 0) return `${m}m ${sec}s`;
+  return `${sec}s`;
+}
+
+function pad(s: string, w: number): string {
+  return s.length >= w ? `${s} ` : s.padEnd(w);
+}
+
+function dateLine(d: Date): string {
+  const p = (n: number): string => String(n).padStart(2, '0');
+  const off = -d.getTimezoneOffset();
+  const sign = off >= 0 ? '+' : '-';
+  const tz = `${sign}${p(Math.floor(Math.abs(off) / 60))}${p(Math.abs(off) % 60)}`;
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())} ${tz}`;
+}
+
+export function renderPool(doc: StatusDocument, header: boolean): string {
+  const out: string[] = [];
+  const now = Date.parse(doc.time);
+  if (header) {
+    out.push(`Version : ${doc.version}`);
+    out.push(`Date    : ${dateLine(new Date(now))}`);
+    out.push(`Instance: ${doc.instance.name} (${doc.instance.server})`);
+    out.push('');
+  }
+  out.push('----------- General information -----------');
+  out.push(`Max pool size : ${doc.max_pool_size}`);
+  out.push(`App groups    : ${doc.groups.length}`);
+  out.push(`Processes     : ${doc.process_count}`);
+  out.push(`Requests in top-level queue : ${doc.top_level_queue}`);
+  out.push('');
+  out.push('----------- Application groups -----------');
+  for (const g of doc.groups) {
+    out.push(`${g.name} (${g.environment}):`);
+    out.push(`  App root: ${g.app_root}`);
+    out.push(`  Requests in queue: ${g.queue}`);
+    if (g.spawning > 0) out.push(`  Spawning: ${g.spawning} process(es)`);
+    if (g.last_spawn_error && g.processes.length === 0) out.push(`  Last spawn error: ${g.last_spawn_error}`);
+    for (const p of g.processes) {
+      const mem = p.private_dirty_kb === null ? '?' : `${Math.round(p.private_dirty_kb / 1024)}M`;
+      const cpu = p.cpu_percent === null ? '?' : `${p.cpu_percent}%`;
+      const state = p.state === 'alive' ? '' : '    (shutting down)';
+      out.push(`  * PID: ${pad(String(p.pid), 8)}Sessions: ${pad(String(p.sessions), 8)}Processed: ${pad(String(p.processed), 8)}Uptime: ${formatDuration(p.uptime_s)}${state}`);
+      out.push(`    CPU: ${pad(cpu, 8)}Memory  : ${pad(mem, 8)}Last used: ${formatDuration((now - p.last_used) / 1000)} ago`);
+    }
+    out.push('');
+  }
+  return out.join('\n');
+}

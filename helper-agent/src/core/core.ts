@@ -1,0 +1,117 @@
+// The agent core: the pool, the request server and the admin API. It runs
+// under the watchdog, which restarts it if it dies; the watchdog hands it its
+// settings in PASSENGER_CORE_CONFIG and hears "ready" over the IPC channel.
+import Fastify from 'fastify';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { groupOptions, type Options } from '../config';
+import { startAdminApi } from '../admin/admin-api';
+import { InstanceDir } from '../instance/instance-dir';
+import { Logger } from '../log';
+import { readStatSync } from '../platform/procfs';
+import { Pool } from '../pool/pool';
+import { closeTransport, openTransport, registerForwarding } from '../router/forward';
+import { Channel } from '../spawn/channel';
+import { AppSpawner } from '../spawn/spawner';
+
+export interface CoreConfig {
+  options: Options;
+  instanceDir: string;
+  watchdogPid: number;
+}
+
+export type CoreMessage = { type: 'ready'; server: string } | { type: 'fatal'; message: string };
+
+function tell(msg: CoreMessage): void {
+  if (process.send) process.send(msg);
+}
+
+export function serverAddress(o: Options): string {
+  return o.socket ? `unix:${o.socket}` : `http://${o.address.includes(':') ? `[${o.address}]` : o.address}:${o.port}`;
+}
+
+async function main(): Promise<void> {
+  const cfg = JSON.parse(process.env.PASSENGER_CORE_CONFIG ?? 'null') as CoreConfig | null;
+  if (!cfg) {
+    process.stderr.write('the agent core is started by the watchdog (passenger start), not by hand\n');
+    process.exit(2);
+  }
+  delete process.env.PASSENGER_CORE_CONFIG;
+  const o = cfg.options;
+  const inst = new InstanceDir(cfg.instanceDir);
+  const log = new Logger(o.logFile, o.logLevel, 'core');
+  const server = serverAddress(o);
+
+  process.on('uncaughtException', (e) => {
+    log.crit(`uncaught exception in the agent core: ${e.stack ?? e}`);
+    process.exit(1);
+  });
+
+  fs.writeFileSync(inst.corePidFile, `${process.pid}\n`);
+  const channel = new Channel(inst.channelSocket);
+  await channel.listen();
+
+  const spawner = new AppSpawner({ socketDir: inst.appsDir, channel, log });
+  const pool = new Pool({
+    maxPoolSize: o.maxPoolSize,
+    spawner,
+    log: { info: (m) => log.notice(m), warn: (m) => log.warn(m), error: (m) => log.error(m) },
+    events: {
+      processAdded(p) {
+        openTransport(p);
+        const rec = { pid: p.pid, startTicks: readStatSync(p.pid)?.startTicks ?? 0, group: p.group.name };
+        fs.writeFile(path.join(inst.processesDir, String(p.pid)), JSON.stringify(rec), () => undefined);
+      },
+      processRemoved(p) {
+        closeTransport(p);
+        fs.rm(path.join(inst.processesDir, String(p.pid)), { force: true }, () => undefined);
+      },
+    },
+  });
+  pool.startHousekeeping();
+  const group = pool.group(groupOptions(o));
+
+  const app = Fastify({ logger: false, keepAliveTimeout: 65_000, requestTimeout: 0, return503OnClosing: false, forceCloseConnections: 'idle' });
+  await registerForwarding(app, {
+    groupFor: () => group,
+    log,
+  });
+  try {
+    if (o.socket) {
+      try { fs.unlinkSync(o.socket); } catch { /* none */ }
+      await app.listen({ path: o.socket });
+    } else {
+      await app.listen({ host: o.address, port: o.port });
+    }
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const msg = err.code === 'EADDRINUSE' ? `${server} is already in use by another program; choose another with --port`
+      : err.code === 'EACCES' ? `no permission to listen on ${server}` : `cannot listen on ${server}: ${err.message}`;
+    log.crit(msg);
+    tell({ type: 'fatal', message: msg });
+    await pool.close();
+    process.exit(3);
+  }
+  const admin = await startAdminApi(pool, inst, server, cfg.watchdogPid);
+
+  let stopping = false;
+  const shutdown = async (why: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log.notice(`shutting down (${why})`);
+    await Promise.allSettled([app.close(), pool.close()]);
+    await admin.close().catch(() => undefined);
+    channel.close();
+    try { fs.rmSync(inst.corePidFile, { force: true }); } catch { /* gone */ }
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  // The watchdog is gone: nobody would restart or stop us; leave with our apps.
+  process.on('disconnect', () => void shutdown('watchdog gone'));
+
+  log.notice(`serving ${o.appRoot} on ${server} (instance ${inst.name})`);
+  tell({ type: 'ready', server });
+}
+
+if (require.main === module) void main();

@@ -1,0 +1,54 @@
+// Every error the agent and its tools report on purpose, each with a stable code.
+// The admin API answers `{ code, message }`; the CLIs print the message and the hint.
+
+export const ERROR_CODES = {
+  E_CONFIG: 'invalid option or Passengerfile.json',
+  E_USAGE: 'unknown command or flag',
+  E_STARTUP_FILE: 'the startup file does not exist',
+  E_SPAWN: 'an app process failed to start',
+  E_SPAWN_TIMEOUT: 'an app process did not start listening in time',
+  E_NO_INSTANCE: 'no running instance was found',
+  E_MANY_INSTANCES: 'several instances run and none was named',
+  E_ADMIN: 'the admin API could not be reached or refused the call',
+  E_NOT_RUNNING: 'the server named by a pid file is not running',
+  E_APP_ROOT_DENIED: 'the app root is not allowed',
+  E_QUEUE_FULL: 'the request queue is full',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class PassengerError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+  constructor(code: ErrorCode, message: string, hint?: string) {
+    super(message);
+    this.name = 'PassengerError';
+    this.code = code;
+    this.hint = hint;
+  }
+  toJSON(): { code: ErrorCode; message: string; hint?: string } {
+    return this.hint ? { code: this.code, message: this.message, hint: this.hint } : { code: this.code, message: this.message };
+  }
+}
+
+/** Bad flags, bad values, a broken Passengerfile.json: the CLIs exit 2 on these. */
+export class ConfigError extends PassengerError {
+  constructor(message: string, hint?: string) {
+    super('E_CONFIG', message, hint);
+    this.name = 'ConfigError';
+  }
+}
+
+/** The step of a spawn that failed, shown on the error page and in the log. */
+export type SpawnStep = 'fork' | 'load' | 'listen' | 'timeout';
+
+export class SpawnError extends PassengerError {
+  readonly step: SpawnStep;
+  readonly output: string;
+  constructor(step: SpawnStep, message: string, output: string, hint?: string) {
+    super(step === 'timeout' ? 'E_SPAWN_TIMEOUT' : 'E_SPAWN', message, hint);
+    this.name = 'SpawnError';
+    this.step = step;
+    this.output = output;
+  }
+}

@@ -1,0 +1,188 @@
+// The pool: every app group, the process limit across them, and spawning.
+// It is driven only through its methods (no HTTP here), so it can be unit
+// tested with a fake spawner and re-adopt processes after an agent restart.
+import type { GroupOptions } from '../config';
+import { Group } from './group';
+import { AppProcess, type ProcessHandle } from './process';
+import { isStableUptime } from './restart-policy';
+
+export interface Spawner {
+  spawn(options: GroupOptions, processId: number): Promise<ProcessHandle>;
+}
+
+export interface PoolLog {
+  info(msg: string): void;
+  warn(msg: string): void;
+  error(msg: string): void;
+}
+
+/** What the rest of the agent wants to hear about (transports, instance records). */
+export interface PoolEvents {
+  processAdded(p: AppProcess): void;
+  processRemoved(p: AppProcess): void;
+}
+
+export interface PoolConfig {
+  maxPoolSize: number;
+  spawner: Spawner;
+  log: PoolLog;
+  events?: Partial<PoolEvents>;
+  now?: () => number;
+  /** Grace period for in-flight work when a process is stopped. */
+  stopGraceMs?: number;
+}
+
+const noop = (): void => {};
+
+export class Pool {
+  readonly groups = new Map<string, Group>();
+  readonly log: PoolLog;
+  readonly events: PoolEvents;
+  readonly now: () => number;
+  readonly stopGraceMs: number;
+  maxPoolSize: number;
+  private readonly spawner: Spawner;
+  private nextProcessId = 1;
+  private closing = false;
+  private idleTimer: NodeJS.Timeout | null = null;
+
+  constructor(cfg: PoolConfig) {
+    this.maxPoolSize = cfg.maxPoolSize;
+    this.spawner = cfg.spawner;
+    this.log = cfg.log;
+    this.events = { processAdded: cfg.events?.processAdded ?? noop, processRemoved: cfg.events?.processRemoved ?? noop };
+    this.now = cfg.now ?? Date.now;
+    this.stopGraceMs = cfg.stopGraceMs ?? 10_000;
+  }
+
+  /** The group for an app root, created (and brought to min_instances) on first use. */
+  group(options: GroupOptions): Group {
+    let g = this.groups.get(options.appRoot);
+    if (g === undefined) {
+      g = new Group(this, options.appRoot, options);
+      this.groups.set(options.appRoot, g);
+      this.spawnIfNeeded(g);
+    }
+    return g;
+  }
+
+  /** Processes alive, shutting down, or being spawned, across all groups. */
+  capacityUsed(): number {
+    let n = 0;
+    for (const g of this.groups.values()) n += g.processes.length + g.spawning;
+    return n;
+  }
+
+  processCount(): number {
+    let n = 0;
+    for (const g of this.groups.values()) n += g.processes.length;
+    return n;
+  }
+
+  spawnIfNeeded(g: Group): void {
+    if (this.closing) return;
+    let want = g.wanted();
+    if (want === 0) return;
+    if (g.backingOff()) {
+      g.scheduleRetry();
+      return;
+    }
+    // After a failure, one spawn at a time until one succeeds.
+    if (g.spawnFailures > 0) want = g.spawning === 0 ? 1 : 0;
+    while (want-- > 0 && this.capacityUsed() < this.maxPoolSize) this.spawnOne(g);
+  }
+
+  /** Gives every group a chance at capacity that was just freed. */
+  spawnAll(): void {
+    for (const g of this.groups.values()) this.spawnIfNeeded(g);
+  }
+
+  private spawnOne(g: Group): void {
+    const id = this.nextProcessId++;
+    g.spawning++;
+    const started = this.now();
+    this.spawner.spawn(g.options, id).then(
+      (handle) => {
+        g.spawning--;
+        if (this.closing) {
+          void handle.stop(0);
+          return;
+        }
+        const p = new AppProcess(id, g, handle, this.now());
+        let exited = false;
+        handle.onExit((code, signal) => {
+          if (exited) return;
+          exited = true;
+          g.onExit(p, code, signal);
+        });
+        if (p.life === 'dead') return;
+        this.log.info(`spawned process ${handle.pid} of ${g.name} in ${this.now() - started} ms`);
+        this.events.processAdded(p);
+        g.onSpawned(p);
+        this.watchStability(g, p);
+        this.spawnIfNeeded(g);
+      },
+      (err: Error) => {
+        g.spawning--;
+        if (this.closing) return;
+        g.noteSpawnFailure(err);
+        this.log.error(`could not start a process of ${g.name}: ${err.message}${(err as { output?: string }).output ? `\n--- app output ---\n${(err as { output?: string }).output}\n---` : ''}`);
+        if (g.enabledCount() === 0 && g.spawning === 0) g.failQueue(err);
+        this.spawnIfNeeded(g);
+        this.spawnAll();
+      },
+    );
+  }
+
+  /** Resets the group's failure count once a process has lived through MIN_UPTIME. */
+  private watchStability(g: Group, p: AppProcess): void {
+    if (g.spawnFailures === 0) return;
+    const check = (): void => {
+      if (p.life === 'alive' && isStableUptime(this.now() - p.spawnedAt)) g.noteStable();
+    };
+    setTimeout(check, 10_500).unref();
+  }
+
+  /** Starts the idle-process reaper (pool_idle_time). */
+  startHousekeeping(intervalMs = 1000): void {
+    if (this.idleTimer) return;
+    this.idleTimer = setInterval(() => this.reapIdle(), intervalMs);
+    this.idleTimer.unref();
+  }
+
+  /** Shuts down processes idle longer than their group's pool_idle_time, never below min_instances. */
+  reapIdle(): void {
+    const now = this.now();
+    for (const g of this.groups.values()) {
+      const idleMs = g.options.poolIdleTime * 1000;
+      if (idleMs <= 0) continue;
+      let spare = g.enabledCount() - g.options.minInstances;
+      for (const p of [...g.processes]) {
+        if (spare <= 0) break;
+        if (p.life === 'alive' && p.sessions === 0 && now - p.lastUsed >= idleMs) {
+          this.log.info(`process ${p.pid} of ${g.name} was idle for ${Math.round((now - p.lastUsed) / 1000)} s: shutting it down`);
+          g.detach(p);
+          spare--;
+        }
+      }
+    }
+  }
+
+  /** Stops every process and refuses further work. Resolves when all have exited. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    if (this.idleTimer) clearInterval(this.idleTimer);
+    const stops: Promise<void>[] = [];
+    for (const g of this.groups.values()) {
+      g.cancelTimers();
+      g.failQueue(new Error('the server is shutting down'));
+      for (const p of g.processes) {
+        p.life = 'shuttingDown';
+        p.enabled = 'disabled';
+        stops.push(p.handle.stop(this.stopGraceMs).catch(() => undefined));
+      }
+    }
+    await Promise.all(stops);
+  }
+}

@@ -1,0 +1,45 @@
+// One app process as the pool sees it: counters, state, and the handle that
+// can stop it. Nothing here knows HTTP; the router hangs its transport on it.
+import type { Group } from './group';
+
+export type LifeStatus = 'alive' | 'shuttingDown' | 'dead';
+export type EnabledStatus = 'enabled' | 'disabled';
+
+/** What the spawner hands the pool for a process that is up and listening. */
+export interface ProcessHandle {
+  readonly pid: number;
+  /** Where the app listens: a Unix socket path, or a TCP port on 127.0.0.1. */
+  readonly endpoint: { socketPath: string } | { host: string; port: number };
+  /** Called once, when the process has exited. */
+  onExit(cb: (code: number | null, signal: string | null) => void): void;
+  /** Closes stdin, then TERM and KILL to its process group; resolves when it is gone. */
+  stop(graceMs: number): Promise<void>;
+}
+
+export class AppProcess {
+  sessions = 0;
+  processed = 0;
+  lastUsed: number;
+  life: LifeStatus = 'alive';
+  enabled: EnabledStatus = 'enabled';
+  /** The router's connection pool to this process; opaque to the pool. */
+  transport: unknown = null;
+
+  constructor(
+    readonly id: number,
+    readonly group: Group,
+    readonly handle: ProcessHandle,
+    readonly spawnedAt: number,
+  ) {
+    this.lastUsed = spawnedAt;
+  }
+
+  get pid(): number {
+    return this.handle.pid;
+  }
+
+  /** Can take another session now (maxConcurrency 0 = unlimited). */
+  hasCapacity(maxConcurrency: number): boolean {
+    return this.life === 'alive' && this.enabled === 'enabled' && (maxConcurrency === 0 || this.sessions < maxConcurrency);
+  }
+}

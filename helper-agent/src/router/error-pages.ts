@@ -1,0 +1,38 @@
+// The pages the agent itself answers with: queue full, and the app that
+// could not start (the friendly page shows the failed step, the app's output
+// and a hint; it is only shown where friendly_error_pages is on).
+import { SpawnError } from '../errors';
+import type { Group } from '../pool/group';
+
+function esc(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+export function queueFullPage(): string {
+  return '<!DOCTYPE html>\n<html><head><title>This website is under heavy load</title></head>'
+    + '<body><h1>This website is under heavy load (queue full)</h1>'
+    + '<p>We are sorry for the inconvenience. Please try again in a moment.</p></body></html>\n';
+}
+
+const STEP_TEXT: Record<string, string> = {
+  fork: 'starting the process',
+  load: 'loading the app',
+  listen: 'waiting for the app to listen',
+  timeout: 'waiting for the app to listen (timed out)',
+};
+
+export function spawnErrorPage(err: Error, group: Group | null): string {
+  const step = err instanceof SpawnError ? STEP_TEXT[err.step] ?? err.step : 'starting the app';
+  const output = err instanceof SpawnError ? err.output : '';
+  const hint = (err as { hint?: string }).hint;
+  return `<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>The application could not start</title>
+<style>body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}pre{background:#f4f4f4;padding:1em;overflow:auto}</style></head>
+<body><h1>The application could not start</h1>
+<p><b>App root:</b> ${esc(group?.appRoot ?? '?')}<br><b>Failed while:</b> ${esc(step)}<br><b>Error:</b> ${esc(err.message)}</p>
+${hint ? `<p><b>What to do:</b> ${esc(hint)}</p>` : ''}
+<h2>App output</h2><pre>${esc(output || '(the app printed nothing)')}</pre>
+<p><small>This page is shown because friendly error pages are on (the development environment). In production the visitor sees a plain error and the details go to the log.</small></p>
+</body></html>
+`;
+}

@@ -1,0 +1,73 @@
+// The agent's end of the channel app loaders talk back on: a Unix socket in the
+// instance directory carrying JSON lines. Today loaders report readiness; each
+// message carries the spawn's token, so a process cannot speak for another.
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+
+export interface LoaderMessage {
+  type: string;
+  token: string;
+  pid: number;
+  [k: string]: unknown;
+}
+
+export class Channel {
+  private readonly listeners = new Map<string, (msg: LoaderMessage) => void>();
+  private server: net.Server | null = null;
+
+  constructor(readonly path: string) {}
+
+  async listen(): Promise<void> {
+    try { fs.unlinkSync(this.path); } catch { /* none */ }
+    const server = net.createServer((sock) => this.onConnection(sock));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.path, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    fs.chmodSync(this.path, 0o600);
+  }
+
+  /** Calls `cb` for every message that carries `token`, until forget(token). */
+  on(token: string, cb: (msg: LoaderMessage) => void): void {
+    this.listeners.set(token, cb);
+  }
+
+  forget(token: string): void {
+    this.listeners.delete(token);
+  }
+
+  private onConnection(sock: net.Socket): void {
+    let buf = '';
+    sock.setEncoding('utf8');
+    sock.on('error', () => undefined);
+    sock.on('data', (chunk: string) => {
+      buf += chunk;
+      if (buf.length > 1 << 20) {
+        sock.destroy();
+        return;
+      }
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) !== -1) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        let msg: LoaderMessage;
+        try {
+          msg = JSON.parse(line) as LoaderMessage;
+        } catch {
+          continue;
+        }
+        const cb = typeof msg.token === 'string' ? this.listeners.get(msg.token) : undefined;
+        if (cb) cb(msg);
+      }
+    });
+  }
+
+  close(): void {
+    this.server?.close();
+    this.server = null;
+  }
+}

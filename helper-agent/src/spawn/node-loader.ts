@@ -1,0 +1,59 @@
+// Preloaded into every Node app process (`node --require node-loader.js app.js`).
+// The app's first http server listen() goes to the Unix socket the agent chose,
+// whatever port the app asked for; the loader then tells the agent over its
+// channel that the process is ready. Closing stdin asks the process to leave.
+// Plain CommonJS with no imports of ours: it runs inside the app.
+/* eslint-disable @typescript-eslint/no-var-requires */
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as net from 'node:net';
+
+const ENV_SOCKET = 'PASSENGER_LOADER_SOCKET';
+const ENV_CHANNEL = 'PASSENGER_LOADER_CHANNEL';
+const ENV_TOKEN = 'PASSENGER_LOADER_TOKEN';
+
+function install(): void {
+  const socketPath = process.env[ENV_SOCKET];
+  const channelPath = process.env[ENV_CHANNEL];
+  const token = process.env[ENV_TOKEN] ?? '';
+  if (!socketPath) return;
+  // The app's own child processes must not inherit the hook or the agent's socket.
+  delete process.env[ENV_SOCKET];
+  delete process.env[ENV_CHANNEL];
+  delete process.env[ENV_TOKEN];
+  const at = process.execArgv.findIndex((a, i) => (a === '--require' || a === '-r') && process.execArgv[i + 1] === __filename);
+  if (at !== -1) process.execArgv.splice(at, 2);
+
+  let channel: net.Socket | null = null;
+  const send = (msg: Record<string, unknown>): void => {
+    if (!channelPath) return;
+    const line = `${JSON.stringify({ ...msg, token, pid: process.pid })}\n`;
+    if (channel === null) {
+      channel = net.connect(channelPath);
+      channel.on('error', (e) => { process.stderr.write(`passenger loader: agent channel ${channelPath}: ${e.message}\n`); });
+      channel.unref();
+    }
+    channel.write(line);
+  };
+
+  const originalListen = http.Server.prototype.listen;
+  let claimed = false;
+  http.Server.prototype.listen = function listen(this: http.Server, ...args: unknown[]) {
+    if (claimed) return originalListen.apply(this, args as Parameters<typeof originalListen>);
+    claimed = true;
+    const last = args[args.length - 1];
+    const cb = typeof last === 'function' ? (last as () => void) : undefined;
+    try { fs.unlinkSync(socketPath); } catch { /* not there */ }
+    this.once('listening', () => send({ type: 'ready', socket: socketPath }));
+    return cb ? originalListen.call(this, socketPath, cb) : originalListen.call(this, socketPath);
+  } as typeof originalListen;
+
+  // Closed stdin = the agent asks us to leave (its sessions here have ended).
+  const stdin = process.stdin as unknown as net.Socket;
+  stdin.on('error', () => undefined);
+  stdin.on('end', () => process.exit(0));
+  stdin.resume();
+  if (typeof stdin.unref === 'function') stdin.unref();
+}
+
+install();

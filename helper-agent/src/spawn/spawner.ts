@@ -1,0 +1,243 @@
+// Starts app processes: Node apps through the preloaded loader (they listen on
+// a Unix socket we choose and report over the channel), anything else through
+// app_start_command with PORT set (ready once the port accepts). Each process
+// leads its own process group, so stopping it reaches its children too.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import type { GroupOptions } from '../config';
+import { SpawnError } from '../errors';
+import type { Logger } from '../log';
+import type { Spawner } from '../pool/pool';
+import type { ProcessHandle } from '../pool/process';
+import type { Channel } from './channel';
+
+export const LOADER_PATH = path.join(__dirname, 'node-loader.js');
+const OUTPUT_CAP = 32 * 1024;
+/** After stdin is closed, how long a process gets to leave on its own before TERM. */
+const STDIN_GRACE_MS = 1000;
+const KILL_AFTER_TERM_MS = 5000;
+
+export interface SpawnerConfig {
+  /** Directory for the apps' Unix sockets. */
+  socketDir: string;
+  channel: Channel;
+  log: Logger;
+  /** Extra environment for every app (on top of the agent's own). */
+  baseEnv?: NodeJS.ProcessEnv;
+}
+
+function signalGroup(pgid: number, sig: NodeJS.Signals): boolean {
+  try {
+    process.kill(-pgid, sig);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A live app process: exit tracking, output forwarding, and the stop sequence. */
+class SpawnedProcess implements ProcessHandle {
+  readonly pid: number;
+  exited = false;
+  private exitCbs: ((code: number | null, signal: string | null) => void)[] = [];
+  private exitInfo: [number | null, string | null] = [null, null];
+  private stopping: Promise<void> | null = null;
+
+  constructor(
+    readonly child: ChildProcess,
+    readonly endpoint: ProcessHandle['endpoint'],
+    private readonly socketFile: string | null,
+  ) {
+    this.pid = child.pid as number;
+    child.once('exit', (code, signal) => {
+      this.exited = true;
+      this.exitInfo = [code, signal];
+      // Whatever the app left behind in its group goes with it.
+      signalGroup(this.pid, 'SIGKILL');
+      if (this.socketFile) fs.rm(this.socketFile, { force: true }, () => undefined);
+      for (const cb of this.exitCbs.splice(0)) cb(code, signal);
+    });
+  }
+
+  onExit(cb: (code: number | null, signal: string | null) => void): void {
+    if (this.exited) queueMicrotask(() => cb(...this.exitInfo));
+    else this.exitCbs.push(cb);
+  }
+
+  private waitExit(ms: number): Promise<boolean> {
+    if (this.exited) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const t = setTimeout(() => resolve(false), ms);
+      this.onExit(() => {
+        clearTimeout(t);
+        resolve(true);
+      });
+    });
+  }
+
+  /** stdin closed, then TERM to the group after a moment, KILL after the grace period. Safe to call twice. */
+  stop(graceMs: number): Promise<void> {
+    if (this.stopping) return this.stopping;
+    this.stopping = (async () => {
+      if (this.exited) return;
+      this.child.stdin?.end();
+      if (await this.waitExit(Math.min(STDIN_GRACE_MS, graceMs))) return;
+      signalGroup(this.pid, 'SIGTERM');
+      if (await this.waitExit(Math.max(graceMs, KILL_AFTER_TERM_MS))) return;
+      signalGroup(this.pid, 'SIGKILL');
+      await this.waitExit(5000);
+    })();
+    return this.stopping;
+  }
+}
+
+/** Keeps the last OUTPUT_CAP bytes of what a process printed while it started. */
+class OutputTail {
+  private text = '';
+  add(chunk: string): void {
+    this.text += chunk;
+    if (this.text.length > OUTPUT_CAP) this.text = this.text.slice(-OUTPUT_CAP);
+  }
+  toString(): string {
+    return this.text.trimEnd();
+  }
+}
+
+/** Forwards an app's output to the log, a line at a time, each prefixed with its pid and stream. */
+function forwardLines(stream: NodeJS.ReadableStream | null, log: Logger, prefix: string, tail: OutputTail | null): () => void {
+  if (!stream) return () => undefined;
+  let buf = '';
+  let capturing = tail;
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    if (capturing) capturing.add(chunk);
+    buf += chunk;
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) !== -1) {
+      log.raw(`${prefix}${buf.slice(0, nl)}`);
+      buf = buf.slice(nl + 1);
+    }
+    if (buf.length > 64 * 1024) {
+      log.raw(`${prefix}${buf}`);
+      buf = '';
+    }
+  });
+  stream.on('end', () => { if (buf) log.raw(`${prefix}${buf}`); });
+  stream.on('error', () => undefined);
+  return () => { capturing = null; };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}
+
+export class AppSpawner implements Spawner {
+  constructor(private readonly cfg: SpawnerConfig) {}
+
+  async spawn(o: GroupOptions, id: number): Promise<ProcessHandle> {
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      ...this.cfg.baseEnv,
+      ...o.envvars,
+      PASSENGER_APP_ENV: o.environment,
+      NODE_ENV: o.environment,
+      IN_PASSENGER: '1',
+    };
+    let cmd: string;
+    let args: string[];
+    let endpoint: ProcessHandle['endpoint'];
+    let socketFile: string | null = null;
+    const token = randomBytes(12).toString('hex');
+    if (o.appStartCommand) {
+      const port = await freePort();
+      env.PORT = String(port);
+      cmd = '/bin/sh';
+      args = ['-c', o.appStartCommand];
+      endpoint = { host: '127.0.0.1', port };
+    } else {
+      const startup = path.resolve(o.appRoot, o.startupFile);
+      if (!fs.existsSync(startup)) {
+        throw new SpawnError('load', `the startup file ${startup} does not exist`, '',
+          `create it, or name the app's entry file with --startup-file (Passengerfile.json: "startup_file")`);
+      }
+      socketFile = path.join(this.cfg.socketDir, `${id}.sock`);
+      env.PASSENGER_LOADER_SOCKET = socketFile;
+      env.PASSENGER_LOADER_CHANNEL = this.cfg.channel.path;
+      env.PASSENGER_LOADER_TOKEN = token;
+      cmd = process.execPath;
+      args = ['--require', LOADER_PATH, startup];
+      endpoint = { socketPath: socketFile };
+    }
+
+    const child = spawn(cmd, args, { cwd: o.appRoot, env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    const tail = new OutputTail();
+    const log = this.cfg.log;
+    return new Promise<ProcessHandle>((resolve, reject) => {
+      let settled = false;
+      let handle: SpawnedProcess | null = null;
+      const timers: NodeJS.Timeout[] = [];
+      const stopOut: (() => void)[] = [];
+      const finish = (err: SpawnError | null): void => {
+        if (settled) return;
+        settled = true;
+        for (const t of timers) clearTimeout(t);
+        this.cfg.channel.forget(token);
+        for (const s of stopOut) s();
+        if (err) {
+          if (child.pid !== undefined && !handle?.exited) void (handle ? handle.stop(0) : Promise.resolve(signalGroup(child.pid, 'SIGKILL')));
+          reject(err);
+        } else resolve(handle as SpawnedProcess);
+      };
+      child.once('error', (e) => finish(new SpawnError('fork', `could not start ${cmd}: ${e.message}`, tail.toString(),
+        o.appStartCommand ? 'check app_start_command' : 'check that node is installed')));
+      if (child.pid === undefined) return;
+      handle = new SpawnedProcess(child, endpoint, socketFile);
+      const prefix = `App ${child.pid} `;
+      stopOut.push(forwardLines(child.stdout, log, `${prefix}stdout: `, tail));
+      stopOut.push(forwardLines(child.stderr, log, `${prefix}stderr: `, tail));
+      child.stdin?.on('error', () => undefined);
+      child.once('exit', (code, signal) => {
+        // Give the last output a moment to arrive before reporting it.
+        setTimeout(() => finish(new SpawnError('load',
+          `the app exited (${signal ? `signal ${signal}` : `exit code ${code}`}) before it listened for requests`,
+          tail.toString(),
+          o.appStartCommand ? 'the command must keep running and listen on $PORT' : 'see the app output; the app must call listen() (on any port)')), 50);
+      });
+      timers.push(setTimeout(() => finish(new SpawnError('timeout',
+        `the app did not listen within ${o.startTimeout} s (start_timeout)`, tail.toString(),
+        'raise --start-timeout if the app is slow to boot, or check that it calls listen()')), o.startTimeout * 1000));
+      if (o.appStartCommand) {
+        const port = (endpoint as { port: number }).port;
+        const poll = async (): Promise<void> => {
+          while (!settled && !handle?.exited) {
+            if (await canConnect(port)) return finish(null);
+            await new Promise((r) => setTimeout(r, 25));
+          }
+        };
+        void poll();
+      } else {
+        this.cfg.channel.on(token, (msg) => {
+          if (msg.type === 'ready' && msg.pid === child.pid) finish(null);
+        });
+      }
+    });
+  }
+}

@@ -1,0 +1,141 @@
+// The watchdog: owns the instance directory, starts the agent core, restarts
+// it if it dies, and on TERM/INT stops it (and with it every app) and cleans up.
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Options } from '../config';
+import type { CoreConfig, CoreMessage } from '../core/core';
+import { createInstanceDir, registryDir, startTicksOf, type InstanceDir } from '../instance/instance-dir';
+import { Logger } from '../log';
+import { isAlive } from '../platform/procfs';
+import { SOFTWARE, VERSION } from '../version';
+
+const CORE_MAIN = path.join(__dirname, '..', 'core', 'core.js');
+const CORE_STOP_MS = 25_000;
+const RESTART_DELAY_MS = 1000;
+
+export interface WatchdogReporter {
+  /** The core listens: the server is up. */
+  ready(server: string, inst: InstanceDir): void;
+  /** The core could not start at all (e.g. the port is taken). */
+  fatal(message: string): void;
+}
+
+export interface WatchdogRun {
+  inst: InstanceDir;
+  /** Resolves with the exit status once everything is stopped. */
+  done: Promise<number>;
+}
+
+export function runWatchdog(o: Options, reporter: WatchdogReporter): WatchdogRun {
+  const log = new Logger(o.logFile, o.logLevel, 'watchdog');
+  const inst = createInstanceDir(registryDir(o.instanceRegistryDir));
+  fs.writeFileSync(inst.watchdogPidFile, `${process.pid}\n`);
+  if (o.pidFile) fs.writeFileSync(o.pidFile, `${process.pid}\n`);
+  inst.writeProperties({
+    software: SOFTWARE,
+    version: VERSION,
+    name: inst.name,
+    instance_dir: inst.dir,
+    created_at: new Date().toISOString(),
+    watchdog_pid: process.pid,
+    watchdog_start_ticks: startTicksOf(process.pid),
+    mode: 'standalone',
+    server: o.socket ? `unix:${o.socket}` : `http://${o.address}:${o.port}`,
+    app_root: o.appRoot,
+    log_file: o.logFile ?? null,
+    pid_file: o.pidFile ?? null,
+  });
+
+  let core: ChildProcess | null = null;
+  let everReady = false;
+  let stopping = false;
+  let restartTimer: NodeJS.Timeout | null = null;
+  let resolveDone: (code: number) => void = () => undefined;
+  const done = new Promise<number>((r) => { resolveDone = r; });
+
+  const cleanup = (code: number): void => {
+    if (restartTimer) clearTimeout(restartTimer);
+    killLeftoverApps(inst, log);
+    inst.remove();
+    if (o.pidFile) {
+      try {
+        if (fs.readFileSync(o.pidFile, 'utf8').trim() === String(process.pid)) fs.rmSync(o.pidFile, { force: true });
+      } catch { /* gone */ }
+    }
+    for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeListener(s, onSignal);
+    resolveDone(code);
+  };
+
+  const startCore = (): void => {
+    const cfg: CoreConfig = { options: o, instanceDir: inst.dir, watchdogPid: process.pid };
+    const child = spawn(process.execPath, [CORE_MAIN], {
+      env: { ...process.env, PASSENGER_CORE_CONFIG: JSON.stringify(cfg) },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      // Its own process group: a terminal's Ctrl-C reaches the watchdog, which stops the core in order.
+      detached: true,
+    });
+    core = child;
+    let fatal: string | null = null;
+    child.on('message', (m: CoreMessage) => {
+      if (m.type === 'ready') {
+        if (!everReady) reporter.ready(m.server, inst);
+        else log.notice(`agent core restarted (pid ${child.pid})`);
+        everReady = true;
+      } else if (m.type === 'fatal') {
+        fatal = m.message;
+      }
+    });
+    child.on('exit', (code, signal) => {
+      core = null;
+      if (stopping) {
+        cleanup(0);
+        return;
+      }
+      if (!everReady) {
+        reporter.fatal(fatal ?? `the agent core exited (${signal ?? `code ${code}`}) before it was ready; see the log`);
+        cleanup(1);
+        return;
+      }
+      log.error(`the agent core (pid ${child.pid}) died (${signal ? `signal ${signal}` : `exit code ${code}`}); restarting it`);
+      // Its app processes lost their agent; they are stopped and the new core spawns fresh ones.
+      killLeftoverApps(inst, log);
+      restartTimer = setTimeout(() => { restartTimer = null; if (!stopping) startCore(); }, RESTART_DELAY_MS);
+    });
+  };
+
+  function onSignal(sig: NodeJS.Signals): void {
+    if (stopping) {
+      // A second signal: stop now.
+      if (core?.pid) { try { process.kill(core.pid, 'SIGKILL'); } catch { /* gone */ } }
+      return;
+    }
+    stopping = true;
+    log.notice(`received ${sig}: stopping`);
+    const c = core;
+    if (!c) {
+      cleanup(0);
+      return;
+    }
+    c.kill('SIGTERM');
+    const t = setTimeout(() => {
+      log.warn(`the agent core did not stop within ${CORE_STOP_MS / 1000} s; killing it`);
+      c.kill('SIGKILL');
+    }, CORE_STOP_MS);
+    t.unref();
+  }
+  for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, onSignal);
+
+  startCore();
+  return { inst, done };
+}
+
+/** Kills (by exact pid) app process groups the core recorded and left behind. */
+function killLeftoverApps(inst: InstanceDir, log: Logger): void {
+  for (const r of inst.processRecords()) {
+    if (!isAlive(r.pid, r.startTicks)) continue;
+    log.warn(`stopping app process ${r.pid} left behind by the agent core`);
+    try { process.kill(-r.pid, 'SIGKILL'); } catch { /* gone */ }
+    fs.rmSync(path.join(inst.processesDir, String(r.pid)), { force: true });
+  }
+}
