@@ -30,9 +30,10 @@ export interface Options {
   stickySessionsCookieName: string;
   friendlyErrorPages: boolean | undefined;
   logLevel: number;
+  forwarder: 'direct' | 'reply-from';
 }
 
-type Kind = 'int' | 'string' | 'bool' | 'envvar' | 'loglevel' | 'apptype';
+type Kind = 'int' | 'string' | 'bool' | 'envvar' | 'loglevel' | 'apptype' | 'forwarder';
 
 interface OptionSpec {
   prop: keyof Options;
@@ -72,6 +73,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { prop: 'stickySessions', key: 'sticky_sessions', flag: '--sticky-sessions', kind: 'bool', help: 'pin each client to its process with a cookie' },
   { prop: 'stickySessionsCookieName', key: 'sticky_sessions_cookie_name', flag: '--sticky-sessions-cookie-name', kind: 'string', arg: 'NAME', help: 'the sticky cookie\'s name (default _passenger_route)' },
   { prop: 'friendlyErrorPages', key: 'friendly_error_pages', flag: '--friendly-error-pages', kind: 'bool', negatable: true, help: 'show app start errors in the browser (default: in development)' },
+  { prop: 'forwarder', key: 'forwarder', flag: '--forwarder', kind: 'forwarder', arg: 'NAME', help: 'request path: direct (default, lean) or reply-from (through @fastify/reply-from)' },
   { prop: 'logLevel', key: 'log_level', flag: '--log-level', kind: 'loglevel', arg: 'LEVEL', help: '0 (crit) to 7 (debug3), or a name: crit error warn notice info debug (default 3)' },
 ];
 
@@ -104,6 +106,7 @@ export function defaults(appRoot: string): Options {
     stickySessionsCookieName: '_passenger_route',
     friendlyErrorPages: undefined,
     logLevel: 3,
+    forwarder: 'direct',
   };
 }
 
@@ -134,6 +137,9 @@ function coerce(spec: OptionSpec, raw: unknown, where: string): unknown {
       if (!Number.isInteger(n) || n < 0 || n > 7) bad(`expected 0..7 or one of ${Object.keys(LOG_LEVEL_NAMES).join(', ')}, got ${JSON.stringify(raw)}`);
       return n;
     }
+    case 'forwarder':
+      if (raw !== 'direct' && raw !== 'reply-from') bad(`expected "direct" or "reply-from", got ${JSON.stringify(raw)}`);
+      return raw;
     case 'envvar':
       return raw;
   }

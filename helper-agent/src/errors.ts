@@ -13,6 +13,7 @@ export const ERROR_CODES = {
   E_NOT_RUNNING: 'the server named by a pid file is not running',
   E_APP_ROOT_DENIED: 'the app root is not allowed',
   E_QUEUE_FULL: 'the request queue is full',
+  E_BAD_GATEWAY: 'an app process failed to answer a forwarded request',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

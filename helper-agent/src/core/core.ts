@@ -1,17 +1,16 @@
 // The agent core: the pool, the request server and the admin API. It runs
 // under the watchdog, which restarts it if it dies; the watchdog hands it its
 // settings in PASSENGER_CORE_CONFIG and hears "ready" over the IPC channel.
-import Fastify from 'fastify';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { groupOptions, type Options } from '../config';
-import { startAdminApi } from '../admin/admin-api';
 import { InstanceDir } from '../instance/instance-dir';
 import { Logger } from '../log';
 import { readStatSync } from '../platform/procfs';
 import { Pool } from '../pool/pool';
-import { closeTransport, openTransport, registerForwarding } from '../router/forward';
+import { closeTransport, openTransport } from '../router/transport';
 import { Channel } from '../spawn/channel';
+import { createRequestServer } from './request-server';
 import { AppSpawner } from '../spawn/spawner';
 
 export interface CoreConfig {
@@ -51,6 +50,13 @@ async function main(): Promise<void> {
   const channel = new Channel(inst.channelSocket);
   await channel.listen();
 
+  // The admin API (fastify) loads once the first process is up, or after a
+  // second: loading it sooner takes CPU from the first app while it boots.
+  let firstProcess: () => void = () => undefined;
+  const adminDue = new Promise<void>((resolve) => {
+    firstProcess = resolve;
+    setTimeout(resolve, 1000).unref();
+  });
   const spawner = new AppSpawner({ socketDir: inst.appsDir, channel, log });
   const pool = new Pool({
     maxPoolSize: o.maxPoolSize,
@@ -59,6 +65,7 @@ async function main(): Promise<void> {
     events: {
       processAdded(p) {
         openTransport(p);
+        firstProcess();
         const rec = { pid: p.pid, startTicks: readStatSync(p.pid)?.startTicks ?? 0, group: p.group.name };
         fs.writeFile(path.join(inst.processesDir, String(p.pid)), JSON.stringify(rec), () => undefined);
       },
@@ -71,18 +78,9 @@ async function main(): Promise<void> {
   pool.startHousekeeping();
   const group = pool.group(groupOptions(o));
 
-  const app = Fastify({ logger: false, keepAliveTimeout: 65_000, requestTimeout: 0, return503OnClosing: false, forceCloseConnections: 'idle' });
-  await registerForwarding(app, {
-    groupFor: () => group,
-    log,
-  });
+  const app = await createRequestServer(o, { groupFor: () => group, log });
   try {
-    if (o.socket) {
-      try { fs.unlinkSync(o.socket); } catch { /* none */ }
-      await app.listen({ path: o.socket });
-    } else {
-      await app.listen({ host: o.address, port: o.port });
-    }
+    await app.listen();
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     const msg = err.code === 'EADDRINUSE' ? `${server} is already in use by another program; choose another with --port`
@@ -92,6 +90,8 @@ async function main(): Promise<void> {
     await pool.close();
     process.exit(3);
   }
+  await adminDue;
+  const { startAdminApi } = await import('../admin/admin-api.js');
   const admin = await startAdminApi(pool, inst, server, cfg.watchdogPid);
 
   let stopping = false;

@@ -87,8 +87,11 @@ export class Pool {
       g.scheduleRetry();
       return;
     }
-    // After a failure, one spawn at a time until one succeeds.
-    if (g.spawnFailures > 0) want = g.spawning === 0 ? 1 : 0;
+    // A group without a live process, or one whose spawns failed, spawns one
+    // process at a time: the first response comes sooner when the first
+    // process does not share the CPU with its siblings while it boots, and a
+    // broken app fails once instead of min_instances times.
+    if (g.enabledCount() === 0 || g.spawnFailures > 0) want = g.spawning === 0 ? 1 : 0;
     while (want-- > 0 && this.capacityUsed() < this.maxPoolSize) this.spawnOne(g);
   }
 

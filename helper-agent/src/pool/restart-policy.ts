@@ -5,10 +5,14 @@ export const MIN_UPTIME_MS = 10_000;
 export const BACKOFF_BASE_MS = 500;
 export const BACKOFF_CAP_MS = 30_000;
 
-/** Delay before the next spawn after `failures` consecutive failures (0 = none: spawn now). */
+/**
+ * Delay before the next spawn after `failures` consecutive failures. The first
+ * failure is retried at once (a one-off crash should not cost a second of
+ * capacity); from the second on the delay doubles up to the cap.
+ */
 export function spawnDelay(failures: number): number {
-  if (failures <= 0) return 0;
-  return Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (failures - 1));
+  if (failures <= 1) return 0;
+  return Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (failures - 2));
 }
 
 /** A process that lived this long resets the failure count. */

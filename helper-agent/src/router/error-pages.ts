@@ -36,3 +36,19 @@ ${hint ? `<p><b>What to do:</b> ${esc(hint)}</p>` : ''}
 </body></html>
 `;
 }
+
+export interface AgentResponse {
+  status: number;
+  type: string;
+  body: string;
+}
+
+/** What the agent answers itself when a request cannot be forwarded. */
+export function agentErrorResponse(err: Error, group: Group | null): AgentResponse {
+  const code = (err as { code?: string }).code;
+  if (code === 'E_QUEUE_FULL') return { status: 503, type: 'text/html; charset=utf-8', body: queueFullPage() };
+  if (code === 'E_APP_ROOT_DENIED') return { status: 403, type: 'text/plain; charset=utf-8', body: `${err.message}\n` };
+  if (code === 'E_BAD_GATEWAY') return { status: 502, type: 'text/plain; charset=utf-8', body: 'Bad Gateway: the application process failed to answer.\n' };
+  if (group?.options.friendlyErrorPages) return { status: 500, type: 'text/html; charset=utf-8', body: spawnErrorPage(err, group) };
+  return { status: 500, type: 'text/plain; charset=utf-8', body: 'Internal Server Error: the application could not be started. The server log says why.\n' };
+}

@@ -1,0 +1,53 @@
+// The server requests arrive on. The direct forwarder is a plain Node HTTP
+// server whose request listener is the forwarder: nothing else loads on the
+// way to the first response. `--forwarder reply-from` runs every request
+// through fastify's routing and @fastify/reply-from instead.
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import type { Options } from '../config';
+import type { ForwardingContext } from '../router/forward-direct';
+
+export interface RequestServer {
+  listen(): Promise<void>;
+  /** Stops accepting, closes idle keep-alive connections, lets requests in flight finish. */
+  close(): Promise<void>;
+}
+
+const KEEP_ALIVE_MS = 65_000;
+
+function listenOptions(o: Options): { path: string } | { host: string; port: number } {
+  if (o.socket) {
+    try { fs.unlinkSync(o.socket); } catch { /* none */ }
+    return { path: o.socket };
+  }
+  return { host: o.address, port: o.port };
+}
+
+export async function createRequestServer(o: Options, ctx: ForwardingContext): Promise<RequestServer> {
+  if (o.forwarder === 'reply-from') {
+    const { default: Fastify } = await import('fastify');
+    const { registerReplyFromForwarding } = await import('../router/forward-reply-from.js');
+    const app = Fastify({ logger: false, keepAliveTimeout: KEEP_ALIVE_MS, requestTimeout: 0, return503OnClosing: false, forceCloseConnections: 'idle' });
+    await registerReplyFromForwarding(app, ctx);
+    return {
+      listen: async () => { await app.listen(listenOptions(o)); },
+      close: () => app.close(),
+    };
+  }
+  const { DirectForwarder } = await import('../router/forward-direct.js');
+  const forwarder = new DirectForwarder(ctx);
+  const server = http.createServer({ keepAliveTimeout: KEEP_ALIVE_MS, requestTimeout: 0 }, forwarder.handle);
+  return {
+    listen: () => new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(listenOptions(o), () => {
+        server.off('error', reject);
+        resolve();
+      });
+    }),
+    close: () => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeIdleConnections();
+    }),
+  };
+}

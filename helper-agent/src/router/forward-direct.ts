@@ -1,0 +1,222 @@
+// The default request path: a plain Node request listener that checks out a
+// session and dispatches straight onto the process's undici pool, streaming
+// the response back as it arrives. Per request it allocates one Exchange and
+// one header list; no URL parsing, no promise, no stream wrapper, no closure.
+// (The @fastify/reply-from path in forward-reply-from.ts does several times
+// this work per request; README.md has the numbers.)
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Dispatcher } from 'undici';
+import { PassengerError } from '../errors';
+import type { Group } from '../pool/group';
+import type { AppProcess } from '../pool/process';
+import { agentErrorResponse } from './error-pages';
+import { hasBody, isConnectFailure, mayRetry, rootCode } from './retry';
+import { transportOf } from './transport';
+
+export interface ForwardingContext {
+  /** The group a request belongs to, or an error to answer with. */
+  groupFor(req: IncomingMessage): Group | PassengerError;
+  log: { warn(msg: string): void };
+}
+
+const kExchange = Symbol('passenger.exchange');
+type TrackedResponse = ServerResponse & { [kExchange]?: Exchange };
+
+const COMMA = ', ';
+
+/**
+ * Request headers for the app: the client's, minus hop-by-hop ones (which
+ * describe the client's connection, not ours to the app), plus
+ * X-Forwarded-For/-Proto. Names are compared lowercased only when their
+ * length matches one we drop.
+ */
+function appHeaders(req: IncomingMessage): string[] {
+  const raw = req.rawHeaders;
+  const out: string[] = [];
+  let xff: string | null = null;
+  let proto = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i];
+    switch (name.length) {
+      case 2: case 6: case 7: case 10: case 15: case 16: case 17: {
+        const n = name.toLowerCase();
+        if (n === 'connection' || n === 'keep-alive' || n === 'transfer-encoding' || n === 'upgrade'
+          || n === 'expect' || n === 'proxy-connection' || n === 'te') continue;
+        if (n === 'x-forwarded-for') { xff = xff === null ? raw[i + 1] : xff + COMMA + raw[i + 1]; continue; }
+        if (n === 'x-forwarded-proto') proto = true;
+        break;
+      }
+      default:
+        break;
+    }
+    out.push(name, raw[i + 1]);
+  }
+  const addr = req.socket.remoteAddress ?? '';
+  out.push('x-forwarded-for', xff === null ? addr : xff + COMMA + addr);
+  if (!proto) out.push('x-forwarded-proto', 'http');
+  return out;
+}
+
+/** True for the response header names that belong to the app's connection, not the client's. */
+function isHopByHop(name: Buffer): boolean {
+  const len = name.length;
+  if (len !== 10 && len !== 17) return false;
+  const s = name.toString('latin1').toLowerCase();
+  return s === 'connection' || s === 'keep-alive' || s === 'transfer-encoding';
+}
+
+/** One client request on its way to (and back from) an app process. */
+class Exchange implements Dispatcher.DispatchHandler {
+  proc: AppProcess | null = null;
+  attempts = 0;
+  responded = false;
+  finished = false;
+  private abortUpstream: ((err?: Error) => void) | null = null;
+  private resume: (() => void) | null = null;
+  private readonly opts: Dispatcher.DispatchOptions;
+
+  constructor(
+    readonly forwarder: DirectForwarder,
+    readonly req: IncomingMessage,
+    readonly res: TrackedResponse,
+    readonly group: Group,
+  ) {
+    const withBody = hasBody(req.headers);
+    this.opts = { path: req.url as string, method: req.method as Dispatcher.HttpMethod, headers: appHeaders(req), body: withBody ? req : null };
+  }
+
+  get withBody(): boolean {
+    return this.opts.body !== null;
+  }
+
+  dispatch(p: AppProcess): void {
+    this.proc = p;
+    this.attempts++;
+    this.abortUpstream = null;
+    const t = transportOf(p);
+    if (t === null) {
+      this.onError(Object.assign(new Error('the process has no connection pool'), { code: 'UND_ERR_DESTROYED' }));
+      return;
+    }
+    t.dispatch(this.opts, this);
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.abortUpstream = abort;
+    if (this.res.destroyed) abort();
+  }
+
+  onHeaders(status: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    if (status < 200) return true; // interim responses are not passed on
+    const headers: string[] = [];
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      if (isHopByHop(rawHeaders[i])) continue;
+      headers.push(rawHeaders[i].toString('latin1'), rawHeaders[i + 1].toString('latin1'));
+    }
+    this.responded = true;
+    this.resume = resume;
+    this.res.writeHead(status, statusText || undefined, headers);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    const ok = this.res.write(chunk);
+    if (!ok && this.resume) this.res.once('drain', this.resume);
+    return ok;
+  }
+
+  onComplete(): void {
+    this.finished = true;
+    this.res.end();
+  }
+
+  onError(err: Error): void {
+    const p = this.proc;
+    const code = rootCode(err);
+    if (this.responded) {
+      // The response was under way: the client must see it cut short.
+      this.forwarder.log.warn(`${this.req.method} ${this.req.url} on process ${p?.pid}: the response broke off (${code ?? err.message})`);
+      this.res.destroy();
+      return;
+    }
+    if (this.res.destroyed) return; // the client left; the close handler releases the session
+    if (p !== null) {
+      this.proc = null;
+      if (isConnectFailure(code)) {
+        this.forwarder.log.warn(`process ${p.pid} of ${p.group.name} refused a connection (${code}); taking it out of rotation`);
+        p.group.detach(p);
+      }
+      p.group.release(p);
+    }
+    if (mayRetry(code, this.req.method as string, this.withBody, this.attempts)) {
+      this.forwarder.route(this);
+      return;
+    }
+    this.forwarder.log.warn(`${this.req.method} ${this.req.url}${p ? ` on process ${p.pid}` : ''} failed: ${err.message}${code ? ` (${code})` : ''}`);
+    this.forwarder.respond(this, new PassengerError('E_BAD_GATEWAY', `the app process failed to answer: ${err.message}`));
+  }
+}
+
+/** Releases the session when the client's response is over, finished or cut short. */
+function onResponseClose(this: TrackedResponse): void {
+  const ex = this[kExchange];
+  if (ex === undefined) return;
+  const p = ex.proc;
+  if (p !== null) {
+    ex.proc = null;
+    p.group.release(p);
+  }
+}
+
+export class DirectForwarder {
+  readonly log: ForwardingContext['log'];
+
+  constructor(private readonly ctx: ForwardingContext) {
+    this.log = ctx.log;
+  }
+
+  /** The request listener for the HTTP server. */
+  readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const g = this.ctx.groupFor(req);
+    if (g instanceof PassengerError) {
+      sendAgentResponse(res, g, null);
+      return;
+    }
+    const ex = new Exchange(this, req, res as TrackedResponse, g);
+    (res as TrackedResponse)[kExchange] = ex;
+    // on(), not once(): once() wraps the listener in a new closure per call.
+    res.on('close', onResponseClose);
+    this.route(ex);
+  };
+
+  /** Checks out a session for the exchange (now, or when a process frees up) and dispatches it. */
+  route(ex: Exchange): void {
+    const p = ex.group.checkout();
+    if (p !== null) {
+      ex.dispatch(p);
+      return;
+    }
+    ex.group.wait((err, proc) => {
+      if (proc !== null) {
+        if (ex.res.destroyed) {
+          proc.group.release(proc);
+          return;
+        }
+        ex.dispatch(proc);
+      } else {
+        this.respond(ex, err ?? new Error('no process'));
+      }
+    });
+  }
+
+  respond(ex: Exchange, err: Error): void {
+    sendAgentResponse(ex.res, err, ex.group);
+  }
+}
+
+function sendAgentResponse(res: ServerResponse, err: Error, group: Group | null): void {
+  if (res.headersSent || res.destroyed) return;
+  const r = agentErrorResponse(err, group);
+  res.writeHead(r.status, { 'content-type': r.type, 'content-length': Buffer.byteLength(r.body) });
+  res.end(r.body);
+}
