@@ -119,6 +119,8 @@ export class Group {
       const uptime = this.pool.now() - p.spawnedAt;
       this.pool.log.warn(`process ${p.pid} of ${this.name} exited unexpectedly (${signal ? `signal ${signal}` : `exit code ${code}`}) after ${Math.round(uptime / 1000)} s; replacing it`);
       if (!isStableUptime(uptime)) this.noteSpawnFailure(new PassengerError('E_SPAWN', `the app exited ${Math.round(uptime / 1000)} s after it started`));
+    } else {
+      this.pool.log.info(`process ${p.pid} of ${this.name} stopped (${signal ? `signal ${signal}` : `exit code ${code}`})`);
     }
     this.pool.events.processRemoved(p);
     this.pool.spawnAll();

@@ -1,0 +1,231 @@
+// Shared test helpers: start real servers from the built CLI, wait on
+// conditions (never fixed sleeps), talk HTTP, and clean up every process.
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { TestContext } from 'node:test';
+
+export const ROOT = path.resolve(__dirname, '..', '..');
+export const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'apps');
+const CLI_DIR = path.join(ROOT, 'dist', 'helper-agent', 'src', 'cli');
+export const BIN = {
+  passenger: path.join(CLI_DIR, 'passenger.js'),
+  status: path.join(CLI_DIR, 'passenger-status.js'),
+  config: path.join(CLI_DIR, 'passenger-config.js'),
+  memoryStats: path.join(CLI_DIR, 'passenger-memory-stats.js'),
+};
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls `fn` until it returns a truthy value (returned) or throws after `timeoutMs` with the last error. */
+export async function eventually<T>(fn: () => T | Promise<T>, timeoutMs = 20_000, what = 'condition'): Promise<Exclude<T, null | undefined | false | 0 | ''>> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown = null;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v as Exclude<T, null | undefined | false | 0 | ''>;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message ?? last}` : ''}`);
+    await sleep(50);
+  }
+}
+
+export function tmpDir(t: TestContext, prefix = 'ptest-'): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  t.after(() => fs.rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+
+/** Copies a fixture app into a fresh temp dir (so tests may add Passengerfile.json, tmp/, ...). */
+export function appCopy(t: TestContext, fixture: string): string {
+  const dir = tmpDir(t, `ptest-${fixture}-`);
+  fs.cpSync(path.join(FIXTURES, fixture), dir, { recursive: true });
+  return dir;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface HttpResult {
+  status: number;
+  body: string;
+  headers: http.IncomingHttpHeaders;
+}
+
+export function request(port: number, urlPath: string, opts: { method?: string; headers?: Record<string, string>; body?: string | Buffer; timeoutMs?: number } = {}): Promise<HttpResult> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: urlPath, method: opts.method ?? 'GET', headers: opts.headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString(), headers: res.headers }));
+      res.on('error', reject);
+    });
+    req.setTimeout(opts.timeoutMs ?? 30_000, () => req.destroy(new Error(`timeout on ${urlPath}`)));
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs one of our CLIs to completion. */
+export function runCli(bin: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${path.basename(bin)} ${args.join(' ')} did not finish`)); }, opts.timeoutMs ?? 60_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function alive(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+export { alive as isAlive };
+
+export interface Server {
+  port: number;
+  registry: string;
+  appDir: string;
+  child: ChildProcess;
+  /** Everything the server printed (banner, log lines, app output). */
+  output(): string;
+  url(p?: string): string;
+  instanceDir(): string;
+  status(): Promise<StatusDoc>;
+  appPids(): Promise<number[]>;
+  stop(): Promise<number | null>;
+}
+
+export interface StatusDoc {
+  schema: number;
+  max_pool_size: number;
+  process_count: number;
+  groups: { name: string; app_root: string; queue: number; spawning: number; last_spawn_error: string | null; processes: { pid: number; sessions: number; processed: number; state: string; private_dirty_kb: number | null; cpu_percent: number | null; uptime_s: number; last_used: number }[] }[];
+  instance: { name: string; dir: string; watchdog_pid: number; core_pid: number };
+}
+
+const started = new Set<ChildProcess>();
+
+/** Kills what a server left: the watchdog, its core and every app process group it recorded (pid-exact). */
+function killEverything(child: ChildProcess, registry: string): void {
+  let dirs: string[] = [];
+  try { dirs = fs.readdirSync(registry).filter((n) => n.startsWith('passenger-ts.')).map((n) => path.join(registry, n)); } catch { /* none */ }
+  for (const d of dirs) {
+    for (const f of ['core.pid', 'watchdog.pid']) {
+      try {
+        const pid = parseInt(fs.readFileSync(path.join(d, f), 'utf8'), 10);
+        if (pid > 1 && alive(pid)) process.kill(pid, 'SIGKILL');
+      } catch { /* gone */ }
+    }
+    let recs: string[] = [];
+    try { recs = fs.readdirSync(path.join(d, 'processes')); } catch { /* none */ }
+    for (const r of recs) {
+      const pid = Number(r);
+      if (pid > 1 && alive(pid)) { try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ } }
+    }
+  }
+  if (child.pid && alive(child.pid)) { try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ } }
+}
+
+/**
+ * Starts `passenger start APP --port <free> --address 127.0.0.1 --instance-registry-dir <tmp> ...args`
+ * in the foreground and waits until it serves. Stopped and cleaned up after the test.
+ */
+export async function startServer(t: TestContext, appDir: string, args: string[] = [], opts: { waitFor?: 'ready' | 'none'; env?: NodeJS.ProcessEnv } = {}): Promise<Server> {
+  const port = await freePort();
+  const registry = tmpDir(t, 'ptest-reg-');
+  const child = spawn(process.execPath, [BIN.passenger, 'start', appDir, '--port', String(port), '--address', '127.0.0.1',
+    '--instance-registry-dir', registry, '--pid-file', path.join(registry, 'server.pid'), ...args], {
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  started.add(child);
+  let out = '';
+  child.stdout!.on('data', (d) => { out += d; });
+  child.stderr!.on('data', (d) => { out += d; });
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  const server: Server = {
+    port,
+    registry,
+    appDir,
+    child,
+    output: () => out,
+    url: (p = '/') => `http://127.0.0.1:${port}${p}`,
+    instanceDir() {
+      const n = fs.readdirSync(registry).find((x) => x.startsWith('passenger-ts.'));
+      if (!n) throw new Error(`no instance dir in ${registry}`);
+      return path.join(registry, n);
+    },
+    async status() {
+      const r = await runCli(BIN.status, ['--show=json', '--instance-registry-dir', registry]);
+      if (r.code !== 0) throw new Error(`passenger-status failed (${r.code}): ${r.stderr}`);
+      return JSON.parse(r.stdout) as StatusDoc;
+    },
+    async appPids() {
+      const s = await server.status();
+      return s.groups.flatMap((g) => g.processes.filter((p) => p.state === 'alive').map((p) => p.pid)).sort((a, b) => a - b);
+    },
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      child.kill('SIGTERM');
+      let timer: NodeJS.Timeout | undefined;
+      const code = await Promise.race([exited, new Promise<'timeout'>((r) => { timer = setTimeout(() => r('timeout'), 30_000); })]);
+      clearTimeout(timer);
+      if (code === 'timeout') {
+        killEverything(child, registry);
+        throw new Error(`server did not stop within 30 s; output:\n${out}`);
+      }
+      return code;
+    },
+  };
+  t.after(async () => {
+    try { await server.stop(); } catch { /* killed below */ }
+    killEverything(child, registry);
+    started.delete(child);
+  });
+  if (opts.waitFor !== 'none') {
+    await eventually(() => {
+      if (child.exitCode !== null) throw new Error(`server exited (${child.exitCode}):\n${out}`);
+      return out.includes('Accessible via');
+    }, 30_000, `the server to start; output so far:\n${out}`);
+  }
+  return server;
+}
+
+process.on('exit', () => {
+  for (const c of started) if (c.pid && alive(c.pid)) { try { process.kill(c.pid, 'SIGKILL'); } catch { /* gone */ } }
+});

@@ -1,0 +1,60 @@
+// passenger-status: Passenger's text layout, the JSON document, several instances.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { BIN, appCopy, eventually, request, runCli, startServer, tmpDir } from '../helpers';
+
+test('passenger-status shows the pool in Passenger\'s layout', async (t) => {
+  const s = await startServer(t, appCopy(t, 'basic'), ['--min-instances', '2', '--max-pool-size', '3']);
+  await eventually(async () => (await s.appPids()).length === 2, 20_000, 'two processes');
+  for (let i = 0; i < 4; i++) await request(s.port, '/');
+  const r = await runCli(BIN.status, ['--instance-registry-dir', s.registry]);
+  assert.equal(r.code, 0, r.stderr);
+  const out = r.stdout;
+  for (const re of [/^Version : \d+\.\d+\.\d+$/m, /^Date    : \d{4}-\d\d-\d\d \d\d:\d\d:\d\d/m, /^Instance: \S+ \(http:\/\/127\.0\.0\.1:\d+\)$/m,
+    /^Max pool size : 3$/m, /^App groups    : 1$/m, /^Processes     : 2$/m, /^Requests in top-level queue : 0$/m,
+    new RegExp(`^  App root: ${s.appDir}$`, 'm'), /^  Requests in queue: 0$/m,
+    /^  \* PID: \d+ +Sessions: 0 +Processed: \d+ +Uptime: \d+s$/m, /^    CPU: \d+% +Memory  : \d+M +Last used: \d+s ago$/m]) {
+    assert.match(out, re);
+  }
+  const noHeader = await runCli(BIN.status, ['--no-header', '--instance-registry-dir', s.registry]);
+  assert.doesNotMatch(noHeader.stdout, /^Version/m);
+});
+
+test('passenger-status --show=json follows the documented schema', async (t) => {
+  const s = await startServer(t, appCopy(t, 'basic'), ['--min-instances', '1']);
+  await eventually(async () => (await s.appPids()).length === 1, 20_000, 'a process');
+  await request(s.port, '/');
+  const doc = await s.status();
+  assert.equal(doc.schema, 1);
+  assert.equal(doc.instance.watchdog_pid, s.child.pid);
+  const g = doc.groups[0];
+  assert.equal(g.app_root, s.appDir);
+  assert.equal(g.queue, 0);
+  const p = g.processes[0];
+  for (const k of ['pid', 'state', 'sessions', 'processed', 'spawned_at', 'uptime_s', 'last_used', 'cpu_percent', 'private_dirty_kb', 'rss_kb']) assert.ok(k in p, `process field ${k}`);
+  assert.equal(p.state, 'alive');
+  assert.ok(p.processed >= 1);
+  assert.ok((p.private_dirty_kb ?? 0) > 0);
+});
+
+test('with several servers, passenger-status lists them and asks for a name', async (t) => {
+  const a = await startServer(t, appCopy(t, 'basic'));
+  const reg = a.registry;
+  const b = await startServer(t, appCopy(t, 'basic'), ['--instance-registry-dir', reg]);
+  void b;
+  const r = await runCli(BIN.status, ['--instance-registry-dir', reg]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /several servers are running; name one/);
+  const names = [...r.stderr.matchAll(/^ {2}(\S+) {2}pid/gm)].map((m) => m[1]);
+  assert.equal(names.length, 2);
+  const named = await runCli(BIN.status, ['--instance-registry-dir', reg, names[0]]);
+  assert.equal(named.code, 0, named.stderr);
+  assert.match(named.stdout, new RegExp(`Instance: ${names[0]}`));
+});
+
+test('passenger-status with no server says where it looked', async (t) => {
+  const reg = tmpDir(t, 'ptest-empty-');
+  const r = await runCli(BIN.status, ['--instance-registry-dir', reg]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, new RegExp(`no running server found in ${reg}`));
+});

@@ -1,0 +1,219 @@
+// The pool's logic as pure code: a fake spawner, a fake clock, and the
+// invariants checked after every step.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { groupOptions, defaults, type GroupOptions } from '../../helper-agent/src/config';
+import { verifyInvariants } from '../../helper-agent/src/pool/invariants';
+import { Pool } from '../../helper-agent/src/pool/pool';
+import type { AppProcess, ProcessHandle } from '../../helper-agent/src/pool/process';
+import { leastBusy } from '../../helper-agent/src/pool/routing';
+import { spawnDelay } from '../../helper-agent/src/pool/restart-policy';
+
+class FakeHandle implements ProcessHandle {
+  readonly endpoint = { socketPath: '/dev/null' };
+  private exitCb: ((c: number | null, s: string | null) => void) | null = null;
+  stopped = false;
+  constructor(readonly pid: number) {}
+  onExit(cb: (c: number | null, s: string | null) => void): void { this.exitCb = cb; }
+  async stop(): Promise<void> { this.stopped = true; this.exit(0, null); }
+  exit(code: number | null, signal: string | null): void {
+    const cb = this.exitCb;
+    this.exitCb = null;
+    cb?.(code, signal);
+  }
+}
+
+/** A spawner whose spawns complete (or fail) when the test says so. */
+class FakeSpawner {
+  pending: { resolve: (h: FakeHandle) => void; reject: (e: Error) => void; options: GroupOptions }[] = [];
+  handles: FakeHandle[] = [];
+  private nextPid = 1000;
+  spawn(options: GroupOptions): Promise<ProcessHandle> {
+    return new Promise((resolve, reject) => this.pending.push({ resolve, reject, options }));
+  }
+  finishOne(): FakeHandle {
+    const p = this.pending.shift();
+    assert.ok(p, 'a spawn is pending');
+    const h = new FakeHandle(this.nextPid++);
+    this.handles.push(h);
+    p.resolve(h);
+    return h;
+  }
+  failOne(msg = 'boom'): void {
+    const p = this.pending.shift();
+    assert.ok(p, 'a spawn is pending');
+    p.reject(new Error(msg));
+  }
+}
+
+const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+function setup(opts: Partial<GroupOptions> = {}, maxPoolSize = 6) {
+  let now = 1_000_000;
+  const spawner = new FakeSpawner();
+  const pool = new Pool({ maxPoolSize, spawner, log: { info() {}, warn() {}, error() {} }, now: () => now });
+  const options = { ...groupOptions(defaults('/app')), ...opts };
+  const check = (): void => verifyInvariants(pool);
+  return { pool, spawner, options, check, advance: (ms: number) => { now += ms; } };
+}
+
+test('routing: fewest sessions first; ties go to the least recently used', () => {
+  const mk = (sessions: number, lastUsed: number) => ({ sessions, lastUsed, hasCapacity: (max: number) => max === 0 || sessions < max }) as unknown as AppProcess;
+  const a = mk(2, 10);
+  const b = mk(1, 20);
+  const c = mk(1, 5);
+  assert.equal(leastBusy([a, b, c], 0), c);
+  assert.equal(leastBusy([a], 2), null);
+  assert.equal(leastBusy([], 0), null);
+});
+
+test('a group spawns min_instances processes, one at a time while it has none', async () => {
+  const { pool, spawner, options, check } = setup({ minInstances: 3 });
+  const g = pool.group(options);
+  check();
+  assert.equal(spawner.pending.length, 1, 'a cold group starts one process first');
+  spawner.finishOne();
+  await flush();
+  check();
+  assert.equal(spawner.pending.length, 2, 'then the rest at once');
+  spawner.finishOne();
+  spawner.finishOne();
+  await flush();
+  check();
+  assert.equal(g.processes.length, 3);
+});
+
+test('checkout picks the least busy process and release frees it', async () => {
+  const { pool, spawner, options, check } = setup({ minInstances: 2 });
+  const g = pool.group(options);
+  spawner.finishOne();
+  await flush();
+  spawner.finishOne();
+  await flush();
+  const p1 = g.checkout();
+  const p2 = g.checkout();
+  check();
+  assert.ok(p1 && p2 && p1 !== p2, 'two sessions go to two processes');
+  g.release(p1);
+  check();
+  assert.equal(g.checkout(), p1);
+});
+
+test('requests wait in the group queue until a process is up, then go first come first served', async () => {
+  const { pool, spawner, options, check } = setup({ minInstances: 1 });
+  const g = pool.group(options);
+  const got: number[] = [];
+  for (let i = 0; i < 3; i++) g.wait((err, p) => { assert.equal(err, null); got.push(i); void p; });
+  check();
+  assert.equal(g.queue.length, 3);
+  spawner.finishOne();
+  await flush();
+  check();
+  assert.deepEqual(got, [0, 1, 2]);
+  assert.equal(g.processes[0].sessions, 3);
+});
+
+test('with a concurrency limit, waiting requests go to the first process that frees up and the pool never exceeds its size', async () => {
+  const { pool, spawner, options, check } = setup({ minInstances: 1, maxConcurrency: 1 }, 2);
+  const g = pool.group(options);
+  spawner.finishOne();
+  await flush();
+  const first = g.checkout();
+  assert.ok(first);
+  const served: AppProcess[] = [];
+  for (let i = 0; i < 4; i++) g.wait((_e, p) => { if (p) served.push(p); });
+  check();
+  assert.equal(spawner.pending.length, 1, 'one more process for the waiting requests');
+  spawner.finishOne();
+  await flush();
+  check();
+  assert.equal(served.length, 1);
+  assert.equal(pool.capacityUsed(), 2);
+  assert.equal(spawner.pending.length, 0, 'the pool is full: no third process');
+  g.release(first);
+  check();
+  assert.equal(served.length, 2);
+  assert.equal(served[1], first, 'the freed process takes the next waiting request');
+});
+
+test('a full queue answers at once with E_QUEUE_FULL', async () => {
+  const { pool, options, check } = setup({ minInstances: 1, maxRequestQueueSize: 2 });
+  const g = pool.group(options);
+  const errors: string[] = [];
+  for (let i = 0; i < 3; i++) g.wait((e) => { if (e) errors.push((e as { code?: string }).code ?? ''); });
+  check();
+  assert.deepEqual(errors, ['E_QUEUE_FULL']);
+});
+
+test('a process that exits is replaced; a spawn failure fails waiting requests and backs off', async () => {
+  const { pool, spawner, options, check, advance } = setup({ minInstances: 1 });
+  const g = pool.group(options);
+  const h = spawner.finishOne();
+  await flush();
+  advance(60_000);
+  h.exit(null, 'SIGKILL');
+  check();
+  assert.equal(g.processes.length, 0);
+  assert.equal(spawner.pending.length, 1, 'a replacement is spawned at once');
+  let failed: Error | null = null;
+  g.wait((e) => { failed = e; });
+  spawner.failOne('the app exited');
+  await flush();
+  check();
+  assert.equal((failed as Error | null)?.message, 'the app exited');
+  // The first failure is retried at once, later ones wait longer and longer.
+  assert.equal(spawner.pending.length, 1);
+  spawner.failOne();
+  await flush();
+  check();
+  assert.equal(spawner.pending.length, 0, 'backing off');
+  assert.ok(g.backingOff());
+  let answered: Error | null = null;
+  g.wait((e) => { answered = e; });
+  assert.ok(answered, 'while backing off with no process, a request is answered with the last error at once');
+  pool.close();
+});
+
+test('backoff doubles up to a cap', () => {
+  assert.equal(spawnDelay(0), 0);
+  assert.equal(spawnDelay(1), 0);
+  assert.equal(spawnDelay(2), 500);
+  assert.equal(spawnDelay(3), 1000);
+  assert.equal(spawnDelay(30), 30_000);
+});
+
+test('idle processes above min_instances are shut down after pool_idle_time', async () => {
+  const { pool, spawner, options, check, advance } = setup({ minInstances: 1, poolIdleTime: 10, maxConcurrency: 1 });
+  const g = pool.group(options);
+  spawner.finishOne();
+  await flush();
+  const busy = g.checkout()!;
+  g.wait(() => undefined);
+  spawner.finishOne();
+  await flush();
+  g.release(busy);
+  g.release(g.processes[1]);
+  check();
+  assert.equal(g.processes.length, 2);
+  advance(11_000);
+  pool.reapIdle();
+  await flush();
+  check();
+  assert.equal(g.processes.length, 1, 'one idle process shut down, min_instances kept');
+});
+
+test('detach drains: a process with sessions stops only when they end', async () => {
+  const { pool, spawner, options, check } = setup({ minInstances: 1 });
+  const g = pool.group(options);
+  const h = spawner.finishOne();
+  await flush();
+  const p = g.checkout()!;
+  g.detach(p);
+  check();
+  assert.equal(h.stopped, false);
+  assert.equal(g.checkout(), null, 'a detached process takes no new session');
+  g.release(p);
+  assert.equal(h.stopped, true);
+  await flush();
+  check();
+});
