@@ -10,7 +10,7 @@ import { readStatSync } from '../platform/procfs';
 import { Pool } from '../pool/pool';
 import { closeTransport, openTransport } from '../router/transport';
 import { Channel } from '../spawn/channel';
-import { createRequestServer } from './request-server';
+import { createRequestServer, type RequestServer } from './request-server';
 import { AppSpawner } from '../spawn/spawner';
 
 export interface CoreConfig {
@@ -46,8 +46,29 @@ async function main(): Promise<void> {
     process.exit(1);
   });
 
+  // Set up first, so a stop that arrives while we start still stops the apps.
+  let app: RequestServer | null = null;
+  let admin: { close(): Promise<unknown> } | null = null;
+  let pool: Pool | null = null;
+  let channel: Channel | null = null;
+  let stopping = false;
+  const shutdown = async (why: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log.notice(`shutting down (${why})`);
+    await Promise.allSettled([app?.close(), pool?.close()]);
+    await admin?.close().catch(() => undefined);
+    channel?.close();
+    try { fs.rmSync(inst.corePidFile, { force: true }); } catch { /* gone */ }
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  // The watchdog is gone: nobody would restart or stop us; leave with our apps.
+  process.on('disconnect', () => void shutdown('watchdog gone'));
+
   fs.writeFileSync(inst.corePidFile, `${process.pid}\n`);
-  const channel = new Channel(inst.channelSocket);
+  channel = new Channel(inst.channelSocket);
   await channel.listen();
 
   // The admin API (fastify) loads once the first process is up, or after a
@@ -58,7 +79,7 @@ async function main(): Promise<void> {
     setTimeout(resolve, 1000).unref();
   });
   const spawner = new AppSpawner({ socketDir: inst.appsDir, channel, log });
-  const pool = new Pool({
+  pool = new Pool({
     maxPoolSize: o.maxPoolSize,
     spawner,
     log: { info: (m) => log.notice(m), warn: (m) => log.warn(m), error: (m) => log.error(m) },
@@ -78,7 +99,7 @@ async function main(): Promise<void> {
   pool.startHousekeeping();
   const group = pool.group(groupOptions(o));
 
-  const app = await createRequestServer(o, { groupFor: () => group, log });
+  app = await createRequestServer(o, { groupFor: () => group, log });
   try {
     await app.listen();
   } catch (e) {
@@ -90,25 +111,15 @@ async function main(): Promise<void> {
     await pool.close();
     process.exit(3);
   }
+  if (stopping) return;
   await adminDue;
   const { startAdminApi } = await import('../admin/admin-api.js');
-  const admin = await startAdminApi(pool, inst, server, cfg.watchdogPid);
-
-  let stopping = false;
-  const shutdown = async (why: string): Promise<void> => {
-    if (stopping) return;
-    stopping = true;
-    log.notice(`shutting down (${why})`);
-    await Promise.allSettled([app.close(), pool.close()]);
-    await admin.close().catch(() => undefined);
-    channel.close();
-    try { fs.rmSync(inst.corePidFile, { force: true }); } catch { /* gone */ }
-    process.exit(0);
-  };
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  process.on('SIGINT', () => void shutdown('SIGINT'));
-  // The watchdog is gone: nobody would restart or stop us; leave with our apps.
-  process.on('disconnect', () => void shutdown('watchdog gone'));
+  if (stopping) return;
+  admin = await startAdminApi(pool, inst, server, cfg.watchdogPid);
+  if (stopping) {
+    await admin.close();
+    return;
+  }
 
   log.notice(`serving ${o.appRoot} on ${server} (instance ${inst.name})`);
   tell({ type: 'ready', server });
