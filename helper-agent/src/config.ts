@@ -31,6 +31,12 @@ export interface Options {
   friendlyErrorPages: boolean | undefined;
   logLevel: number;
   forwarder: 'direct' | 'reply-from';
+  scaleAtSessions: number;
+  maxRequestQueueTime: number;
+  requestQueueOverflowStatusCode: number;
+  maxRequestTime: number;
+  statThrottleRate: number;
+  stickySessionsCookieAttributes: string;
 }
 
 type Kind = 'int' | 'string' | 'bool' | 'envvar' | 'loglevel' | 'apptype' | 'forwarder';
@@ -70,8 +76,14 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { prop: 'maxRequests', key: 'max_requests', flag: '--max-requests', kind: 'int', min: 0, arg: 'NUMBER', help: 'replace a process after this many requests; 0 = never' },
   { prop: 'memoryLimit', key: 'memory_limit', flag: '--memory-limit', kind: 'int', min: 0, arg: 'MB', help: 'replace a process above this private memory; 0 = no limit' },
   { prop: 'maxRequestQueueSize', key: 'max_request_queue_size', flag: '--max-request-queue-size', kind: 'int', min: 0, arg: 'NUMBER', help: 'waiting requests beyond this get 503; 0 = unlimited (default 100)' },
+  { prop: 'requestQueueOverflowStatusCode', key: 'request_queue_overflow_status_code', flag: '--request-queue-overflow-status-code', kind: 'int', min: 100, arg: 'CODE', help: 'the status for requests beyond the queue (default 503)' },
+  { prop: 'maxRequestQueueTime', key: 'max_request_queue_time', flag: '--max-request-queue-time', kind: 'int', min: 0, arg: 'SECONDS', help: 'a request waiting longer for a process gets 504; 0 = no limit' },
+  { prop: 'maxRequestTime', key: 'max_request_time', flag: '--max-request-time', kind: 'int', min: 0, arg: 'SECONDS', help: 'a request running longer gets 504 and its process is replaced; 0 = no limit' },
+  { prop: 'scaleAtSessions', key: 'scale_at_sessions', flag: '--scale-at-sessions', kind: 'int', min: 0, arg: 'NUMBER', help: 'spawn another process when every process has this many requests at once; 0 = never (default 10)' },
+  { prop: 'statThrottleRate', key: 'stat_throttle_rate', flag: '--stat-throttle-rate', kind: 'int', min: 0, arg: 'SECONDS', help: 'how often tmp/restart.txt is checked (default 10)' },
   { prop: 'stickySessions', key: 'sticky_sessions', flag: '--sticky-sessions', kind: 'bool', help: 'pin each client to its process with a cookie' },
   { prop: 'stickySessionsCookieName', key: 'sticky_sessions_cookie_name', flag: '--sticky-sessions-cookie-name', kind: 'string', arg: 'NAME', help: 'the sticky cookie\'s name (default _passenger_route)' },
+  { prop: 'stickySessionsCookieAttributes', key: 'sticky_sessions_cookie_attributes', flag: '--sticky-sessions-cookie-attributes', kind: 'string', arg: 'TEXT', help: 'attributes of the sticky cookie (default "SameSite=Lax"; Secure is added over HTTPS)' },
   { prop: 'friendlyErrorPages', key: 'friendly_error_pages', flag: '--friendly-error-pages', kind: 'bool', negatable: true, help: 'show app start errors in the browser (default: in development)' },
   { prop: 'forwarder', key: 'forwarder', flag: '--forwarder', kind: 'forwarder', arg: 'NAME', help: 'request path: direct (default, lean) or reply-from (through @fastify/reply-from)' },
   { prop: 'logLevel', key: 'log_level', flag: '--log-level', kind: 'loglevel', arg: 'LEVEL', help: '0 (crit) to 7 (debug3), or a name: crit error warn notice info debug (default 3)' },
@@ -107,6 +119,12 @@ export function defaults(appRoot: string): Options {
     friendlyErrorPages: undefined,
     logLevel: 3,
     forwarder: 'direct',
+    scaleAtSessions: 10,
+    maxRequestQueueTime: 0,
+    requestQueueOverflowStatusCode: 503,
+    maxRequestTime: 0,
+    statThrottleRate: 10,
+    stickySessionsCookieAttributes: 'SameSite=Lax',
   };
 }
 
@@ -288,6 +306,12 @@ export interface GroupOptions {
   stickySessions: boolean;
   stickySessionsCookieName: string;
   friendlyErrorPages: boolean;
+  scaleAtSessions: number;
+  maxRequestQueueTime: number;
+  requestQueueOverflowStatusCode: number;
+  maxRequestTime: number;
+  statThrottleRate: number;
+  stickySessionsCookieAttributes: string;
 }
 
 export function groupOptions(o: Options): GroupOptions {
@@ -307,6 +331,12 @@ export function groupOptions(o: Options): GroupOptions {
     stickySessions: o.stickySessions,
     stickySessionsCookieName: o.stickySessionsCookieName,
     friendlyErrorPages: o.friendlyErrorPages ?? o.environment === 'development',
+    scaleAtSessions: o.scaleAtSessions,
+    maxRequestQueueTime: o.maxRequestQueueTime,
+    requestQueueOverflowStatusCode: o.requestQueueOverflowStatusCode,
+    maxRequestTime: o.maxRequestTime,
+    statThrottleRate: o.statThrottleRate,
+    stickySessionsCookieAttributes: o.stickySessionsCookieAttributes,
   };
 }
 

@@ -12,7 +12,11 @@ export const ERROR_CODES = {
   E_ADMIN: 'the admin API could not be reached or refused the call',
   E_NOT_RUNNING: 'the server named by a pid file is not running',
   E_APP_ROOT_DENIED: 'the app root is not allowed',
+  E_NO_GROUP: 'no app group has that app root',
+  E_NO_PROCESS: 'no app process has that PID',
   E_QUEUE_FULL: 'the request queue is full',
+  E_QUEUE_TIMEOUT: 'a request waited too long for a process (max_request_queue_time)',
+  E_REQUEST_TIMEOUT: 'a request ran too long (max_request_time)',
   E_BAD_GATEWAY: 'an app process failed to answer a forwarded request',
 } as const;
 

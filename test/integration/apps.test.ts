@@ -2,13 +2,14 @@
 // through app_start_command, and the environment apps get.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { appCopy, request, startServer } from '../helpers';
+import { appCopy, eventually, request, startServer } from '../helpers';
 
 test('an unmodified app that listens on port 3000 is served, two processes at once', async (t) => {
   const s = await startServer(t, appCopy(t, 'basic'), ['--min-instances', '2']);
-  const pids = new Set<string>();
-  for (let i = 0; i < 20 && pids.size < 2; i++) pids.add((await request(s.port, '/pid')).body);
-  assert.equal(pids.size, 2, 'both processes listened "on port 3000" without a conflict');
+  await eventually(async () => (await s.appPids()).length === 2, 20_000, 'two processes');
+  // Two requests at once go to the two processes (least busy first).
+  const [a, b] = await Promise.all([request(s.port, '/sleep?ms=300'), request(s.port, '/sleep?ms=300')]);
+  assert.notEqual(a.body.split(' in ')[1], b.body.split(' in ')[1], 'both processes listened "on port 3000" without a conflict');
 });
 
 test('an Express-style app.listen(process.env.PORT) app is served', async (t) => {

@@ -57,12 +57,13 @@ function setup(opts: Partial<GroupOptions> = {}, maxPoolSize = 6) {
   return { pool, spawner, options, check, advance: (ms: number) => { now += ms; } };
 }
 
-test('routing: fewest sessions first; ties go to the least recently used', () => {
-  const mk = (sessions: number, lastUsed: number) => ({ sessions, lastUsed, hasCapacity: (max: number) => max === 0 || sessions < max }) as unknown as AppProcess;
-  const a = mk(2, 10);
-  const b = mk(1, 20);
-  const c = mk(1, 5);
-  assert.equal(leastBusy([a, b, c], 0), c);
+test('routing: fewest sessions first; ties go to the oldest process', () => {
+  const mk = (sessions: number) => ({ sessions, hasCapacity: (max: number) => max === 0 || sessions < max }) as unknown as AppProcess;
+  const a = mk(2);
+  const b = mk(1);
+  const c = mk(1);
+  assert.equal(leastBusy([a, b, c], 0), b);
+  assert.equal(leastBusy([a, b, c], 1), null);
   assert.equal(leastBusy([a], 2), null);
   assert.equal(leastBusy([], 0), null);
 });

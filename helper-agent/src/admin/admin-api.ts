@@ -1,7 +1,9 @@
 // The admin API, on a Unix socket in the instance directory (mode 0600):
 // what passenger-status and passenger-config read and ask for.
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { ErrorCode } from '../errors';
 import type { InstanceDir } from '../instance/instance-dir';
 import { isLiveStat, lifetimeCpuPercent, privateDirtyKB, readStat, uptimeTicksSync } from '../platform/procfs';
 import type { Pool } from '../pool/pool';
@@ -36,10 +38,52 @@ export async function statusDocument(pool: Pool, inst: InstanceDir, server: stri
   };
 }
 
-export async function startAdminApi(pool: Pool, inst: InstanceDir, server: string, watchdogPid: number): Promise<FastifyInstance> {
+export interface AdminContext {
+  pool: Pool;
+  inst: InstanceDir;
+  server: string;
+  watchdogPid: number;
+  /** The requests in flight. */
+  requests(): unknown[];
+}
+
+function fail(reply: FastifyReply, status: number, code: ErrorCode, message: string): FastifyReply {
+  return reply.code(status).send({ code, message });
+}
+
+export async function startAdminApi(ctx: AdminContext): Promise<FastifyInstance> {
+  const { pool, inst, server, watchdogPid } = ctx;
   const app = Fastify({ logger: false });
   app.get('/ping', async () => ({ ok: true }));
   app.get('/pool.json', async () => statusDocument(pool, inst, server, watchdogPid));
+  app.get('/requests.json', async () => ({ schema: 1, time: new Date().toISOString(), requests: ctx.requests() }));
+
+  // Restarts an app group; answers when it is done. ?root=APP_ROOT[&rolling=1]
+  app.post('/restart-app', async (req, reply) => {
+    const q = req.query as { root?: string; rolling?: string };
+    const g = q.root ? pool.groups.get(path.resolve(q.root)) : undefined;
+    if (!g) return fail(reply, 404, 'E_NO_GROUP', `no app group for ${q.root ?? '(no root given)'}; groups: ${[...pool.groups.keys()].join(', ') || 'none'}`);
+    const rolling = q.rolling === '1' || q.rolling === 'true';
+    try {
+      await g.restart(rolling);
+    } catch (e) {
+      return fail(reply, 500, 'E_SPAWN', `the restart of ${g.name} stopped: ${(e as Error).message}`);
+    }
+    return { restarted: g.name, rolling, pids: g.processes.filter((p) => p.life === 'alive').map((p) => p.pid) };
+  });
+
+  // Takes one process out of its group (it finishes its requests first). ?pid=PID
+  app.post('/detach-process', async (req, reply) => {
+    const pid = Number((req.query as { pid?: string }).pid);
+    for (const g of pool.groups.values()) {
+      const p = g.processes.find((x) => x.pid === pid);
+      if (p) {
+        g.detach(p);
+        return { detached: pid, group: g.name };
+      }
+    }
+    return fail(reply, 404, 'E_NO_PROCESS', `no app process with PID ${pid}`);
+  });
   app.setNotFoundHandler((req, reply) => {
     void reply.code(404).send({ code: 'E_ADMIN', message: `no admin endpoint ${req.method} ${req.url}` });
   });

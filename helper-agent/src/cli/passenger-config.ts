@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // `passenger-config`: operator commands, one per entry of COMMANDS.
+import * as path from 'node:path';
 import { adminJson } from '../instance/admin-client';
 import { listInstances, registryDir, selectInstance } from '../instance/instance-dir';
 import { PACKAGE_ROOT, VERSION } from '../version';
@@ -11,7 +12,46 @@ interface Command {
   run(argv: string[]): Promise<number>;
 }
 
+function instanceFrom(flags: Record<string, string | true>) {
+  return selectInstance(registryDir(flags['--instance-registry-dir'] as string | undefined), flags['--instance'] as string | undefined);
+}
+
 const COMMANDS: Record<string, Command> = {
+  'restart-app': {
+    summary: 'restart the processes of an app (all at once, or --rolling one by one)',
+    usage: `Usage: passenger-config restart-app APP_ROOT [--rolling] [--instance NAME] [--instance-registry-dir DIR]
+
+Restarts every process of the app whose root is APP_ROOT and returns when the
+new processes serve. Without --rolling, the old processes finish their
+requests and stop while new ones start. With --rolling, one process at a time
+is replaced, each new one serving before the next old one leaves: no request
+fails or waits for a cold start.
+
+Examples:
+  passenger-config restart-app /srv/app
+  passenger-config restart-app . --rolling`,
+    async run(argv) {
+      const { flags, positionals } = parseToolFlags(argv, { '--rolling': 'bool', '--instance': 'value', '--instance-registry-dir': 'value' });
+      if (positionals.length !== 1) die('restart-app takes one APP_ROOT', 'see passenger-config restart-app --help');
+      const root = path.resolve(positionals[0]);
+      const inst = instanceFrom(flags);
+      const r = await adminJson<{ restarted: string; pids: number[] }>(inst, 'POST',
+        `/restart-app?root=${encodeURIComponent(root)}${flags['--rolling'] ? '&rolling=1' : ''}`, 15 * 60_000);
+      console.log(`Restarted ${r.restarted}${flags['--rolling'] ? ' (rolling)' : ''}; processes now: ${r.pids.join(', ') || 'none'}`);
+      return 0;
+    },
+  },
+  'detach-process': {
+    summary: 'take one app process out of its group (it finishes its requests, then stops)',
+    usage: 'Usage: passenger-config detach-process PID [--instance NAME] [--instance-registry-dir DIR]\n\nExample:\n  passenger-config detach-process 12345',
+    async run(argv) {
+      const { flags, positionals } = parseToolFlags(argv, { '--instance': 'value', '--instance-registry-dir': 'value' });
+      if (positionals.length !== 1 || !/^\d+$/.test(positionals[0])) die('detach-process takes one PID');
+      const r = await adminJson<{ detached: number; group: string }>(instanceFrom(flags), 'POST', `/detach-process?pid=${positionals[0]}`);
+      console.log(`Detached process ${r.detached} of ${r.group}.`);
+      return 0;
+    },
+  },
   about: {
     summary: 'show the version and where things are',
     usage: 'Usage: passenger-config about\n\nExample:\n  passenger-config about',

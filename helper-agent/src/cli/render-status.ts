@@ -1,5 +1,6 @@
 // Renders a StatusDocument as passenger-status text (Passenger's layout).
 import type { StatusDocument } from '../admin/admin-api';
+import type { RequestSnapshot } from '../router/forward-direct';
 
 export function formatDuration(seconds: number): string {
   const s = Math.max(0, Math.floor(seconds));
@@ -57,4 +58,13 @@ export function renderPool(doc: StatusDocument, header: boolean): string {
     out.push('');
   }
   return out.join('\n');
+}
+
+export function renderRequests(reqs: RequestSnapshot[]): string {
+  if (reqs.length === 0) return 'No requests in flight.';
+  const rows = reqs.map((r) => [r.method, r.path.length > 40 ? `${r.path.slice(0, 39)}…` : r.path, r.pid === null ? '-' : String(r.pid), r.state, `${(r.age_ms / 1000).toFixed(1)}s`, r.client ?? '']);
+  const head = ['METHOD', 'PATH', 'PID', 'STATE', 'AGE', 'CLIENT'];
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r: string[]): string => r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd();
+  return [line(head), ...rows.map(line)].join('\n');
 }

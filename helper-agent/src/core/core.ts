@@ -10,6 +10,7 @@ import { readStatSync } from '../platform/procfs';
 import { Pool } from '../pool/pool';
 import { closeTransport, openTransport } from '../router/transport';
 import { Channel } from '../spawn/channel';
+import { MemoryLimiter, RestartFileWatcher } from './housekeeping';
 import { createRequestServer, type RequestServer } from './request-server';
 import { AppSpawner } from '../spawn/spawner';
 
@@ -99,7 +100,8 @@ async function main(): Promise<void> {
   pool.startHousekeeping();
   const group = pool.group(groupOptions(o));
 
-  app = await createRequestServer(o, { groupFor: () => group, log });
+  const forwarding = await createRequestServer(o, { groupFor: () => group, log });
+  app = forwarding;
   try {
     await app.listen();
   } catch (e) {
@@ -115,7 +117,9 @@ async function main(): Promise<void> {
   await adminDue;
   const { startAdminApi } = await import('../admin/admin-api.js');
   if (stopping) return;
-  admin = await startAdminApi(pool, inst, server, cfg.watchdogPid);
+  admin = await startAdminApi({ pool, inst, server, watchdogPid: cfg.watchdogPid, requests: () => forwarding.requests() });
+  new RestartFileWatcher(pool, log).start();
+  new MemoryLimiter(pool, log).start();
   if (stopping) {
     await admin.close();
     return;

@@ -5,12 +5,14 @@
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { Options } from '../config';
-import type { ForwardingContext } from '../router/forward-direct';
+import type { ForwardingContext, RequestSnapshot } from '../router/forward-direct';
 
 export interface RequestServer {
   listen(): Promise<void>;
   /** Stops accepting, closes idle keep-alive connections, lets requests in flight finish. */
   close(): Promise<void>;
+  /** The requests in flight. */
+  requests(): RequestSnapshot[];
 }
 
 const KEEP_ALIVE_MS = 65_000;
@@ -32,6 +34,7 @@ export async function createRequestServer(o: Options, ctx: ForwardingContext): P
     return {
       listen: async () => { await app.listen(listenOptions(o)); },
       close: () => app.close(),
+      requests: () => [],
     };
   }
   const { DirectForwarder } = await import('../router/forward-direct.js');
@@ -49,5 +52,6 @@ export async function createRequestServer(o: Options, ctx: ForwardingContext): P
       server.close(() => resolve());
       server.closeIdleConnections();
     }),
+    requests: () => forwarder.requests(),
   };
 }

@@ -24,8 +24,8 @@ export function adminRequest(inst: InstanceDir, method: string, urlPath: string,
   });
 }
 
-export async function adminJson<T>(inst: InstanceDir, method: string, urlPath: string): Promise<T> {
-  const r = await adminRequest(inst, method, urlPath);
+export async function adminJson<T>(inst: InstanceDir, method: string, urlPath: string, timeoutMs?: number): Promise<T> {
+  const r = await adminRequest(inst, method, urlPath, timeoutMs);
   let json: unknown;
   try { json = JSON.parse(r.body); } catch { throw new PassengerError('E_ADMIN', `the admin API answered ${r.status} with non-JSON: ${r.body.slice(0, 200)}`); }
   if (r.status >= 400) {

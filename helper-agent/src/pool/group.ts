@@ -1,5 +1,5 @@
 // An app group: the processes of one app root, its queue of waiting requests,
-// and its spawn state. Invariants are listed in invariants.ts.
+// its spawn state, and restarts. Invariants are listed in invariants.ts.
 import type { GroupOptions } from '../config';
 import { PassengerError } from '../errors';
 import { AppProcess } from './process';
@@ -10,16 +10,31 @@ import type { Pool } from './pool';
 /** Called once with the process that took the request's session, or with why none will. */
 export type Waiter = (err: Error | null, proc: AppProcess | null) => void;
 
+/** A request waiting in the group's queue. */
+export interface QueueEntry {
+  readonly fn: Waiter;
+  readonly since: number;
+  timer: NodeJS.Timeout | null;
+}
+
+/** Spawns at once for waiting requests, at most. */
+export const MAX_PARALLEL_SPAWNS = 4;
+
 export class Group {
   /** Alive and shutting-down processes, oldest first. */
   readonly processes: AppProcess[] = [];
-  readonly queue: Waiter[] = [];
+  readonly queue: QueueEntry[] = [];
   spawning = 0;
   spawnFailures = 0;
   lastSpawnError: Error | null = null;
   /** Earliest time the next spawn may start (backoff after failures). */
   nextSpawnAt = 0;
+  /** Processes ever spawned for this group. */
+  spawnCount = 0;
+  /** Restart requests (restart.txt) before every request: tmp/always_restart.txt. */
+  alwaysRestart = false;
   private retryTimer: NodeJS.Timeout | null = null;
+  private changeListeners: (() => void)[] = [];
 
   constructor(
     readonly pool: Pool,
@@ -38,28 +53,73 @@ export class Group {
     return n;
   }
 
+  /** Enabled processes that are not waiting for a replacement: what min_instances counts. */
+  private lastingCount(): number {
+    let n = 0;
+    for (const p of this.processes) if (p.life === 'alive' && p.enabled === 'enabled' && !p.replacing) n++;
+    return n;
+  }
+
   /** The fast path: a session on the least-busy process, or null when the request must wait. */
   checkout(): AppProcess | null {
     if (this.queue.length > 0) return null; // first come, first served
     const p = leastBusy(this.processes, this.options.maxConcurrency);
-    if (p !== null) p.sessions++;
+    if (p === null) return null;
+    p.sessions++;
+    // Every process busier than the threshold: one more process (Node apps
+    // scale with load, not only with a forced concurrency).
+    const at = this.options.scaleAtSessions;
+    if (at > 0 && p.sessions === at && this.spawning === 0) this.pool.spawnIfNeeded(this);
     return p;
   }
 
+  /** Takes a session on this particular process if it has room (sticky sessions). */
+  checkoutOn(p: AppProcess): boolean {
+    if (p.group !== this || this.queue.length > 0 || !p.hasCapacity(this.options.maxConcurrency)) return false;
+    p.sessions++;
+    return true;
+  }
+
   /** The slow path: wait in the group's queue for the first process with room. */
-  wait(waiter: Waiter): void {
+  wait(fn: Waiter): QueueEntry | null {
     if (this.backingOff() && this.enabledCount() === 0 && this.spawning === 0 && this.lastSpawnError) {
-      waiter(this.lastSpawnError, null);
-      return;
+      fn(this.lastSpawnError, null);
+      return null;
     }
     const limit = this.options.maxRequestQueueSize;
     if (limit > 0 && this.queue.length >= limit) {
-      waiter(new PassengerError('E_QUEUE_FULL', `the request queue of ${this.name} is full (${limit} waiting)`), null);
-      return;
+      fn(new PassengerError('E_QUEUE_FULL', `the request queue of ${this.name} is full (${limit} waiting)`), null);
+      return null;
     }
-    this.queue.push(waiter);
+    const entry: QueueEntry = { fn, since: this.pool.now(), timer: null };
+    const maxWait = this.options.maxRequestQueueTime;
+    if (maxWait > 0) {
+      entry.timer = setTimeout(() => {
+        entry.timer = null;
+        if (this.removeFromQueue(entry)) {
+          fn(new PassengerError('E_QUEUE_TIMEOUT', `the request waited ${maxWait} s for a process of ${this.name} (max_request_queue_time)`), null);
+          this.notifyChange();
+        }
+      }, maxWait * 1000);
+    }
+    this.queue.push(entry);
     this.pump();
     this.pool.spawnIfNeeded(this);
+    return entry;
+  }
+
+  /** The request left before it got a process (the client went away). */
+  cancelWait(entry: QueueEntry): void {
+    if (this.removeFromQueue(entry)) this.notifyChange();
+  }
+
+  private removeFromQueue(entry: QueueEntry): boolean {
+    const i = this.queue.indexOf(entry);
+    if (i === -1) return false;
+    this.queue.splice(i, 1);
+    if (entry.timer) clearTimeout(entry.timer);
+    entry.timer = null;
+    return true;
   }
 
   /** Ends a session: the process is free for the next request. */
@@ -72,10 +132,11 @@ export class Group {
       return;
     }
     const max = this.options.maxRequests;
-    if (max > 0 && p.processed >= max) {
+    if (max > 0 && p.processed >= max && !p.replacing) {
       this.pool.log.info(`process ${p.pid} of ${this.name} served ${p.processed} requests (max_requests ${max}): replacing it`);
-      this.detach(p);
-      return;
+      this.replace(p);
+    } else if (this.alwaysRestart && !p.replacing) {
+      this.replace(p);
     }
     if (this.queue.length > 0) this.pump();
   }
@@ -86,25 +147,49 @@ export class Group {
       const p = leastBusy(this.processes, this.options.maxConcurrency);
       if (p === null) return;
       p.sessions++;
-      const w = this.queue.shift() as Waiter;
-      w(null, p);
+      const entry = this.queue.shift() as QueueEntry;
+      if (entry.timer) clearTimeout(entry.timer);
+      entry.fn(null, p);
     }
   }
 
   /**
-   * Takes a process out of rotation; it is stopped once its sessions end.
-   * Safe to call twice. Returns false if it was already leaving.
+   * Takes a process out of rotation; it stops once its sessions end (or after
+   * the grace period). Safe to call twice. Returns false if it was already leaving.
    */
   detach(p: AppProcess): boolean {
     if (p.life !== 'alive') return false;
     p.life = 'shuttingDown';
     p.enabled = 'disabled';
     if (p.sessions === 0) this.stopProcess(p);
+    else {
+      p.drainTimer = setTimeout(() => {
+        this.pool.log.warn(`process ${p.pid} of ${this.name} still had ${p.sessions} request(s) after ${this.pool.stopGraceMs / 1000} s; stopping it`);
+        this.stopProcess(p);
+      }, this.pool.stopGraceMs);
+      p.drainTimer.unref();
+    }
     this.pool.spawnIfNeeded(this);
+    this.notifyChange();
     return true;
   }
 
+  /**
+   * Replaces a process gracefully: when the pool has room a new process is
+   * spawned first and this one keeps serving until it is up; otherwise this
+   * one drains and stops now and the replacement follows.
+   */
+  replace(p: AppProcess): void {
+    if (p.life !== 'alive' || p.replacing) return;
+    p.replacing = true;
+    const before = this.spawning;
+    this.pool.spawnIfNeeded(this);
+    if (this.spawning === before) this.detach(p);
+  }
+
   private stopProcess(p: AppProcess): void {
+    if (p.drainTimer) clearTimeout(p.drainTimer);
+    p.drainTimer = null;
     p.handle.stop(this.pool.stopGraceMs).catch((e: Error) => this.pool.log.warn(`stopping process ${p.pid}: ${e.message}`));
   }
 
@@ -113,28 +198,38 @@ export class Group {
     const wasAlive = p.life === 'alive';
     p.life = 'dead';
     p.enabled = 'disabled';
+    if (p.drainTimer) clearTimeout(p.drainTimer);
     const i = this.processes.indexOf(p);
     if (i !== -1) this.processes.splice(i, 1);
+    const how = signal ? `signal ${signal}` : `exit code ${code}`;
     if (wasAlive) {
       const uptime = this.pool.now() - p.spawnedAt;
-      this.pool.log.warn(`process ${p.pid} of ${this.name} exited unexpectedly (${signal ? `signal ${signal}` : `exit code ${code}`}) after ${Math.round(uptime / 1000)} s; replacing it`);
+      this.pool.log.warn(`process ${p.pid} of ${this.name} exited unexpectedly (${how}) after ${Math.round(uptime / 1000)} s; replacing it`);
       if (!isStableUptime(uptime)) this.noteSpawnFailure(new PassengerError('E_SPAWN', `the app exited ${Math.round(uptime / 1000)} s after it started`));
     } else {
-      this.pool.log.info(`process ${p.pid} of ${this.name} stopped (${signal ? `signal ${signal}` : `exit code ${code}`})`);
+      this.pool.log.info(`process ${p.pid} of ${this.name} stopped (${how})`);
     }
+    p.resolveExited();
     this.pool.events.processRemoved(p);
     this.pool.spawnAll();
+    this.notifyChange();
   }
 
   onSpawned(p: AppProcess): void {
+    this.spawnCount++;
     this.processes.push(p);
+    // A process waiting for its replacement can go now.
+    const old = this.processes.find((x) => x.replacing && x.life === 'alive');
+    if (old) this.detach(old);
     this.pump();
+    this.notifyChange();
   }
 
   noteSpawnFailure(err: Error): void {
     this.spawnFailures++;
     this.lastSpawnError = err;
     this.nextSpawnAt = this.pool.now() + spawnDelay(this.spawnFailures);
+    this.notifyChange();
   }
 
   noteStable(): void {
@@ -149,7 +244,10 @@ export class Group {
   /** Rejects every waiting request (a spawn failed and nothing else will serve them soon). */
   failQueue(err: Error): void {
     const waiting = this.queue.splice(0);
-    for (const w of waiting) w(err, null);
+    for (const e of waiting) {
+      if (e.timer) clearTimeout(e.timer);
+      e.fn(err, null);
+    }
   }
 
   /** Arms one timer for the end of the current backoff. */
@@ -170,10 +268,66 @@ export class Group {
 
   /** How many more processes this group wants right now (before pool limits). */
   wanted(): number {
-    const live = this.enabledCount() + this.spawning;
-    let want = Math.max(0, this.options.minInstances - live);
-    // Requests wait and no process has room: one more process, unless one is on its way.
-    if (this.queue.length > 0 && this.spawning === 0 && leastBusy(this.processes, this.options.maxConcurrency) === null) want = Math.max(want, 1);
+    const lasting = this.lastingCount();
+    let want = Math.max(0, this.options.minInstances - lasting - this.spawning);
+    const anyRoom = leastBusy(this.processes, this.options.maxConcurrency) !== null;
+    if (this.queue.length > 0 && !anyRoom) {
+      // Enough processes for the waiting requests, a few spawns at a time.
+      const per = this.options.maxConcurrency > 0 ? this.options.maxConcurrency : this.queue.length;
+      want = Math.max(want, Math.min(MAX_PARALLEL_SPAWNS, Math.ceil(this.queue.length / per)) - this.spawning);
+    } else if (this.spawning === 0 && this.options.scaleAtSessions > 0 && lasting > 0 && this.allBusierThan(this.options.scaleAtSessions)) {
+      want = Math.max(want, 1);
+    }
+    // Processes waiting for a replacement want one each.
+    for (const p of this.processes) if (p.replacing && p.life === 'alive') want = Math.max(want, 1 - this.spawning);
     return want;
+  }
+
+  private allBusierThan(n: number): boolean {
+    for (const p of this.processes) if (p.life === 'alive' && p.enabled === 'enabled' && p.sessions < n) return false;
+    return true;
+  }
+
+  /** Resolves at the next change of processes, spawns or queue. */
+  changed(): Promise<void> {
+    return new Promise((resolve) => this.changeListeners.push(resolve));
+  }
+
+  notifyChange(): void {
+    if (this.changeListeners.length === 0) return;
+    for (const l of this.changeListeners.splice(0)) l();
+  }
+
+  /**
+   * Restarts every process of the group. All at once: each old process drains
+   * and stops while new ones start. Rolling: one at a time, each old process
+   * leaving only once its replacement serves (or, with a full pool, right
+   * before it). Resolves when no old process is left; rejects if a new
+   * process fails to start (the old ones left keep serving).
+   */
+  async restart(rolling: boolean): Promise<void> {
+    const old = this.processes.filter((p) => p.life === 'alive');
+    const failuresBefore = this.spawnFailures;
+    const check = (): void => {
+      if (this.spawnFailures > failuresBefore && this.lastSpawnError) throw this.lastSpawnError;
+    };
+    if (!rolling) {
+      for (const p of old) this.detach(p);
+      await Promise.all(old.map((p) => p.exited));
+      while (this.lastingCount() < Math.max(1, Math.min(this.options.minInstances, this.pool.maxPoolSize))) {
+        check();
+        await this.changed();
+      }
+      return;
+    }
+    for (const p of old) {
+      if (p.life !== 'alive') continue;
+      const spawnedBefore = this.spawnCount;
+      this.replace(p);
+      while ((p.life as string) !== 'dead' || (this.spawnCount === spawnedBefore && this.lastingCount() < Math.min(old.length, this.options.minInstances))) {
+        check();
+        await this.changed();
+      }
+    }
   }
 }

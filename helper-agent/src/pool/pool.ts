@@ -82,7 +82,7 @@ export class Pool {
   spawnIfNeeded(g: Group): void {
     if (this.closing) return;
     let want = g.wanted();
-    if (want === 0) return;
+    if (want <= 0) return;
     if (g.backingOff()) {
       g.scheduleRetry();
       return;
@@ -93,11 +93,31 @@ export class Pool {
     // broken app fails once instead of min_instances times.
     if (g.enabledCount() === 0 || g.spawnFailures > 0) want = g.spawning === 0 ? 1 : 0;
     while (want-- > 0 && this.capacityUsed() < this.maxPoolSize) this.spawnOne(g);
+    if (want >= 0 && g.queue.length > 0 && g.enabledCount() === 0 && g.spawning === 0) this.evictFor(g);
   }
 
-  /** Gives every group a chance at capacity that was just freed. */
+  /**
+   * The pool is full and `g` has requests but no process: the least recently
+   * used idle process of another group gives way.
+   */
+  private evictFor(g: Group): void {
+    let victim: AppProcess | null = null;
+    for (const other of this.groups.values()) {
+      if (other === g) continue;
+      for (const p of other.processes) {
+        if (p.life === 'alive' && p.sessions === 0 && (victim === null || p.lastUsed < victim.lastUsed)) victim = p;
+      }
+    }
+    if (victim === null) return;
+    this.log.info(`the pool is full: process ${victim.pid} of ${victim.group.name} gives way to ${g.name}`);
+    victim.group.detach(victim);
+  }
+
+  /** Gives every group a chance at capacity that was just freed, groups with waiting requests first. */
   spawnAll(): void {
-    for (const g of this.groups.values()) this.spawnIfNeeded(g);
+    const groups = [...this.groups.values()];
+    for (const g of groups) if (g.queue.length > 0) this.spawnIfNeeded(g);
+    for (const g of groups) if (g.queue.length === 0) this.spawnIfNeeded(g);
   }
 
   private spawnOne(g: Group): void {
@@ -118,7 +138,6 @@ export class Pool {
           exited = true;
           g.onExit(p, code, signal);
         });
-        if (p.life === 'dead') return;
         this.log.info(`spawned process ${handle.pid} of ${g.name} in ${this.now() - started} ms`);
         this.events.processAdded(p);
         g.onSpawned(p);
@@ -171,21 +190,24 @@ export class Pool {
     }
   }
 
-  /** Stops every process and refuses further work. Resolves when all have exited. */
+  /**
+   * Refuses further work and stops every process once its requests are done
+   * (or after the grace period). Resolves when all have exited. Safe to call twice.
+   */
   async close(): Promise<void> {
-    if (this.closing) return;
-    this.closing = true;
-    if (this.idleTimer) clearInterval(this.idleTimer);
-    const stops: Promise<void>[] = [];
-    for (const g of this.groups.values()) {
-      g.cancelTimers();
-      g.failQueue(new Error('the server is shutting down'));
-      for (const p of g.processes) {
-        p.life = 'shuttingDown';
-        p.enabled = 'disabled';
-        stops.push(p.handle.stop(this.stopGraceMs).catch(() => undefined));
+    if (!this.closing) {
+      this.closing = true;
+      if (this.idleTimer) clearInterval(this.idleTimer);
+      for (const g of this.groups.values()) {
+        g.cancelTimers();
+        g.failQueue(new Error('the server is shutting down'));
+        for (const p of [...g.processes]) g.detach(p);
       }
     }
-    await Promise.all(stops);
+    await Promise.all([...this.groups.values()].flatMap((g) => g.processes.map((p) => p.exited)));
+  }
+
+  get isClosing(): boolean {
+    return this.closing;
   }
 }

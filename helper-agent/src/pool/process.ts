@@ -22,8 +22,15 @@ export class AppProcess {
   lastUsed: number;
   life: LifeStatus = 'alive';
   enabled: EnabledStatus = 'enabled';
+  /** Waiting for a replacement to come up; still serving until then. */
+  replacing = false;
+  /** Forces the stop of a draining process after the grace period. */
+  drainTimer: NodeJS.Timeout | null = null;
   /** The router's connection pool to this process; opaque to the pool. */
   transport: unknown = null;
+  /** Resolves when the process has exited. */
+  readonly exited: Promise<void>;
+  resolveExited: () => void = () => undefined;
 
   constructor(
     readonly id: number,
@@ -32,6 +39,7 @@ export class AppProcess {
     readonly spawnedAt: number,
   ) {
     this.lastUsed = spawnedAt;
+    this.exited = new Promise((resolve) => { this.resolveExited = resolve; });
   }
 
   get pid(): number {

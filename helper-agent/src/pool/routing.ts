@@ -3,9 +3,8 @@ import type { AppProcess } from './process';
 
 /**
  * The enabled process with the fewest active sessions that still has room.
- * Ties go to the process used least recently, so idle processes take turns
- * instead of the first one taking all light traffic and the others going cold
- * (and being shut down as idle while the first one is busy).
+ * Ties go to the oldest process: light traffic stays on few processes, so the
+ * ones spawned for a burst go idle afterwards and pool_idle_time reaps them.
  * Returns null when every process is at its limit (or there is none).
  */
 export function leastBusy(processes: readonly AppProcess[], maxConcurrency: number): AppProcess | null {
@@ -13,7 +12,7 @@ export function leastBusy(processes: readonly AppProcess[], maxConcurrency: numb
   for (let i = 0; i < processes.length; i++) {
     const p = processes[i];
     if (!p.hasCapacity(maxConcurrency)) continue;
-    if (best === null || p.sessions < best.sessions || (p.sessions === best.sessions && p.lastUsed < best.lastUsed)) best = p;
+    if (best === null || p.sessions < best.sessions) best = p;
   }
   return best;
 }

@@ -46,7 +46,8 @@ export interface AgentResponse {
 /** What the agent answers itself when a request cannot be forwarded. */
 export function agentErrorResponse(err: Error, group: Group | null): AgentResponse {
   const code = (err as { code?: string }).code;
-  if (code === 'E_QUEUE_FULL') return { status: 503, type: 'text/html; charset=utf-8', body: queueFullPage() };
+  if (code === 'E_QUEUE_FULL') return { status: group?.options.requestQueueOverflowStatusCode ?? 503, type: 'text/html; charset=utf-8', body: queueFullPage() };
+  if (code === 'E_QUEUE_TIMEOUT' || code === 'E_REQUEST_TIMEOUT') return { status: 504, type: 'text/plain; charset=utf-8', body: `Gateway Timeout: ${err.message}.\n` };
   if (code === 'E_APP_ROOT_DENIED') return { status: 403, type: 'text/plain; charset=utf-8', body: `${err.message}\n` };
   if (code === 'E_BAD_GATEWAY') return { status: 502, type: 'text/plain; charset=utf-8', body: 'Bad Gateway: the application process failed to answer.\n' };
   if (group?.options.friendlyErrorPages) return { status: 500, type: 'text/html; charset=utf-8', body: spawnErrorPage(err, group) };

@@ -7,7 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { PassengerError } from '../errors';
-import type { Group } from '../pool/group';
+import type { Group, QueueEntry } from '../pool/group';
 import type { AppProcess } from '../pool/process';
 import { agentErrorResponse } from './error-pages';
 import { hasBody, isConnectFailure, mayRetry, rootCode } from './retry';
@@ -65,14 +65,32 @@ function isHopByHop(name: Buffer): boolean {
   return s === 'connection' || s === 'keep-alive' || s === 'transfer-encoding';
 }
 
+/** A request in flight, for `passenger-status --show=requests`. */
+export interface RequestSnapshot {
+  method: string;
+  path: string;
+  group: string;
+  /** null while it waits for a process */
+  pid: number | null;
+  state: 'queued' | 'forwarded' | 'responding';
+  age_ms: number;
+  client: string | null;
+}
+
 /** One client request on its way to (and back from) an app process. */
 class Exchange implements Dispatcher.DispatchHandler {
   proc: AppProcess | null = null;
   attempts = 0;
   responded = false;
   finished = false;
+  /** Its place in the group's queue while it waits for a process. */
+  queued: QueueEntry | null = null;
+  readonly startedAt = Date.now();
   private abortUpstream: ((err?: Error) => void) | null = null;
   private resume: (() => void) | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  /** The sticky cookie's value the client sent (null: none, or stickiness off). */
+  stickyId: string | null = null;
   private readonly opts: Dispatcher.DispatchOptions;
 
   constructor(
@@ -91,6 +109,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   dispatch(p: AppProcess): void {
     this.proc = p;
+    this.queued = null;
     this.attempts++;
     this.abortUpstream = null;
     const t = transportOf(p);
@@ -98,7 +117,21 @@ class Exchange implements Dispatcher.DispatchHandler {
       this.onError(Object.assign(new Error('the process has no connection pool'), { code: 'UND_ERR_DESTROYED' }));
       return;
     }
+    const limit = this.group.options.maxRequestTime;
+    if (limit > 0 && this.timer === null) this.timer = setTimeout(() => this.onTimeout(limit), limit * 1000);
     t.dispatch(this.opts, this);
+  }
+
+  /** max_request_time passed: answer 504, cut the app's request off, replace its process. */
+  private onTimeout(limit: number): void {
+    this.timer = null;
+    if (this.finished) return;
+    const p = this.proc;
+    this.forwarder.log.warn(`${this.req.method} ${this.req.url} ran longer than ${limit} s (max_request_time)${p ? `; replacing process ${p.pid}` : ''}`);
+    if (p !== null) p.group.replace(p);
+    this.abortUpstream?.(new Error('max_request_time'));
+    if (this.responded) this.res.destroy();
+    else this.forwarder.respond(this, new PassengerError('E_REQUEST_TIMEOUT', `the request ran longer than ${limit} s (max_request_time)`));
   }
 
   onConnect(abort: (err?: Error) => void): void {
@@ -108,10 +141,15 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onHeaders(status: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (status < 200) return true; // interim responses are not passed on
+    if (this.res.headersSent) return false;
     const headers: string[] = [];
     for (let i = 0; i < rawHeaders.length; i += 2) {
       if (isHopByHop(rawHeaders[i])) continue;
       headers.push(rawHeaders[i].toString('latin1'), rawHeaders[i + 1].toString('latin1'));
+    }
+    const o = this.group.options;
+    if (o.stickySessions && this.proc !== null && this.stickyId !== String(this.proc.id)) {
+      headers.push('set-cookie', stickyCookie(o.stickySessionsCookieName, this.proc.id, o.stickySessionsCookieAttributes, this.req));
     }
     this.responded = true;
     this.resume = resume;
@@ -127,12 +165,19 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onComplete(): void {
     this.finished = true;
+    this.clearTimer();
     this.res.end();
+  }
+
+  clearTimer(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
   }
 
   onError(err: Error): void {
     const p = this.proc;
     const code = rootCode(err);
+    if (this.finished || this.res.writableEnded) return; // answered already (e.g. max_request_time)
     if (this.responded) {
       // The response was under way: the client must see it cut short.
       this.forwarder.log.warn(`${this.req.method} ${this.req.url} on process ${p?.pid}: the response broke off (${code ?? err.message})`);
@@ -155,12 +200,53 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.forwarder.log.warn(`${this.req.method} ${this.req.url}${p ? ` on process ${p.pid}` : ''} failed: ${err.message}${code ? ` (${code})` : ''}`);
     this.forwarder.respond(this, new PassengerError('E_BAD_GATEWAY', `the app process failed to answer: ${err.message}`));
   }
+
+  snapshot(now: number): RequestSnapshot {
+    return {
+      method: this.req.method ?? '?',
+      path: this.req.url ?? '?',
+      group: this.group.name,
+      pid: this.proc?.pid ?? null,
+      state: this.proc === null ? 'queued' : this.responded ? 'responding' : 'forwarded',
+      age_ms: now - this.startedAt,
+      client: this.req.socket.remoteAddress ?? null,
+    };
+  }
+}
+
+/** The sticky cookie for a process: Secure only when the client came over HTTPS (else browsers drop it). */
+function stickyCookie(name: string, id: number, attributes: string, req: IncomingMessage): string {
+  const https = (req.socket as { encrypted?: boolean }).encrypted === true || req.headers['x-forwarded-proto'] === 'https';
+  const attrs = attributes.replace(/;?\s*Secure\s*;?/i, ';').replace(/^;|;\s*$/g, '').trim();
+  return `${name}=${id}; Path=/${attrs ? `; ${attrs}` : ''}${https ? '; Secure' : ''}`;
+}
+
+/** The value of cookie `name` in a Cookie header, or null. */
+export function cookieValue(header: string | undefined, name: string): string | null {
+  if (header === undefined) return null;
+  let i = header.indexOf(name);
+  while (i !== -1) {
+    const before = i === 0 ? ' ' : header[i - 1];
+    if ((before === ' ' || before === ';') && header[i + name.length] === '=') {
+      const start = i + name.length + 1;
+      const end = header.indexOf(';', start);
+      return header.slice(start, end === -1 ? undefined : end).trim();
+    }
+    i = header.indexOf(name, i + 1);
+  }
+  return null;
 }
 
 /** Releases the session when the client's response is over, finished or cut short. */
 function onResponseClose(this: TrackedResponse): void {
   const ex = this[kExchange];
   if (ex === undefined) return;
+  ex.forwarder.inFlight.delete(ex);
+  ex.clearTimer();
+  if (ex.queued !== null) {
+    ex.group.cancelWait(ex.queued);
+    ex.queued = null;
+  }
   const p = ex.proc;
   if (p !== null) {
     ex.proc = null;
@@ -170,6 +256,8 @@ function onResponseClose(this: TrackedResponse): void {
 
 export class DirectForwarder {
   readonly log: ForwardingContext['log'];
+  /** Requests in flight (queued or forwarded). */
+  readonly inFlight = new Set<Exchange>();
 
   constructor(private readonly ctx: ForwardingContext) {
     this.log = ctx.log;
@@ -186,8 +274,21 @@ export class DirectForwarder {
     (res as TrackedResponse)[kExchange] = ex;
     // on(), not once(): once() wraps the listener in a new closure per call.
     res.on('close', onResponseClose);
+    this.inFlight.add(ex);
+    if (g.options.stickySessions && this.routeSticky(ex)) return;
     this.route(ex);
   };
+
+  /** A client with a sticky cookie for a live process with room goes to that process. */
+  private routeSticky(ex: Exchange): boolean {
+    const id = cookieValue(ex.req.headers.cookie, ex.group.options.stickySessionsCookieName);
+    ex.stickyId = id;
+    if (id === null) return false;
+    const p = ex.group.processes.find((x) => String(x.id) === id);
+    if (p === undefined || !ex.group.checkoutOn(p)) return false;
+    ex.dispatch(p);
+    return true;
+  }
 
   /** Checks out a session for the exchange (now, or when a process frees up) and dispatches it. */
   route(ex: Exchange): void {
@@ -196,7 +297,8 @@ export class DirectForwarder {
       ex.dispatch(p);
       return;
     }
-    ex.group.wait((err, proc) => {
+    ex.queued = ex.group.wait((err, proc) => {
+      ex.queued = null;
       if (proc !== null) {
         if (ex.res.destroyed) {
           proc.group.release(proc);
@@ -210,7 +312,14 @@ export class DirectForwarder {
   }
 
   respond(ex: Exchange, err: Error): void {
+    ex.finished = true;
+    ex.clearTimer();
     sendAgentResponse(ex.res, err, ex.group);
+  }
+
+  requests(): RequestSnapshot[] {
+    const now = Date.now();
+    return [...this.inFlight].map((ex) => ex.snapshot(now)).sort((a, b) => b.age_ms - a.age_ms);
   }
 }
 

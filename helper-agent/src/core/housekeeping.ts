@@ -1,0 +1,95 @@
+// Periodic checks that drive the pool from outside: tmp/restart.txt and
+// tmp/always_restart.txt in each app root, and memory_limit. All file and
+// /proc reads are asynchronous and off the request path.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Logger } from '../log';
+import { privateDirtyKB } from '../platform/procfs';
+import type { Group } from '../pool/group';
+import type { Pool } from '../pool/pool';
+
+async function mtimeOf(file: string): Promise<number | null> {
+  try {
+    return (await fs.promises.stat(file)).mtimeMs;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Restarts a group when its tmp/restart.txt is touched (its mtime changes),
+ * checking at most every stat_throttle_rate seconds; notes whether
+ * tmp/always_restart.txt exists (then every request gets a fresh process).
+ */
+export class RestartFileWatcher {
+  private readonly seen = new Map<Group, number | null>();
+  private timer: NodeJS.Timeout | null = null;
+  private checking = false;
+
+  constructor(private readonly pool: Pool, private readonly log: Logger) {}
+
+  start(): void {
+    const rate = Math.min(...[...this.pool.groups.values()].map((g) => g.options.statThrottleRate), 10);
+    this.timer = setInterval(() => void this.check(), Math.max(1, rate) * 1000);
+    this.timer.unref();
+    void this.check();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  async check(): Promise<void> {
+    if (this.checking) return;
+    this.checking = true;
+    try {
+      for (const g of this.pool.groups.values()) {
+        const tmp = path.join(g.appRoot, 'tmp');
+        const [mtime, always] = await Promise.all([mtimeOf(path.join(tmp, 'restart.txt')), mtimeOf(path.join(tmp, 'always_restart.txt'))]);
+        g.alwaysRestart = always !== null;
+        if (!this.seen.has(g)) {
+          this.seen.set(g, mtime); // what was there when we started is no request to restart
+          continue;
+        }
+        if (mtime !== null && mtime !== this.seen.get(g)) {
+          this.seen.set(g, mtime);
+          this.log.notice(`${path.join(tmp, 'restart.txt')} was touched: restarting ${g.name}`);
+          g.restart(false).catch((e: Error) => this.log.error(`restarting ${g.name}: ${e.message}`));
+        }
+      }
+    } finally {
+      this.checking = false;
+    }
+  }
+}
+
+/** Replaces processes whose private dirty memory passes their group's memory_limit (MB). */
+export class MemoryLimiter {
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly pool: Pool, private readonly log: Logger, private readonly intervalMs = 5000) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.check(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  async check(): Promise<void> {
+    for (const g of this.pool.groups.values()) {
+      const limitMB = g.options.memoryLimit;
+      if (limitMB <= 0) continue;
+      for (const p of [...g.processes]) {
+        if (p.life !== 'alive' || p.replacing) continue;
+        const kb = await privateDirtyKB(p.pid);
+        if (kb !== null && kb > limitMB * 1024) {
+          this.log.notice(`process ${p.pid} of ${g.name} uses ${Math.round(kb / 1024)} MB (memory_limit ${limitMB} MB): replacing it`);
+          g.replace(p);
+        }
+      }
+    }
+  }
+}
