@@ -22,7 +22,8 @@ async function mtimeOf(file: string): Promise<number | null> {
  * tmp/always_restart.txt exists (then every request gets a fresh process).
  */
 export class RestartFileWatcher {
-  private readonly seen = new Map<Group, number | null>();
+  private readonly seen = new Map<Group, number>();
+  private readonly startedAt = Date.now();
   private timer: NodeJS.Timeout | null = null;
   private checking = false;
 
@@ -47,11 +48,8 @@ export class RestartFileWatcher {
         const tmp = path.join(g.appRoot, 'tmp');
         const [mtime, always] = await Promise.all([mtimeOf(path.join(tmp, 'restart.txt')), mtimeOf(path.join(tmp, 'always_restart.txt'))]);
         g.alwaysRestart = always !== null;
-        if (!this.seen.has(g)) {
-          this.seen.set(g, mtime); // what was there when we started is no request to restart
-          continue;
-        }
-        if (mtime !== null && mtime !== this.seen.get(g)) {
+        // A touch before we started is no request to restart; any later change is.
+        if (mtime !== null && mtime > (this.seen.get(g) ?? this.startedAt)) {
           this.seen.set(g, mtime);
           this.log.notice(`${path.join(tmp, 'restart.txt')} was touched: restarting ${g.name}`);
           g.restart(false).catch((e: Error) => this.log.error(`restarting ${g.name}: ${e.message}`));

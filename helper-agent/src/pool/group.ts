@@ -31,7 +31,7 @@ export class Group {
   nextSpawnAt = 0;
   /** Processes ever spawned for this group. */
   spawnCount = 0;
-  /** Restart requests (restart.txt) before every request: tmp/always_restart.txt. */
+  /** tmp/always_restart.txt exists: a process serves one request, then leaves. */
   alwaysRestart = false;
   private retryTimer: NodeJS.Timeout | null = null;
   private changeListeners: (() => void)[] = [];
@@ -135,8 +135,9 @@ export class Group {
     if (max > 0 && p.processed >= max && !p.replacing) {
       this.pool.log.info(`process ${p.pid} of ${this.name} served ${p.processed} requests (max_requests ${max}): replacing it`);
       this.replace(p);
-    } else if (this.alwaysRestart && !p.replacing) {
-      this.replace(p);
+    } else if (this.alwaysRestart) {
+      // Every request gets a process that started after it: no reuse at all.
+      this.detach(p);
     }
     if (this.queue.length > 0) this.pump();
   }

@@ -129,9 +129,14 @@ class Exchange implements Dispatcher.DispatchHandler {
     const p = this.proc;
     this.forwarder.log.warn(`${this.req.method} ${this.req.url} ran longer than ${limit} s (max_request_time)${p ? `; replacing process ${p.pid}` : ''}`);
     if (p !== null) p.group.replace(p);
+    // Answer first: the abort below reports back through onError, which then has nothing left to do.
+    if (this.responded) {
+      this.finished = true;
+      this.res.destroy();
+    } else {
+      this.forwarder.respond(this, new PassengerError('E_REQUEST_TIMEOUT', `the request ran longer than ${limit} s (max_request_time)`));
+    }
     this.abortUpstream?.(new Error('max_request_time'));
-    if (this.responded) this.res.destroy();
-    else this.forwarder.respond(this, new PassengerError('E_REQUEST_TIMEOUT', `the request ran longer than ${limit} s (max_request_time)`));
   }
 
   onConnect(abort: (err?: Error) => void): void {

@@ -210,7 +210,7 @@ export class AppSpawner implements Spawner {
         o.appStartCommand ? 'check app_start_command' : 'check that node is installed')));
       if (child.pid === undefined) return;
       handle = new SpawnedProcess(child, endpoint, socketFile);
-      const prefix = `App ${child.pid} `;
+      const prefix = `App ${child.pid} (${o.appRoot}) `;
       stopOut.push(forwardLines(child.stdout, log, `${prefix}stdout: `, tail));
       stopOut.push(forwardLines(child.stderr, log, `${prefix}stderr: `, tail));
       child.stdin?.on('error', () => undefined);
