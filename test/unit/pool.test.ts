@@ -218,3 +218,106 @@ test('detach drains: a process with sessions stops only when they end', async ()
   await flush();
   check();
 });
+
+test('replace: with room in the pool the new process comes first, then the old one leaves', async () => {
+  const { pool, spawner, options, check } = setup({ minInstances: 1 }, 2);
+  const g = pool.group(options);
+  const old = spawner.finishOne();
+  await flush();
+  const p = g.processes[0];
+  g.replace(p);
+  check();
+  assert.equal(p.life, 'alive', 'the old process still serves');
+  assert.equal(spawner.pending.length, 1);
+  spawner.finishOne();
+  await flush();
+  check();
+  assert.equal(old.stopped, true, 'the old process left once the new one was up');
+  assert.equal(g.processes.length, 1);
+});
+
+test('replace: with a full pool the old process drains first, then the replacement starts', async () => {
+  const { pool, spawner, options, check } = setup({ minInstances: 1 }, 1);
+  const g = pool.group(options);
+  const old = spawner.finishOne();
+  await flush();
+  g.replace(g.processes[0]);
+  check();
+  assert.equal(old.stopped, true);
+  await flush();
+  assert.equal(spawner.pending.length, 1, 'the replacement follows');
+});
+
+test('rolling restart replaces one process at a time and keeps one serving throughout', async () => {
+  const { pool, spawner, options, check } = setup({ minInstances: 2 }, 2);
+  const g = pool.group(options);
+  spawner.finishOne();
+  await flush();
+  spawner.finishOne();
+  await flush();
+  const before = g.processes.map((p) => p.pid);
+  const done = g.restart(true);
+  let finished = false;
+  void done.then(() => { finished = true; });
+  for (let i = 0; i < 2; i++) {
+    await flush();
+    check();
+    assert.ok(g.enabledCount() >= 1, 'a process serves during the restart');
+    spawner.finishOne();
+    await flush();
+  }
+  await done;
+  assert.ok(finished);
+  check();
+  assert.equal(g.processes.length, 2);
+  assert.ok(g.processes.every((p) => !before.includes(p.pid)));
+});
+
+test('a full pool: a group with waiting requests and no process takes the idle process of another group', async () => {
+  const { pool, spawner, options, check } = setup({ minInstances: 1 }, 1);
+  const a = pool.group(options);
+  spawner.finishOne();
+  await flush();
+  const b = pool.group({ ...options, appRoot: '/other', minInstances: 0 });
+  let served = false;
+  b.wait(() => { served = true; });
+  check();
+  assert.equal(a.processes[0]?.life ?? 'dead', 'dead', 'the idle process of the other group gave way');
+  await flush();
+  spawner.finishOne();
+  await flush();
+  check();
+  assert.ok(served);
+  assert.equal(b.processes.length, 1);
+});
+
+test('a queued request can be cancelled, and times out after max_request_queue_time', async () => {
+  const { pool, options, check } = setup({ minInstances: 1, maxRequestQueueTime: 0.05 as number });
+  const g = pool.group(options);
+  let err: Error | null = null;
+  const entry = g.wait(() => undefined);
+  g.wait((e) => { err = e; });
+  g.cancelWait(entry!);
+  assert.equal(g.queue.length, 1);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal((err as { code?: string } | null)?.code, 'E_QUEUE_TIMEOUT');
+  assert.equal(g.queue.length, 0);
+  check();
+  await pool.close();
+});
+
+test('scale_at_sessions: when every process is that busy, one more process is spawned', async () => {
+  const { pool, spawner, options, check } = setup({ minInstances: 1, scaleAtSessions: 2 }, 3);
+  const g = pool.group(options);
+  spawner.finishOne();
+  await flush();
+  g.checkout();
+  assert.equal(spawner.pending.length, 0);
+  g.checkout();
+  check();
+  assert.equal(spawner.pending.length, 1, 'a second process for the load');
+  spawner.finishOne();
+  await flush();
+  check();
+  assert.equal(g.processes.length, 2);
+});
