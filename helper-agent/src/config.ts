@@ -37,9 +37,16 @@ export interface Options {
   maxRequestTime: number;
   statThrottleRate: number;
   stickySessionsCookieAttributes: string;
+  /** `passenger agent`: app roots requests may name (the app root or a directory above it). */
+  appRootAllow: string[];
+  socketOwner: string | undefined;
+  socketGroup: string | undefined;
+  socketMode: string | undefined;
+  /** standalone: `passenger start` serves one app; agent: `passenger agent` serves the apps a web server names. */
+  mode: 'standalone' | 'agent';
 }
 
-type Kind = 'int' | 'string' | 'bool' | 'envvar' | 'loglevel' | 'apptype' | 'forwarder';
+type Kind = 'int' | 'string' | 'bool' | 'envvar' | 'loglevel' | 'apptype' | 'forwarder' | 'list';
 
 interface OptionSpec {
   prop: keyof Options;
@@ -125,6 +132,11 @@ export function defaults(appRoot: string): Options {
     maxRequestTime: 0,
     statThrottleRate: 10,
     stickySessionsCookieAttributes: 'SameSite=Lax',
+    appRootAllow: [],
+    socketOwner: undefined,
+    socketGroup: undefined,
+    socketMode: undefined,
+    mode: 'standalone',
   };
 }
 
@@ -159,6 +171,7 @@ function coerce(spec: OptionSpec, raw: unknown, where: string): unknown {
       if (raw !== 'direct' && raw !== 'reply-from') bad(`expected "direct" or "reply-from", got ${JSON.stringify(raw)}`);
       return raw;
     case 'envvar':
+    case 'list':
       return raw;
   }
 }
@@ -218,11 +231,31 @@ export function parseFlags(argv: readonly string[], specs: readonly OptionSpec[]
       envvars[k] = v;
       continue;
     }
+    if (spec.kind === 'list') {
+      const list = ((values as Record<string, unknown>)[spec.prop] as string[] | undefined) ?? [];
+      list.push(raw);
+      (values as Record<string, unknown>)[spec.prop] = list;
+      continue;
+    }
     (values as Record<string, unknown>)[spec.prop] = coerce(spec, raw, name);
   }
   if (Object.keys(envvars).length) values.envvars = envvars;
   return { values, positionals };
 }
+
+/** The flags only `passenger agent` takes (the service behind nginx or Apache). */
+export const AGENT_SPECS: readonly OptionSpec[] = [
+  { prop: 'appRootAllow', key: 'app_root_allow', flag: '--app-root-allow', kind: 'list', arg: 'DIR', help: 'serve apps whose root is DIR or below it (repeatable; with none, nothing is served)' },
+  { prop: 'socketOwner', key: 'socket_owner', flag: '--socket-owner', kind: 'string', arg: 'USER', help: 'owner of the request socket (default: the agent\'s user)' },
+  { prop: 'socketGroup', key: 'socket_group', flag: '--socket-group', kind: 'string', arg: 'GROUP', help: 'group of the request socket (default: www-data when it exists)' },
+  { prop: 'socketMode', key: 'socket_mode', flag: '--socket-mode', kind: 'string', arg: 'OCTAL', help: 'mode of the request socket (default 0660: owner and group only)' },
+];
+
+/** Flags of `passenger agent`: the pool and logging flags of `passenger start`, and its own. */
+export const AGENT_OPTION_SPECS: readonly OptionSpec[] = [
+  ...OPTION_SPECS.filter((s) => !['address', 'port', 'daemonize', 'appType', 'startupFile', 'appStartCommand', 'envvars', 'forwarder'].includes(s.prop)),
+  ...AGENT_SPECS,
+];
 
 export const PASSENGERFILE = 'Passengerfile.json';
 

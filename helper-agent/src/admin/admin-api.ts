@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ErrorCode } from '../errors';
+import { getPeerCredentials } from '../platform/native';
 import type { InstanceDir } from '../instance/instance-dir';
 import { isLiveStat, lifetimeCpuPercent, privateDirtyKB, readStat, uptimeTicksSync } from '../platform/procfs';
 import type { Pool } from '../pool/pool';
@@ -54,6 +55,19 @@ function fail(reply: FastifyReply, status: number, code: ErrorCode, message: str
 export async function startAdminApi(ctx: AdminContext): Promise<FastifyInstance> {
   const { pool, inst, server, watchdogPid } = ctx;
   const app = Fastify({ logger: false });
+  // Root and the agent's own user only, told apart by the connection's peer
+  // credentials (the socket's mode already keeps others out; this holds even
+  // if someone loosens it).
+  const me = process.getuid?.() ?? 0;
+  app.addHook('onRequest', async (req, reply) => {
+    const fd = (req.raw.socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    let uid: number | null = null;
+    try { uid = typeof fd === 'number' ? getPeerCredentials(fd).uid : null; } catch { uid = null; }
+    if (uid !== 0 && uid !== me) {
+      return fail(reply, 403, 'E_ADMIN_DENIED', `the admin API serves root and the agent's user (uid ${me}) only; you are uid ${uid ?? 'unknown'}`);
+    }
+    return undefined;
+  });
   app.get('/ping', async () => ({ ok: true }));
   app.get('/pool.json', async () => statusDocument(pool, inst, server, watchdogPid));
   app.get('/requests.json', async () => ({ schema: 1, time: new Date().toISOString(), requests: ctx.requests() }));

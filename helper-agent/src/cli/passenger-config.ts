@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // `passenger-config`: operator commands, one per entry of COMMANDS.
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { adminJson } from '../instance/admin-client';
 import { listInstances, registryDir, selectInstance } from '../instance/instance-dir';
@@ -16,7 +17,26 @@ function instanceFrom(flags: Record<string, string | true>) {
   return selectInstance(registryDir(flags['--instance-registry-dir'] as string | undefined), flags['--instance'] as string | undefined);
 }
 
+const DEFAULT_SOCKET = '/run/passenger-ts/agent.sock';
+
+/** A shipped web server snippet with the agent's socket path put in. */
+function snippetCommand(server: 'nginx' | 'apache'): Command {
+  const file = path.join(PACKAGE_ROOT, `${server}-conf`, 'passenger.conf');
+  return {
+    summary: `print the ${server} snippet (${server}-conf/passenger.conf) for an agent socket path`,
+    usage: `Usage: passenger-config ${server}-snippet [--socket PATH]\n\nPrints ${file} with PATH as the agent's socket\n(default ${DEFAULT_SOCKET}).\n\nExample:\n  passenger-config ${server}-snippet --socket /tmp/agent.sock > /etc/${server}/passenger.conf`,
+    async run(argv) {
+      const { flags } = parseToolFlags(argv, { '--socket': 'value' });
+      const socket = path.resolve((flags['--socket'] as string | undefined) ?? DEFAULT_SOCKET);
+      process.stdout.write(fs.readFileSync(file, 'utf8').split(DEFAULT_SOCKET).join(socket));
+      return 0;
+    },
+  };
+}
+
 const COMMANDS: Record<string, Command> = {
+  'nginx-snippet': snippetCommand('nginx'),
+  'apache-snippet': snippetCommand('apache'),
   'restart-app': {
     summary: 'restart the processes of an app (all at once, or --rolling one by one)',
     usage: `Usage: passenger-config restart-app APP_ROOT [--rolling] [--instance NAME] [--instance-registry-dir DIR]

@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { OPTION_SPECS, parseFlags, resolveOptions, usageOfOptions, type Options } from '../config';
+import { AGENT_OPTION_SPECS, OPTION_SPECS, defaults, parseFlags, resolveOptions, usageOfOptions, type Options } from '../config';
 import { ConfigError, PassengerError } from '../errors';
 import { isAlive } from '../platform/procfs';
 import { runWatchdog } from '../watchdog/watchdog';
@@ -14,6 +14,7 @@ const USAGE = `Usage: passenger <command> [options]
 
 Commands:
   start [APP_DIR]   serve the app in APP_DIR (default: the current directory)
+  agent             run the agent behind nginx or Apache (see passenger agent --help)
   stop              stop a server started with \`passenger start\`
   status            tell whether that server runs
 
@@ -207,8 +208,56 @@ async function status(argv: string[]): Promise<number> {
   return 1;
 }
 
+export const DEFAULT_AGENT_SOCKET = '/run/passenger-ts/agent.sock';
+
+const AGENT_USAGE = `Usage: passenger agent [options]
+
+Runs the agent (watchdog and core) in the foreground as the service nginx or
+Apache forwards to: the web server's snippet (nginx-conf/passenger.conf,
+apache-conf/passenger.conf) names each request's document root; the app root
+is its parent. Each app's Passengerfile.json sets its options; the flags below
+are the defaults. Only app roots at or below an --app-root-allow directory are
+served: with none given, every request is refused.
+
+Options:
+  --socket PATH      the request socket (default ${DEFAULT_AGENT_SOCKET})
+${usageOfOptions(AGENT_OPTION_SPECS.filter((s) => s.prop !== 'socket'))}
+
+Examples:
+  passenger agent --app-root-allow /srv --socket-group www-data
+  passenger agent --socket /tmp/agent.sock --app-root-allow ~/apps --min-instances 2`;
+
+async function agent(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(AGENT_USAGE);
+    return 0;
+  }
+  const { values, positionals } = parseFlags(argv, AGENT_OPTION_SPECS);
+  if (positionals.length > 0) throw new ConfigError(`passenger agent takes no arguments, got ${positionals.join(' ')}`, 'name app roots with --app-root-allow DIR');
+  const o: Options = { ...defaults('/'), environment: 'production', ...values, mode: 'agent' };
+  o.socket = path.resolve(o.socket ?? DEFAULT_AGENT_SOCKET);
+  for (const p of ['logFile', 'instanceRegistryDir', 'pidFile'] as const) if (o[p]) o[p] = path.resolve(o[p] as string);
+  o.appRootAllow = o.appRootAllow.map((d) => {
+    const abs = path.resolve(d);
+    if (!fs.existsSync(abs) || !fs.statSync(abs).isDirectory()) throw new ConfigError(`--app-root-allow ${d}: no such directory`);
+    return abs;
+  });
+  if (o.socketMode && !/^0?[0-7]{3}$/.test(o.socketMode)) throw new ConfigError(`--socket-mode: expected an octal mode like 0660, got ${o.socketMode}`);
+  try {
+    fs.mkdirSync(path.dirname(o.socket), { recursive: true, mode: 0o755 });
+  } catch (e) {
+    throw new ConfigError(`cannot create the directory of the socket ${o.socket}: ${(e as Error).message}`, 'choose another path with --socket, or run as root');
+  }
+  const run = runWatchdog(o, {
+    ready: (server) => console.log(`passenger agent: serving on ${server}; app roots allowed: ${o.appRootAllow.join(', ') || 'none (every request is refused)'}`),
+    fatal: (message) => console.error(`passenger agent: ${message}`),
+  });
+  return run.done;
+}
+
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   start,
+  agent,
   stop,
   status,
   __watchdog: watchdogMain,

@@ -9,8 +9,14 @@ import { Logger } from '../log';
 import { readStatSync } from '../platform/procfs';
 import { Pool } from '../pool/pool';
 import { closeTransport, openTransport } from '../router/transport';
+import type { IncomingMessage } from 'node:http';
+import type { PassengerError } from '../errors';
+import type { Group } from '../pool/group';
+import { AppRootResolver } from '../router/app-roots';
+import { gidOf, uidOf } from '../platform/users';
 import { Channel } from '../spawn/channel';
 import { MemoryLimiter, RestartFileWatcher } from './housekeeping';
+import { FrontendRegistry } from './frontends';
 import { createRequestServer, type RequestServer } from './request-server';
 import { AppSpawner } from '../spawn/spawner';
 
@@ -98,9 +104,22 @@ async function main(): Promise<void> {
     },
   });
   pool.startHousekeeping();
-  const group = pool.group(groupOptions(o));
+  let groupFor: (req: IncomingMessage) => Group | PassengerError;
+  let frontends: FrontendRegistry | null = null;
+  if (o.mode === 'agent') {
+    // Behind a web server: groups come and go with the requests' app roots.
+    const resolver = new AppRootResolver(o, pool, log);
+    groupFor = (req) => resolver.groupFor(req);
+    frontends = new FrontendRegistry(inst.dir);
+    firstProcess();
+    if (o.appRootAllow.length === 0) log.warn('no --app-root-allow given: every request will be refused (403) until one is');
+  } else {
+    const group = pool.group(groupOptions(o));
+    groupFor = () => group;
+  }
 
-  const forwarding = await createRequestServer(o, { groupFor: () => group, log });
+  const fe = frontends;
+  const forwarding = await createRequestServer(o, { groupFor, log }, fe ? (sock) => fe.noteConnection(sock) : undefined);
   app = forwarding;
   try {
     await app.listen();
@@ -114,6 +133,7 @@ async function main(): Promise<void> {
     process.exit(3);
   }
   if (stopping) return;
+  if (o.socket) secureSocket(o, log);
   await adminDue;
   const { startAdminApi } = await import('../admin/admin-api.js');
   if (stopping) return;
@@ -127,6 +147,27 @@ async function main(): Promise<void> {
 
   log.notice(`serving ${o.appRoot} on ${server} (instance ${inst.name})`);
   tell({ type: 'ready', server });
+}
+
+/**
+ * The request socket: reachable by its owner and group only (mode 0660 unless
+ * --socket-mode), the group being the web server's (--socket-group, else
+ * www-data when it exists). Root (who may chown) hands it over; others keep
+ * their own user and group.
+ */
+function secureSocket(o: Options, log: Logger): void {
+  const file = o.socket as string;
+  const mode = o.socketMode ? parseInt(o.socketMode, 8) : o.mode === 'agent' ? 0o660 : null;
+  const uid = o.socketOwner ? uidOf(o.socketOwner) : -1;
+  const gid = o.socketGroup ? gidOf(o.socketGroup) : o.mode === 'agent' && process.getuid?.() === 0 ? gidOf('www-data') : null;
+  if (o.socketOwner && uid === null) log.error(`--socket-owner ${o.socketOwner}: no such user`);
+  if (o.socketGroup && gid === null) log.error(`--socket-group ${o.socketGroup}: no such group`);
+  try {
+    if ((uid ?? -1) !== -1 || (gid ?? -1) !== -1) fs.chownSync(file, uid ?? -1, gid ?? -1);
+    if (mode !== null) fs.chmodSync(file, mode);
+  } catch (e) {
+    log.error(`cannot set the owner or mode of ${file}: ${(e as Error).message}`);
+  }
 }
 
 if (require.main === module) void main();

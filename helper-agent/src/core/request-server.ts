@@ -4,6 +4,7 @@
 // through fastify's routing and @fastify/reply-from instead.
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import type { Socket } from 'node:net';
 import type { Options } from '../config';
 import type { ForwardingContext, RequestSnapshot } from '../router/forward-direct';
 
@@ -25,12 +26,13 @@ function listenOptions(o: Options): { path: string } | { host: string; port: num
   return { host: o.address, port: o.port };
 }
 
-export async function createRequestServer(o: Options, ctx: ForwardingContext): Promise<RequestServer> {
+export async function createRequestServer(o: Options, ctx: ForwardingContext, onConnection?: (sock: Socket) => void): Promise<RequestServer> {
   if (o.forwarder === 'reply-from') {
     const { default: Fastify } = await import('fastify');
     const { registerReplyFromForwarding } = await import('../router/forward-reply-from.js');
     const app = Fastify({ logger: false, keepAliveTimeout: KEEP_ALIVE_MS, requestTimeout: 0, return503OnClosing: false, forceCloseConnections: 'idle' });
     await registerReplyFromForwarding(app, ctx);
+    if (onConnection) app.server.on('connection', onConnection);
     return {
       listen: async () => { await app.listen(listenOptions(o)); },
       close: () => app.close(),
@@ -40,6 +42,7 @@ export async function createRequestServer(o: Options, ctx: ForwardingContext): P
   const { DirectForwarder } = await import('../router/forward-direct.js');
   const forwarder = new DirectForwarder(ctx);
   const server = http.createServer({ keepAliveTimeout: KEEP_ALIVE_MS, requestTimeout: 0 }, forwarder.handle);
+  if (onConnection) server.on('connection', onConnection);
   return {
     listen: () => new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -18,8 +18,9 @@ export function adminRequest(inst: InstanceDir, method: string, urlPath: string,
       res.on('error', reject);
     });
     req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs / 1000} s`)));
-    req.on('error', (e) => reject(new PassengerError('E_ADMIN', `cannot reach the admin API at ${inst.adminSocket}: ${e.message}`,
-      'is the server still running? is it stopped (kill -STOP)?')));
+    req.on('error', (e: NodeJS.ErrnoException) => reject(e.code === 'EACCES'
+      ? new PassengerError('E_ADMIN_DENIED', `permission denied on ${inst.adminSocket}: the admin API serves root and the agent's own user only`, 'run this as root (sudo) or as the user the server runs as')
+      : new PassengerError('E_ADMIN', `cannot reach the admin API at ${inst.adminSocket}: ${e.message}`, 'is the server still running? is it stopped (kill -STOP)?')));
     req.end();
   });
 }

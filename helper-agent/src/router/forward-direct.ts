@@ -37,6 +37,8 @@ function appHeaders(req: IncomingMessage): string[] {
   let proto = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i];
+    // X-Passenger-*: between the web server and us, never for the app.
+    if (name.length > 12 && name.charCodeAt(1) === 45 && (name.charCodeAt(0) | 32) === 120 && name.slice(2, 12).toLowerCase() === 'passenger-') continue;
     switch (name.length) {
       case 2: case 6: case 7: case 10: case 15: case 16: case 17: {
         const n = name.toLowerCase();
@@ -51,8 +53,13 @@ function appHeaders(req: IncomingMessage): string[] {
     }
     out.push(name, raw[i + 1]);
   }
-  const addr = req.socket.remoteAddress ?? '';
-  out.push('x-forwarded-for', xff === null ? addr : xff + COMMA + addr);
+  const addr = req.socket.remoteAddress;
+  if (addr === undefined) {
+    // A Unix socket: the web server in front says who the client is.
+    if (xff !== null) out.push('x-forwarded-for', xff);
+  } else {
+    out.push('x-forwarded-for', xff === null ? addr : xff + COMMA + addr);
+  }
   if (!proto) out.push('x-forwarded-proto', 'http');
   return out;
 }

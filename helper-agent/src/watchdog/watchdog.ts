@@ -40,9 +40,9 @@ export function runWatchdog(o: Options, reporter: WatchdogReporter): WatchdogRun
     created_at: new Date().toISOString(),
     watchdog_pid: process.pid,
     watchdog_start_ticks: startTicksOf(process.pid),
-    mode: 'standalone',
+    mode: o.mode,
     server: o.socket ? `unix:${o.socket}` : `http://${o.address}:${o.port}`,
-    app_root: o.appRoot,
+    app_root: o.mode === 'agent' ? null : o.appRoot,
     log_file: o.logFile ?? null,
     pid_file: o.pidFile ?? null,
   });

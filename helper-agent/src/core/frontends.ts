@@ -1,0 +1,68 @@
+// The web server processes seen on the request socket (peer credentials of
+// each connection): workers and their master. Kept in the instance directory
+// for passenger-memory-stats; dead ones are dropped.
+import * as fs from 'node:fs';
+import type { Socket } from 'node:net';
+import * as path from 'node:path';
+import { getPeerCredentials } from '../platform/native';
+import { isAlive, readStatSync } from '../platform/procfs';
+
+export const FRONTENDS_FILE = 'frontends.json';
+
+interface Seen {
+  pid: number;
+  startTicks: number;
+  uid: number;
+  role: 'worker' | 'master';
+}
+
+export class FrontendRegistry {
+  private readonly seen = new Map<number, Seen>();
+  private dirty = false;
+  private timer: NodeJS.Timeout;
+
+  constructor(private readonly instanceDir: string) {
+    this.timer = setInterval(() => this.flush(), 2000);
+    this.timer.unref();
+  }
+
+  /** Notes the process at the other end of a new connection (one syscall; known pids cost a Map lookup). */
+  noteConnection(sock: Socket): void {
+    const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (typeof fd !== 'number' || fd < 0) return;
+    let cred;
+    try { cred = getPeerCredentials(fd); } catch { return; }
+    if (cred.pid <= 0 || this.seen.has(cred.pid)) return;
+    const st = readStatSync(cred.pid);
+    if (!st) return;
+    this.seen.set(cred.pid, { pid: cred.pid, startTicks: st.startTicks, uid: cred.uid, role: 'worker' });
+    // The worker's parent is the server's master when it runs the same program.
+    const parent = readStatSync(st.ppid);
+    if (parent && parent.pid > 1 && parent.comm === st.comm && !this.seen.has(parent.pid)) {
+      this.seen.set(parent.pid, { pid: parent.pid, startTicks: parent.startTicks, uid: -1, role: 'master' });
+    }
+    this.dirty = true;
+  }
+
+  pids(): Seen[] {
+    return [...this.seen.values()];
+  }
+
+  /** Drops processes that are gone and writes the file when something changed. */
+  flush(): void {
+    for (const [pid, s] of this.seen) {
+      if (!isAlive(pid, s.startTicks)) {
+        this.seen.delete(pid);
+        this.dirty = true;
+      }
+    }
+    if (!this.dirty) return;
+    this.dirty = false;
+    const file = path.join(this.instanceDir, FRONTENDS_FILE);
+    fs.writeFile(`${file}.tmp`, JSON.stringify(this.pids()), (e) => { if (!e) fs.rename(`${file}.tmp`, file, () => undefined); });
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}

@@ -1,0 +1,70 @@
+// Behind nginx or Apache: which app group a request belongs to. The web
+// server names the document root (`X-Passenger-Document-Root`, set by the
+// shipped snippet, which also overwrites any such header a client sent); the
+// app root is its parent, as in Passenger. Only roots at or below an
+// --app-root-allow directory are served, whatever a request says.
+import * as fs from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import * as path from 'node:path';
+import { groupOptions, readPassengerfile, type Options } from '../config';
+import { ConfigError, PassengerError } from '../errors';
+import type { Group } from '../pool/group';
+import type { Pool } from '../pool/pool';
+
+export const DOCUMENT_ROOT_HEADER = 'x-passenger-document-root';
+const CACHE_LIMIT = 1000;
+
+export class AppRootResolver {
+  private readonly allowed: string[];
+  private readonly cache = new Map<string, Group | PassengerError>();
+
+  constructor(private readonly defaults: Options, private readonly pool: Pool, private readonly log: { warn(m: string): void }) {
+    this.allowed = defaults.appRootAllow.map((d) => {
+      try { return fs.realpathSync(d); } catch { return path.resolve(d); }
+    });
+  }
+
+  /** The group for a request, or the error to answer with. One Map lookup once a document root was seen. */
+  groupFor(req: IncomingMessage): Group | PassengerError {
+    const docRoot = req.headers[DOCUMENT_ROOT_HEADER];
+    if (typeof docRoot !== 'string' || docRoot === '') {
+      return new PassengerError('E_APP_ROOT_DENIED', 'the request names no app: the web server must send X-Passenger-Document-Root (include the shipped snippet)');
+    }
+    const hit = this.cache.get(docRoot);
+    if (hit !== undefined) return hit;
+    const result = this.resolve(docRoot);
+    // A broken Passengerfile.json may be fixed any moment: only settled answers are kept.
+    if (!(result instanceof PassengerError && result.code === 'E_CONFIG')) {
+      if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
+      this.cache.set(docRoot, result);
+    }
+    return result;
+  }
+
+  private resolve(docRoot: string): Group | PassengerError {
+    let real: string;
+    try {
+      real = fs.realpathSync(docRoot);
+    } catch {
+      real = path.resolve(docRoot);
+    }
+    const appRoot = path.dirname(real);
+    if (!this.allowed.some((a) => appRoot === a || appRoot.startsWith(a.endsWith('/') ? a : `${a}/`))) {
+      this.log.warn(`refused a request for app root ${appRoot}: not under an --app-root-allow directory (${this.allowed.join(', ') || 'none given'})`);
+      return new PassengerError('E_APP_ROOT_DENIED', `Forbidden: this server does not serve the app at ${appRoot}`);
+    }
+    const existing = this.pool.groups.get(appRoot);
+    if (existing) return existing;
+    try {
+      const file = readPassengerfile(appRoot);
+      const o: Options = { ...this.defaults, ...file, appRoot, envvars: { ...this.defaults.envvars, ...(file.envvars ?? {}) } };
+      return this.pool.group(groupOptions(o));
+    } catch (e) {
+      if (e instanceof ConfigError) {
+        this.log.warn(e.message);
+        return e;
+      }
+      throw e;
+    }
+  }
+}
