@@ -13,6 +13,7 @@ import type { IncomingMessage } from 'node:http';
 import type { PassengerError } from '../errors';
 import type { Group } from '../pool/group';
 import { AppRootResolver } from '../router/app-roots';
+import { StaticFiles } from '../router/static-files';
 import { gidOf, uidOf } from '../platform/users';
 import { Channel } from '../spawn/channel';
 import { MemoryLimiter, RestartFileWatcher } from './housekeeping';
@@ -106,6 +107,7 @@ async function main(): Promise<void> {
   pool.startHousekeeping();
   let groupFor: (req: IncomingMessage) => Group | PassengerError;
   let frontends: FrontendRegistry | null = null;
+  let staticFiles: StaticFiles | undefined;
   if (o.mode === 'agent') {
     // Behind a web server: groups come and go with the requests' app roots.
     const resolver = new AppRootResolver(o, pool, log);
@@ -116,10 +118,15 @@ async function main(): Promise<void> {
   } else {
     const group = pool.group(groupOptions(o));
     groupFor = () => group;
+    const pub = path.join(o.appRoot, 'public');
+    if (fs.existsSync(pub)) {
+      staticFiles = new StaticFiles(pub);
+      await staticFiles.start(o.statThrottleRate);
+    }
   }
 
   const fe = frontends;
-  const forwarding = await createRequestServer(o, { groupFor, log }, fe ? (sock) => fe.noteConnection(sock) : undefined);
+  const forwarding = await createRequestServer(o, { groupFor, log, staticFiles }, fe ? (sock) => fe.noteConnection(sock) : undefined);
   app = forwarding;
   try {
     await app.listen();
@@ -138,14 +145,14 @@ async function main(): Promise<void> {
   const { startAdminApi } = await import('../admin/admin-api.js');
   if (stopping) return;
   admin = await startAdminApi({ pool, inst, server, watchdogPid: cfg.watchdogPid, requests: () => forwarding.requests() });
-  new RestartFileWatcher(pool, log).start();
+  new RestartFileWatcher(pool, log, o.statThrottleRate).start();
   new MemoryLimiter(pool, log).start();
   if (stopping) {
     await admin.close();
     return;
   }
 
-  log.notice(`serving ${o.appRoot} on ${server} (instance ${inst.name})`);
+  log.notice(`serving ${o.mode === 'agent' ? `the apps under ${o.appRootAllow.join(', ') || '(no allowed root)'}` : o.appRoot} on ${server} (instance ${inst.name})`);
   tell({ type: 'ready', server });
 }
 

@@ -27,11 +27,11 @@ export class RestartFileWatcher {
   private timer: NodeJS.Timeout | null = null;
   private checking = false;
 
-  constructor(private readonly pool: Pool, private readonly log: Logger) {}
+  /** `rateSeconds`: the agent's stat_throttle_rate (groups created later check at this pace too). */
+  constructor(private readonly pool: Pool, private readonly log: Logger, private readonly rateSeconds: number) {}
 
   start(): void {
-    const rate = Math.min(...[...this.pool.groups.values()].map((g) => g.options.statThrottleRate), 10);
-    this.timer = setInterval(() => void this.check(), Math.max(1, rate) * 1000);
+    this.timer = setInterval(() => void this.check(), Math.max(1, this.rateSeconds) * 1000);
     this.timer.unref();
     void this.check();
   }

@@ -11,12 +11,15 @@ import type { Group, QueueEntry } from '../pool/group';
 import type { AppProcess } from '../pool/process';
 import { agentErrorResponse } from './error-pages';
 import { hasBody, isConnectFailure, mayRetry, rootCode } from './retry';
+import type { StaticFiles } from './static-files';
 import { transportOf } from './transport';
 
 export interface ForwardingContext {
   /** The group a request belongs to, or an error to answer with. */
   groupFor(req: IncomingMessage): Group | PassengerError;
   log: { warn(msg: string): void };
+  /** Standalone: the app's public/ files, served without the app. */
+  staticFiles?: StaticFiles;
 }
 
 const kExchange = Symbol('passenger.exchange');
@@ -277,6 +280,7 @@ export class DirectForwarder {
 
   /** The request listener for the HTTP server. */
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    if (this.ctx.staticFiles !== undefined && this.ctx.staticFiles.tryServe(req, res)) return;
     const g = this.ctx.groupFor(req);
     if (g instanceof PassengerError) {
       sendAgentResponse(res, g, null);

@@ -1,0 +1,156 @@
+// One web-app suite, run against standalone, nginx and Apache (real servers,
+// the shipped snippets, real app processes), plus what only the web server
+// modes have: reloads that drop nothing, refused app roots, front-end PIDs.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { BIN, eventually, isAlive, request, runCli, startServer } from '../helpers';
+import { APACHE, NGINX, appPidsOf, sharedDir, startAgent, startApache, startNginx, webApp, type WebServer } from './web-servers';
+
+interface Target {
+  port: number;
+  appDir: string;
+  registry: string;
+  web?: WebServer & { ports: number[] };
+}
+
+type Kind = 'standalone' | 'nginx' | 'apache';
+
+async function setUp(t: TestContext, kind: Kind): Promise<Target> {
+  const dir = sharedDir(t, `ptest-e2e-${kind}-`);
+  const appDir = webApp(t, dir);
+  if (kind === 'standalone') {
+    const s = await startServer(t, appDir, ['--min-instances', '2', '--max-pool-size', '2', '--stat-throttle-rate', '1', '--environment', 'production']);
+    fs.chmodSync(s.registry, 0o755); // others may look (and be refused by the admin API)
+    return { port: s.port, appDir, registry: s.registry };
+  }
+  const agent = await startAgent(t, dir, dir);
+  const web = kind === 'nginx' ? await startNginx(t, dir, agent.socket, [appDir]) : await startApache(t, dir, agent.socket, [appDir]);
+  return { port: web.port, appDir, registry: agent.registry, web };
+}
+
+const available: Record<Kind, boolean> = { standalone: true, nginx: NGINX !== null, apache: APACHE !== null };
+
+for (const kind of ['standalone', 'nginx', 'apache'] as const) {
+  const opts = available[kind] ? {} : { skip: `${kind} is not installed (.ci/run installs it)` };
+
+  test(`${kind}: dynamic and static requests, a POST body, forwarded headers`, opts, async (t) => {
+    const s = await setUp(t, kind);
+    const dyn = await request(s.port, '/');
+    assert.equal(dyn.status, 200);
+    assert.match(dyn.body, /^hello from \d+/);
+    const stat = await request(s.port, '/hello.txt');
+    assert.equal(stat.status, 200, 'the file under public/ is served (the app itself would answer 404)');
+    assert.equal(stat.body, 'static file\n');
+    const body = 'x'.repeat(300_000);
+    const post = await request(s.port, '/upload', { method: 'POST', body, headers: { 'content-type': 'application/octet-stream' } });
+    assert.equal(post.body, String(body.length));
+    const h = JSON.parse((await request(s.port, '/headers?a=1', { headers: { 'X-Passenger-Document-Root': '/etc/public', 'X-Passenger-Anything': 'x' } })).body);
+    assert.equal(h['x-forwarded-proto'], 'http');
+    assert.match(h['x-forwarded-for'], /^127\.0\.0\.1$/);
+    assert.equal(h.host, `127.0.0.1:${s.port}`);
+    for (const k of Object.keys(h)) assert.ok(!k.startsWith('x-passenger-'), `${k} reached the app`);
+  });
+
+  test(`${kind}: a killed app process is replaced and requests keep succeeding`, opts, async (t) => {
+    const s = await setUp(t, kind);
+    assert.equal((await request(s.port, '/')).status, 200);
+    const before = await eventually(async () => { const p = await appPidsOf(s.registry); return p.length === 2 ? p : null; }, 20_000, 'two processes');
+    process.kill(before[0], 'SIGKILL');
+    for (let i = 0; i < 20; i++) assert.equal((await request(s.port, '/pid')).status, 200);
+    await eventually(async () => { const p = await appPidsOf(s.registry); return p.length === 2 && !p.includes(before[0]); }, 20_000, 'a replacement');
+  });
+
+  test(`${kind}: tmp/restart.txt restarts the app`, opts, async (t) => {
+    const s = await setUp(t, kind);
+    assert.equal((await request(s.port, '/')).status, 200);
+    const before = await eventually(async () => { const p = await appPidsOf(s.registry); return p.length === 2 ? p : null; }, 20_000, 'two processes');
+    fs.writeFileSync(path.join(s.appDir, 'tmp', 'restart.txt'), '');
+    await eventually(async () => { const p = await appPidsOf(s.registry); return p.length === 2 && p.every((x) => !before.includes(x)); }, 30_000, 'new processes');
+    assert.equal((await request(s.port, '/')).status, 200);
+  });
+
+  test(`${kind}: the admin API refuses an unprivileged user`, opts, async (t) => {
+    const s = await setUp(t, kind);
+    assert.equal((await request(s.port, '/')).status, 200);
+    const r = spawnSync('runuser', ['-u', 'nobody', '--', process.execPath, BIN.status, '--instance-registry-dir', s.registry], { encoding: 'utf8' });
+    assert.equal(r.status, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /serves root and the agent's own user only/);
+    const root = await runCli(BIN.status, ['--instance-registry-dir', s.registry]);
+    assert.equal(root.code, 0);
+  });
+}
+
+for (const kind of ['nginx', 'apache'] as const) {
+  const opts = available[kind] ? {} : { skip: `${kind} is not installed (.ci/run installs it)` };
+
+  test(`${kind}: a reload under steady load drops no request and keeps the agent and apps`, opts, async (t) => {
+    const s = await setUp(t, kind);
+    const web = s.web!;
+    assert.equal((await request(s.port, '/')).status, 200);
+    const apps = await eventually(async () => { const p = await appPidsOf(s.registry); return p.length === 2 ? p : null; }, 20_000, 'two processes');
+    const agentFile = path.join(s.registry, fs.readdirSync(s.registry).find((n) => n.startsWith('passenger-ts.')) as string);
+    const corePid = Number(fs.readFileSync(path.join(agentFile, 'core.pid'), 'utf8'));
+    const oldWorkers = web.workerPids();
+    let stop = false;
+    let count = 0;
+    const failures: string[] = [];
+    const load = Promise.all(Array.from({ length: 4 }, async () => {
+      while (!stop) {
+        const r = await request(s.port, '/pid').catch((e: Error) => ({ status: 0, body: e.message }));
+        count++;
+        if (r.status !== 200) failures.push(`${r.status} ${r.body.slice(0, 80)}`);
+      }
+    }));
+    await eventually(() => count > 50, 20_000, 'load to run');
+    web.reload();
+    await eventually(() => { const w = web.workerPids(); return w.length > 0 && w.every((p) => !oldWorkers.includes(p)); }, 20_000, 'new workers');
+    const after = count;
+    await eventually(() => count > after + 100, 20_000, 'load after the reload');
+    stop = true;
+    await load;
+    assert.deepEqual(failures, [], `${failures.length} of ${count} requests failed`);
+    assert.ok(isAlive(corePid), 'the agent core lives on');
+    assert.deepEqual(await appPidsOf(s.registry), apps, 'the app processes are the same');
+    // The front-end PIDs the agent recorded follow the new workers.
+    const fe = path.join(agentFile, 'frontends.json');
+    await eventually(() => {
+      const seen = JSON.parse(fs.readFileSync(fe, 'utf8')) as { pid: number; role: string }[];
+      const pids = seen.map((x) => x.pid);
+      return pids.includes(web.masterPid) && !oldWorkers.some((p) => pids.includes(p)) && web.workerPids().some((p) => pids.includes(p));
+    }, 20_000, 'frontends.json to follow the new workers');
+  });
+
+  test(`${kind}: a document root outside --app-root-allow is refused with 403`, opts, async (t) => {
+    const dir = sharedDir(t, `ptest-e2e-deny-${kind}-`);
+    const allowed = path.join(dir, 'allowed');
+    fs.mkdirSync(allowed, { mode: 0o755 });
+    const goodApp = webApp(t, allowed);
+    const badApp = webApp(t, dir);
+    const agent = await startAgent(t, dir, allowed);
+    const web = kind === 'nginx' ? await startNginx(t, dir, agent.socket, [goodApp, badApp]) : await startApache(t, dir, agent.socket, [goodApp, badApp]);
+    assert.equal((await request(web.ports[0], '/')).status, 200);
+    const denied = await request(web.ports[1], '/');
+    assert.equal(denied.status, 403);
+    assert.match(denied.body, /does not serve the app/);
+    // A client's own header cannot name another root.
+    const forged = await request(web.ports[1], '/', { headers: { 'X-Passenger-Document-Root': path.join(goodApp, 'public') } });
+    assert.equal(forged.status, 403);
+    assert.match(agent.output(), new RegExp(`refused a request for app root ${badApp}`));
+    // Files under the refused app's public/ are still the web server's business.
+    assert.equal((await request(web.ports[1], '/hello.txt')).status, 200);
+  });
+}
+
+test('the request socket of `passenger agent` is reachable by its owner and www-data only', { skip: NGINX ? false : 'nginx is not installed' }, async (t) => {
+  const dir = sharedDir(t, 'ptest-e2e-sock-');
+  const agent = await startAgent(t, dir, dir);
+  const st = fs.statSync(agent.socket);
+  assert.equal(st.mode & 0o777, 0o660);
+  const wwwGid = Number(fs.readFileSync('/etc/group', 'utf8').split('\n').find((l) => l.startsWith('www-data:'))?.split(':')[2]);
+  if (process.getuid?.() === 0) assert.equal(st.gid, wwwGid);
+  const r = await runCli(BIN.config, ['nginx-snippet', '--socket', agent.socket]);
+  assert.match(r.stdout, new RegExp(`proxy_pass http://unix:${agent.socket}:;`));
+});

@@ -1,0 +1,221 @@
+// Real nginx and Apache in front of a real agent, with the shipped snippets.
+// Each instance is private: own config, pid file, logs and ports; nothing of
+// the system's web servers is read or changed.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import type { TestContext } from 'node:test';
+import { BIN, ROOT, eventually, freePort, isAlive, runCli, tmpDir } from '../helpers';
+
+export const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((f) => fs.existsSync(f)) ?? null;
+export const APACHE = ['/usr/sbin/apache2', '/usr/sbin/httpd'].find((f) => fs.existsSync(f)) ?? null;
+const APACHE_MODULES = '/usr/lib/apache2/modules';
+
+/** A directory the web server's user (www-data) can traverse and read. */
+export function sharedDir(t: TestContext, prefix: string): string {
+  const d = tmpDir(t, prefix);
+  fs.chmodSync(d, 0o755);
+  return d;
+}
+
+function chmodTree(dir: string): void {
+  fs.chmodSync(dir, 0o755);
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) chmodTree(p);
+    else fs.chmodSync(p, 0o644);
+  }
+}
+
+/** A copy of a fixture app with a public/ directory holding hello.txt, readable by www-data. */
+export function webApp(t: TestContext, under: string, fixture = 'basic'): string {
+  const dir = path.join(under, `app-${Math.random().toString(36).slice(2, 8)}`);
+  fs.cpSync(path.join(ROOT, 'test', 'fixtures', 'apps', fixture), dir, { recursive: true });
+  fs.mkdirSync(path.join(dir, 'public'));
+  fs.writeFileSync(path.join(dir, 'public', 'hello.txt'), 'static file\n');
+  fs.mkdirSync(path.join(dir, 'tmp'));
+  chmodTree(dir);
+  return dir;
+}
+
+function waitPort(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}
+
+export interface Agent {
+  child: ChildProcess;
+  socket: string;
+  registry: string;
+  output(): string;
+  instanceDir(): string;
+}
+
+/** `passenger agent` on a private socket, allowing app roots under `allow`. */
+export async function startAgent(t: TestContext, dir: string, allow: string, extra: string[] = []): Promise<Agent> {
+  const socket = path.join(dir, 'run', 'agent.sock');
+  const registry = path.join(dir, 'reg');
+  fs.mkdirSync(registry, { mode: 0o755 });
+  const child = spawn(process.execPath, [BIN.passenger, 'agent', '--socket', socket, '--app-root-allow', allow,
+    '--instance-registry-dir', registry, '--min-instances', '2', '--max-pool-size', '2', '--stat-throttle-rate', '1', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => { out += d; });
+  child.stderr!.on('data', (d) => { out += d; });
+  const agent: Agent = {
+    child, socket, registry,
+    output: () => out,
+    instanceDir: () => path.join(registry, fs.readdirSync(registry).find((n) => n.startsWith('passenger-ts.')) as string),
+  };
+  t.after(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await eventually(() => child.exitCode !== null || child.signalCode !== null, 30_000, 'the agent to stop').catch(() => child.kill('SIGKILL'));
+    }
+  });
+  await eventually(() => {
+    if (child.exitCode !== null) throw new Error(`agent exited:\n${out}`);
+    return out.includes('serving on');
+  }, 30_000, 'the agent to start');
+  return agent;
+}
+
+export interface WebServer {
+  port: number;
+  masterPid: number;
+  reload(): void;
+  workerPids(): number[];
+  errorLog(): string;
+}
+
+function snippet(server: 'nginx' | 'apache', socket: string, dir: string): string {
+  const r = spawnSync(process.execPath, [BIN.config, `${server}-snippet`, '--socket', socket], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(r.stderr);
+  const file = path.join(dir, `${server}-passenger.conf`);
+  fs.writeFileSync(file, r.stdout);
+  return file;
+}
+
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const n of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(n)) continue;
+    try {
+      const st = fs.readFileSync(`/proc/${n}/stat`, 'utf8');
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      if (Number(f[1]) === pid && f[0] !== 'Z') out.push(Number(n));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+/** nginx with one server block per app root: `root <app>/public; include <snippet>;`. */
+export async function startNginx(t: TestContext, dir: string, socket: string, appRoots: string[]): Promise<WebServer & { ports: number[] }> {
+  if (!NGINX) throw new Error('nginx is not installed');
+  const ports = await Promise.all(appRoots.map(() => freePort()));
+  const inc = snippet('nginx', socket, dir);
+  const tmp = path.join(dir, 'nginx-tmp');
+  fs.mkdirSync(tmp);
+  const conf = path.join(dir, 'nginx.conf');
+  fs.writeFileSync(conf, `user www-data;
+worker_processes 2;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/nginx-error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path ${tmp}/body; proxy_temp_path ${tmp}/proxy; fastcgi_temp_path ${tmp}/fcgi; uwsgi_temp_path ${tmp}/uwsgi; scgi_temp_path ${tmp}/scgi;
+${appRoots.map((root, i) => `  server {
+    listen 127.0.0.1:${ports[i]};
+    root ${root}/public;
+    include ${inc};
+  }`).join('\n')}
+}
+`);
+  const child = spawn(NGINX, ['-c', conf, '-p', dir, '-e', path.join(dir, 'nginx-error.log')], { stdio: 'ignore' });
+  t.after(async () => {
+    if (child.pid && isAlive(child.pid)) {
+      child.kill('SIGTERM');
+      await eventually(() => !isAlive(child.pid as number), 15_000, 'nginx to stop').catch(() => child.kill('SIGKILL'));
+    }
+  });
+  await eventually(async () => {
+    if (child.exitCode !== null) throw new Error(`nginx exited: ${fs.readFileSync(path.join(dir, 'nginx-error.log'), 'utf8')}`);
+    return waitPort(ports[0]);
+  }, 15_000, 'nginx to listen');
+  const masterPid = child.pid as number;
+  return {
+    port: ports[0], ports, masterPid,
+    reload: () => { process.kill(masterPid, 'SIGHUP'); },
+    workerPids: () => childrenOf(masterPid),
+    errorLog: () => { try { return fs.readFileSync(path.join(dir, 'nginx-error.log'), 'utf8'); } catch { return ''; } },
+  };
+}
+
+/** A private Apache with one VirtualHost per app root: DocumentRoot <app>/public and the snippet. */
+export async function startApache(t: TestContext, dir: string, socket: string, appRoots: string[]): Promise<WebServer & { ports: number[] }> {
+  if (!APACHE) throw new Error('apache2 is not installed');
+  const ports = await Promise.all(appRoots.map(() => freePort()));
+  const inc = snippet('apache', socket, dir);
+  for (const sub of ['apache-run', 'apache-lock', 'apache-log']) fs.mkdirSync(path.join(dir, sub));
+  const mods = ['mpm_event', 'authz_core', 'mime', 'dir', 'proxy', 'proxy_http', 'headers', 'rewrite'];
+  const conf = path.join(dir, 'apache2.conf');
+  fs.writeFileSync(conf, `ServerRoot ${dir}
+DefaultRuntimeDir ${dir}/apache-run
+PidFile ${dir}/apache-run/apache2.pid
+Mutex file:${dir}/apache-lock default
+ErrorLog ${dir}/apache-log/error.log
+LogLevel warn
+User www-data
+Group www-data
+ServerName 127.0.0.1
+${ports.map((p) => `Listen 127.0.0.1:${p}`).join('\n')}
+${mods.map((m) => `LoadModule ${m}_module ${APACHE_MODULES}/mod_${m}.so`).join('\n')}
+TypesConfig /etc/mime.types
+StartServers 2
+${appRoots.map((root, i) => `<VirtualHost 127.0.0.1:${ports[i]}>
+  ServerName 127.0.0.1
+  DocumentRoot ${root}/public
+  <Directory ${root}/public>
+    Require all granted
+  </Directory>
+  Include ${inc}
+</VirtualHost>`).join('\n')}
+`);
+  const env = {
+    ...process.env,
+    APACHE_RUN_DIR: path.join(dir, 'apache-run'), APACHE_PID_FILE: path.join(dir, 'apache-run', 'apache2.pid'),
+    APACHE_LOCK_DIR: path.join(dir, 'apache-lock'), APACHE_LOG_DIR: path.join(dir, 'apache-log'),
+  };
+  const child = spawn(APACHE, ['-f', conf, '-k', 'start', '-DFOREGROUND'], { stdio: 'ignore', env });
+  const errorLog = (): string => { try { return fs.readFileSync(path.join(dir, 'apache-log', 'error.log'), 'utf8'); } catch { return ''; } };
+  t.after(async () => {
+    if (child.pid && isAlive(child.pid)) {
+      child.kill('SIGTERM');
+      await eventually(() => !isAlive(child.pid as number), 15_000, 'apache to stop').catch(() => child.kill('SIGKILL'));
+    }
+  });
+  await eventually(async () => {
+    if (child.exitCode !== null) throw new Error(`apache exited: ${errorLog()}`);
+    return waitPort(ports[0]);
+  }, 15_000, 'apache to listen');
+  const masterPid = child.pid as number;
+  return {
+    port: ports[0], ports, masterPid,
+    // apachectl graceful = SIGUSR1 to the parent.
+    reload: () => { process.kill(masterPid, 'SIGUSR1'); },
+    workerPids: () => childrenOf(masterPid),
+    errorLog,
+  };
+}
+
+export async function appPidsOf(registry: string): Promise<number[]> {
+  const r = await runCli(BIN.status, ['--show=json', '--instance-registry-dir', registry]);
+  if (r.code !== 0) throw new Error(r.stderr);
+  const doc = JSON.parse(r.stdout) as { groups: { processes: { pid: number; state: string }[] }[] };
+  return doc.groups.flatMap((g) => g.processes.filter((p) => p.state === 'alive').map((p) => p.pid)).sort((a, b) => a - b);
+}
