@@ -46,6 +46,8 @@ export interface AdminContext {
   watchdogPid: number;
   /** The requests in flight. */
   requests(): unknown[];
+  /** Reopens the log file(s); returns the file, or null when logging to a terminal. */
+  reopenLogs(): string | null;
 }
 
 function fail(reply: FastifyReply, status: number, code: ErrorCode, message: string): FastifyReply {
@@ -85,6 +87,8 @@ export async function startAdminApi(ctx: AdminContext): Promise<FastifyInstance>
     }
     return { restarted: g.name, rolling, pids: g.processes.filter((p) => p.life === 'alive').map((p) => p.pid) };
   });
+
+  app.post('/reopen-logs', async () => ({ log_file: ctx.reopenLogs() }));
 
   // Takes one process out of its group (it finishes its requests first). ?pid=PID
   app.post('/detach-process', async (req, reply) => {

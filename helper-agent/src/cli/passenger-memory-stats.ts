@@ -4,7 +4,8 @@
 // when the agent is stopped or dead.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { INSTANCE_PREFIX, InstanceDir, registryDir } from '../instance/instance-dir';
+import { FRONTENDS_FILE } from '../core/frontends';
+import { INSTANCE_PREFIX, InstanceDir, registryDirs } from '../instance/instance-dir';
 import { cmdlineSync, isLiveStat, listPidsSync, privateDirtyKBSync, readStatSync, type ProcStat } from '../platform/procfs';
 import { parseToolFlags, runMain } from './common';
 
@@ -40,6 +41,23 @@ function readPid(file: string): number | null {
   } catch { return null; }
 }
 
+function readFrontends(instanceDir: string): { pid: number; startTicks: number; role: string }[] {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(instanceDir, FRONTENDS_FILE), 'utf8'));
+  } catch {
+    return [];
+  }
+}
+
+async function descendants(pid: number): Promise<number[]> {
+  const { default: pidtree } = await import('pidtree');
+  try {
+    return await pidtree(pid);
+  } catch {
+    return [];
+  }
+}
+
 function mb(kb: number | null): string {
   return kb === null ? '?' : `${(kb / 1024).toFixed(1)} MB`;
 }
@@ -70,25 +88,40 @@ runMain('passenger-memory-stats', async (argv) => {
   }
   const agents: ProcStat[] = [];
   const apps: ProcStat[] = [];
-  const reg = registryDir(flags['--instance-registry-dir'] as string | undefined);
-  let names: string[] = [];
-  try { names = fs.readdirSync(reg).filter((n) => n.startsWith(INSTANCE_PREFIX)); } catch { /* none */ }
-  for (const n of names) {
-    const inst = new InstanceDir(path.join(reg, n));
-    for (const f of [inst.watchdogPidFile, inst.corePidFile]) {
-      const pid = readPid(f);
-      const st = pid === null ? undefined : all.get(pid);
-      if (st) agents.push(st);
-    }
-    for (const r of inst.processRecords()) {
-      const st = all.get(r.pid);
-      if (st && st.startTicks === r.startTicks) apps.push(st);
+  const frontends = new Set<number>();
+  const exact = (pid: number, startTicks: number): ProcStat | undefined => {
+    const st = all.get(pid);
+    return st && st.startTicks === startTicks ? st : undefined;
+  };
+  for (const reg of registryDirs(flags['--instance-registry-dir'] as string | undefined)) {
+    let names: string[] = [];
+    try { names = fs.readdirSync(reg).filter((n) => n.startsWith(INSTANCE_PREFIX)); } catch { /* none */ }
+    for (const n of names) {
+      const inst = new InstanceDir(path.join(reg, n));
+      for (const f of [inst.watchdogPidFile, inst.corePidFile]) {
+        const pid = readPid(f);
+        const st = pid === null ? undefined : all.get(pid);
+        if (st) agents.push(st);
+      }
+      for (const r of inst.processRecords()) {
+        const st = exact(r.pid, r.startTicks);
+        if (st) apps.push(st);
+      }
+      // The web server processes the agent saw on its socket, and their process trees.
+      for (const f of readFrontends(inst.dir)) {
+        if (!exact(f.pid, f.startTicks)) continue;
+        frontends.add(f.pid);
+        if (f.role === 'master') for (const c of await descendants(f.pid)) frontends.add(c);
+      }
     }
   }
-  const byExe = (re: RegExp): ProcStat[] => [...all.values()].filter((st) => re.test(exeName(st.pid)));
+  // Web servers found by their program, so they show before their first request too.
+  for (const st of all.values()) if (/^(nginx|apache2|httpd)$/.test(exeName(st.pid) || st.comm)) frontends.add(st.pid);
+  const isApache = (st: ProcStat): boolean => /^(apache2|httpd)$/.test(exeName(st.pid) || st.comm);
+  const fe = [...frontends].map((p) => all.get(p)).filter((st): st is ProcStat => st !== undefined);
   const sections: Section[] = [];
-  if (!flags['--no-apache']) sections.push(section('Apache processes', byExe(/^(apache2|httpd)$/)));
-  if (!flags['--no-nginx']) sections.push(section('Nginx processes', byExe(/^nginx$/)));
+  if (!flags['--no-apache']) sections.push(section('Apache processes', fe.filter(isApache)));
+  if (!flags['--no-nginx']) sections.push(section('Nginx processes', fe.filter((st) => !isApache(st))));
   sections.push(section('Passenger processes', agents));
   sections.push(section('Application processes', apps));
   if (flags['--json']) console.log(JSON.stringify({ sections }, null, 2));

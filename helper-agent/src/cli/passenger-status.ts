@@ -2,9 +2,9 @@
 // `passenger-status`: what the pool is doing, read from the agent's admin API.
 import type { StatusDocument } from '../admin/admin-api';
 import type { RequestSnapshot } from '../router/forward-direct';
-import { renderPool, renderRequests } from './render-status';
+import { ANSI_PAINT, NO_PAINT, renderPool, renderRequests, type Paint } from './render-status';
 import { adminJson } from '../instance/admin-client';
-import { registryDir, selectInstance } from '../instance/instance-dir';
+import { registryDirs, selectInstance, type InstanceDir } from '../instance/instance-dir';
 import { VERSION } from '../version';
 import { die, parseToolFlags, runMain } from './common';
 
@@ -18,18 +18,42 @@ Options:
   --show=json          the pool as JSON (schema documented in README.md)
   --show=requests      the requests in flight: method, path, process, age
   --no-header          leave out the version/date/instance header
+  --force-colors       colour the output even when it is not a terminal
+  --watch              a live view, refreshed every second (Ctrl-C quits)
   --instance-registry-dir DIR
                        where to look for servers (default
-                       $PASSENGER_INSTANCE_REGISTRY_DIR, $TMPDIR or /tmp)
+                       $PASSENGER_INSTANCE_REGISTRY_DIR, else $TMPDIR or /tmp
+                       and /run/passenger-ts)
   -h, --help           this text
 
 Examples:
   passenger-status
   passenger-status --show=json | jq '.groups[0].processes'`;
 
+/** Redraws the pool every second, like top; leaves on Ctrl-C or when the server goes away. */
+async function watch(inst: InstanceDir, paint: Paint): Promise<number> {
+  const clear = process.stdout.isTTY ? '\x1b[H\x1b[2J' : '';
+  let running = true;
+  process.on('SIGINT', () => { running = false; });
+  while (running) {
+    let text: string;
+    try {
+      const doc = await adminJson<StatusDocument>(inst, 'GET', '/pool.json');
+      const reqs = await adminJson<{ requests: RequestSnapshot[] }>(inst, 'GET', '/requests.json');
+      text = `${renderPool(doc, true, paint)}\n${paint.heading('----------- Requests in flight -----------')}\n${renderRequests(reqs.requests.slice(0, 10))}`;
+    } catch (e) {
+      process.stderr.write(`passenger-status: ${(e as Error).message}\n`);
+      return 1;
+    }
+    process.stdout.write(`${clear}${text}\n\n${paint.dim('Refreshing every second; Ctrl-C quits.')}\n`);
+    for (let i = 0; i < 10 && running; i++) await new Promise((r) => setTimeout(r, 100));
+  }
+  return 0;
+}
+
 runMain('passenger-status', async (argv) => {
   const { flags, positionals } = parseToolFlags(argv, {
-    '--show': 'value', '--no-header': 'bool', '--instance-registry-dir': 'value', '--help': 'bool', '-h': 'bool', '--version': 'bool',
+    '--show': 'value', '--no-header': 'bool', '--force-colors': 'bool', '--watch': 'bool', '--instance-registry-dir': 'value', '--help': 'bool', '-h': 'bool', '--version': 'bool',
   });
   if (flags['--help'] || flags['-h']) {
     console.log(USAGE);
@@ -42,7 +66,9 @@ runMain('passenger-status', async (argv) => {
   const show = (flags['--show'] as string | undefined) ?? 'pool';
   if (!['pool', 'json', 'requests'].includes(show)) die(`--show=${show} is not known`, 'use --show=pool, --show=json or --show=requests');
   if (positionals.length > 1) die('name at most one instance');
-  const inst = selectInstance(registryDir(flags['--instance-registry-dir'] as string | undefined), positionals[0]);
+  const inst = selectInstance(registryDirs(flags['--instance-registry-dir'] as string | undefined), positionals[0]);
+  const paint = flags['--force-colors'] || process.stdout.isTTY ? ANSI_PAINT : NO_PAINT;
+  if (flags['--watch']) return watch(inst, paint);
   if (show === 'requests') {
     const r = await adminJson<{ requests: RequestSnapshot[] }>(inst, 'GET', '/requests.json');
     process.stdout.write(`${renderRequests(r.requests)}\n`);
@@ -50,6 +76,6 @@ runMain('passenger-status', async (argv) => {
   }
   const doc = await adminJson<StatusDocument>(inst, 'GET', '/pool.json');
   if (show === 'json') process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
-  else process.stdout.write(`${renderPool(doc, !flags['--no-header'])}\n`);
+  else process.stdout.write(`${renderPool(doc, !flags['--no-header'], paint)}\n`);
   return 0;
 });

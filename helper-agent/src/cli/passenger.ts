@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { AGENT_OPTION_SPECS, OPTION_SPECS, defaults, parseFlags, resolveOptions, usageOfOptions, type Options } from '../config';
 import { ConfigError, PassengerError } from '../errors';
 import { isAlive } from '../platform/procfs';
+import { SERVICE_REGISTRY_DIR } from '../instance/instance-dir';
 import { runWatchdog } from '../watchdog/watchdog';
 import { VERSION } from '../version';
 import { die, runMain } from './common';
@@ -237,6 +238,8 @@ async function agent(argv: string[]): Promise<number> {
   const o: Options = { ...defaults('/'), environment: 'production', ...values, mode: 'agent' };
   o.socket = path.resolve(o.socket ?? DEFAULT_AGENT_SOCKET);
   for (const p of ['logFile', 'instanceRegistryDir', 'pidFile'] as const) if (o[p]) o[p] = path.resolve(o[p] as string);
+  // As a service (root), the instance lives outside /tmp: systemd's PrivateTmp would hide it from the tools.
+  if (!o.instanceRegistryDir && !process.env.PASSENGER_INSTANCE_REGISTRY_DIR && process.getuid?.() === 0) o.instanceRegistryDir = SERVICE_REGISTRY_DIR;
   o.appRootAllow = o.appRootAllow.map((d) => {
     const abs = path.resolve(d);
     if (!fs.existsSync(abs) || !fs.statSync(abs).isDirectory()) throw new ConfigError(`--app-root-allow ${d}: no such directory`);
@@ -273,7 +276,7 @@ runMain('passenger', async (argv) => {
     console.log(`passenger ${VERSION}`);
     return 0;
   }
-  const fn = COMMANDS[cmd];
+  const fn = Object.prototype.hasOwnProperty.call(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
   if (!fn) throw new PassengerError('E_USAGE', `unknown command "${cmd}"`, 'commands: start, stop, status (see passenger --help)');
   return fn(rest);
 });

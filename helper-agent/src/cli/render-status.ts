@@ -26,7 +26,23 @@ function dateLine(d: Date): string {
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())} ${tz}`;
 }
 
-export function renderPool(doc: StatusDocument, header: boolean): string {
+/** ANSI styles, or none. */
+export interface Paint {
+  heading(s: string): string;
+  name(s: string): string;
+  dim(s: string): string;
+  warn(s: string): string;
+}
+
+export const NO_PAINT: Paint = { heading: (s) => s, name: (s) => s, dim: (s) => s, warn: (s) => s };
+export const ANSI_PAINT: Paint = {
+  heading: (s) => `\x1b[33m${s}\x1b[0m`,
+  name: (s) => `\x1b[1m${s}\x1b[0m`,
+  dim: (s) => `\x1b[2m${s}\x1b[0m`,
+  warn: (s) => `\x1b[31m${s}\x1b[0m`,
+};
+
+export function renderPool(doc: StatusDocument, header: boolean, paint: Paint = NO_PAINT): string {
   const out: string[] = [];
   const now = Date.parse(doc.time);
   if (header) {
@@ -35,24 +51,24 @@ export function renderPool(doc: StatusDocument, header: boolean): string {
     out.push(`Instance: ${doc.instance.name} (${doc.instance.server})`);
     out.push('');
   }
-  out.push('----------- General information -----------');
+  out.push(paint.heading('----------- General information -----------'));
   out.push(`Max pool size : ${doc.max_pool_size}`);
   out.push(`App groups    : ${doc.groups.length}`);
   out.push(`Processes     : ${doc.process_count}`);
   out.push(`Requests in top-level queue : ${doc.top_level_queue}`);
   out.push('');
-  out.push('----------- Application groups -----------');
+  out.push(paint.heading('----------- Application groups -----------'));
   for (const g of doc.groups) {
-    out.push(`${g.name} (${g.environment}):`);
+    out.push(`${paint.name(g.name)} (${g.environment}):`);
     out.push(`  App root: ${g.app_root}`);
     out.push(`  Requests in queue: ${g.queue}`);
     if (g.spawning > 0) out.push(`  Spawning: ${g.spawning} process(es)`);
-    if (g.last_spawn_error && g.processes.length === 0) out.push(`  Last spawn error: ${g.last_spawn_error}`);
+    if (g.last_spawn_error && g.processes.length === 0) out.push(paint.warn(`  Last spawn error: ${g.last_spawn_error}`));
     for (const p of g.processes) {
       const mem = p.private_dirty_kb === null ? '?' : `${Math.round(p.private_dirty_kb / 1024)}M`;
       const cpu = p.cpu_percent === null ? '?' : `${p.cpu_percent}%`;
-      const state = p.state === 'alive' ? '' : '    (shutting down)';
-      out.push(`  * PID: ${pad(String(p.pid), 8)}Sessions: ${pad(String(p.sessions), 8)}Processed: ${pad(String(p.processed), 8)}Uptime: ${formatDuration(p.uptime_s)}${state}`);
+      const state = p.state === 'alive' ? '' : paint.warn('    (shutting down)');
+      out.push(`  * PID: ${paint.name(pad(String(p.pid), 8))}Sessions: ${pad(String(p.sessions), 8)}Processed: ${pad(String(p.processed), 8)}Uptime: ${formatDuration(p.uptime_s)}${state}`);
       out.push(`    CPU: ${pad(cpu, 8)}Memory  : ${pad(mem, 8)}Last used: ${formatDuration((now - p.last_used) / 1000)} ago`);
     }
     out.push('');

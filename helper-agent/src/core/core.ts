@@ -144,7 +144,14 @@ async function main(): Promise<void> {
   await adminDue;
   const { startAdminApi } = await import('../admin/admin-api.js');
   if (stopping) return;
-  admin = await startAdminApi({ pool, inst, server, watchdogPid: cfg.watchdogPid, requests: () => forwarding.requests() });
+  admin = await startAdminApi({ pool, inst, server, watchdogPid: cfg.watchdogPid, requests: () => forwarding.requests(),
+    reopenLogs: () => {
+      log.reopen();
+      log.notice('reopened the log file');
+      // The watchdog writes to the same file.
+      try { process.kill(cfg.watchdogPid, 'SIGUSR1'); } catch { /* gone */ }
+      return o.logFile ?? null;
+    } });
   new RestartFileWatcher(pool, log, o.statThrottleRate).start();
   new MemoryLimiter(pool, log).start();
   if (stopping) {

@@ -78,9 +78,18 @@ export class InstanceDir {
   }
 }
 
-/** --instance-registry-dir, else $PASSENGER_INSTANCE_REGISTRY_DIR, else $TMPDIR, else /tmp. */
+/** Where `passenger agent` run by root (and the shipped systemd unit) keeps its instance: outside /tmp, so systemd's PrivateTmp hides nothing. */
+export const SERVICE_REGISTRY_DIR = '/run/passenger-ts';
+
+/** Where a server puts its instance dir: --instance-registry-dir, else $PASSENGER_INSTANCE_REGISTRY_DIR, else $TMPDIR, else /tmp. */
 export function registryDir(flag?: string): string {
   return path.resolve(flag || process.env.PASSENGER_INSTANCE_REGISTRY_DIR || process.env.TMPDIR || os.tmpdir() || '/tmp');
+}
+
+/** Where the tools look: the flag or $PASSENGER_INSTANCE_REGISTRY_DIR if given, else $TMPDIR (or /tmp) and the service's directory. */
+export function registryDirs(flag?: string): string[] {
+  if (flag || process.env.PASSENGER_INSTANCE_REGISTRY_DIR) return [registryDir(flag)];
+  return [...new Set([registryDir(), SERVICE_REGISTRY_DIR])];
 }
 
 /** Every instance directory of ours in the registry, live or not. */
@@ -132,8 +141,10 @@ export function createInstanceDir(registry: string): InstanceDir {
  * Picks the instance a tool talks to: by name if given, the only live one
  * otherwise. Errors say where it looked, or list the candidates.
  */
-export function selectInstance(registry: string, name?: string): InstanceDir {
-  const live = listInstances(registry);
+export function selectInstance(registries: string | string[], name?: string): InstanceDir {
+  const dirs = Array.isArray(registries) ? registries : [registries];
+  const registry = dirs.join(' and ');
+  const live = dirs.flatMap((d) => listInstances(d));
   if (name) {
     const found = live.find((i) => i.name === name || i.dir === name);
     if (!found) {

@@ -64,6 +64,7 @@ export function runWatchdog(o: Options, reporter: WatchdogReporter): WatchdogRun
       } catch { /* gone */ }
     }
     for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeListener(s, onSignal);
+    process.removeListener('SIGUSR1', onReopen);
     resolveDone(code);
   };
 
@@ -125,6 +126,8 @@ export function runWatchdog(o: Options, reporter: WatchdogReporter): WatchdogRun
     t.unref();
   }
   for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, onSignal);
+  const onReopen = (): void => log.reopen();
+  process.on('SIGUSR1', onReopen);
 
   startCore();
   return { inst, done };
