@@ -1,10 +1,14 @@
 // The addon's entry point: one exported function per system call we need.
 #include <napi.h>
 
+#include "listen-socket.h"
 #include "peercred.h"
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getPeerCredentials", Napi::Function::New(env, GetPeerCredentials, "getPeerCredentials"));
+  exports.Set("listenTcp", Napi::Function::New(env, ListenTcp, "listenTcp"));
+  exports.Set("listenUnix", Napi::Function::New(env, ListenUnix, "listenUnix"));
+  exports.Set("setCloexec", Napi::Function::New(env, SetCloexec, "setCloexec"));
   return exports;
 }
 

@@ -1,21 +1,12 @@
 #include "peercred.h"
 
+#include "errno-error.h"
+
 #include <cerrno>
 #include <cstring>
 #include <sys/socket.h>
 #include <sys/types.h>
 
-namespace {
-
-Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall) {
-  Napi::Error e = Napi::Error::New(env, std::string(syscall) + ": " + std::strerror(err));
-  e.Set("errno", Napi::Number::New(env, err));
-  e.Set("syscall", Napi::String::New(env, syscall));
-  e.Set("code", Napi::String::New(env, err == EBADF ? "EBADF" : err == ENOTSOCK ? "ENOTSOCK" : err == ENOTCONN ? "ENOTCONN" : "EIO"));
-  return e;
-}
-
-}  // namespace
 
 Napi::Value GetPeerCredentials(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();

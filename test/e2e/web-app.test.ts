@@ -10,6 +10,7 @@ import { BIN, eventually, isAlive, request, runCli, startServer } from '../helpe
 import { APACHE, NGINX, appPidsOf, sharedDir, startAgent, startApache, startNginx, webApp, type WebServer } from './web-servers';
 
 interface Target {
+  output(): string;
   port: number;
   appDir: string;
   registry: string;
@@ -24,11 +25,11 @@ async function setUp(t: TestContext, kind: Kind): Promise<Target> {
   if (kind === 'standalone') {
     const s = await startServer(t, appDir, ['--min-instances', '2', '--max-pool-size', '2', '--stat-throttle-rate', '1', '--environment', 'production']);
     fs.chmodSync(s.registry, 0o755); // others may look (and be refused by the admin API)
-    return { port: s.port, appDir, registry: s.registry };
+    return { port: s.port, appDir, registry: s.registry, output: s.output };
   }
   const agent = await startAgent(t, dir, dir);
   const web = kind === 'nginx' ? await startNginx(t, dir, agent.socket, [appDir]) : await startApache(t, dir, agent.socket, [appDir]);
-  return { port: web.port, appDir, registry: agent.registry, web };
+  return { port: web.port, appDir, registry: agent.registry, web, output: agent.output };
 }
 
 const available: Record<Kind, boolean> = { standalone: true, nginx: NGINX !== null, apache: APACHE !== null };
@@ -59,7 +60,10 @@ for (const kind of ['standalone', 'nginx', 'apache'] as const) {
     assert.equal((await request(s.port, '/')).status, 200);
     const before = await eventually(async () => { const p = await appPidsOf(s.registry); return p.length === 2 ? p : null; }, 20_000, 'two processes');
     process.kill(before[0], 'SIGKILL');
-    for (let i = 0; i < 20; i++) assert.equal((await request(s.port, '/pid')).status, 200);
+    for (let i = 0; i < 20; i++) {
+      const r = await request(s.port, '/pid');
+      assert.equal(r.status, 200, `${r.body}\n${s.output().split('\n').filter((l) => /failed|refused|exited|broke/.test(l)).join('\n')}`);
+    }
     await eventually(async () => { const p = await appPidsOf(s.registry); return p.length === 2 && !p.includes(before[0]); }, 20_000, 'a replacement');
   });
 

@@ -4,7 +4,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { groupOptions, type Options } from '../config';
-import { InstanceDir } from '../instance/instance-dir';
+import { InstanceDir, type ProcessRecord } from '../instance/instance-dir';
+import { setCloexec } from '../platform/native';
+import { AdoptedProcess } from '../spawn/adopted';
+import type { GroupOptions } from '../config';
 import { Logger } from '../log';
 import { readStatSync } from '../platform/procfs';
 import { Pool } from '../pool/pool';
@@ -14,7 +17,6 @@ import type { PassengerError } from '../errors';
 import type { Group } from '../pool/group';
 import { AppRootResolver } from '../router/app-roots';
 import { StaticFiles } from '../router/static-files';
-import { gidOf, uidOf } from '../platform/users';
 import { Channel } from '../spawn/channel';
 import { MemoryLimiter, RestartFileWatcher } from './housekeeping';
 import { FrontendRegistry } from './frontends';
@@ -25,6 +27,8 @@ export interface CoreConfig {
   options: Options;
   instanceDir: string;
   watchdogPid: number;
+  /** The listening socket the watchdog holds for us (an inherited fd), or null to listen ourselves. */
+  listenFd: number | null;
 }
 
 export type CoreMessage = { type: 'ready'; server: string } | { type: 'fatal'; message: string };
@@ -76,6 +80,8 @@ async function main(): Promise<void> {
   process.on('disconnect', () => void shutdown('watchdog gone'));
 
   fs.writeFileSync(inst.corePidFile, `${process.pid}\n`);
+  // The inherited listening socket must not leak into the apps we start.
+  if (cfg.listenFd !== null) setCloexec(cfg.listenFd);
   channel = new Channel(inst.channelSocket);
   await channel.listen();
 
@@ -95,7 +101,10 @@ async function main(): Promise<void> {
       processAdded(p) {
         openTransport(p);
         firstProcess();
-        const rec = { pid: p.pid, startTicks: readStatSync(p.pid)?.startTicks ?? 0, group: p.group.name };
+        const rec: ProcessRecord = {
+          pid: p.pid, startTicks: readStatSync(p.pid)?.startTicks ?? 0, group: p.group.name, id: p.id,
+          spawnedAt: p.spawnedAt, endpoint: p.handle.endpoint, adoptable: p.handle.adoptable,
+        };
         fs.writeFile(path.join(inst.processesDir, String(p.pid)), JSON.stringify(rec), () => undefined);
       },
       processRemoved(p) {
@@ -108,15 +117,20 @@ async function main(): Promise<void> {
   let groupFor: (req: IncomingMessage) => Group | PassengerError;
   let frontends: FrontendRegistry | null = null;
   let staticFiles: StaticFiles | undefined;
+  // App processes a previous core started, alive still: ours now.
+  const records = inst.processRecords();
   if (o.mode === 'agent') {
     // Behind a web server: groups come and go with the requests' app roots.
     const resolver = new AppRootResolver(o, pool, log);
+    adoptProcesses(pool, records, (root) => resolver.optionsFor(root), inst, log);
     groupFor = (req) => resolver.groupFor(req);
     frontends = new FrontendRegistry(inst.dir);
     firstProcess();
     if (o.appRootAllow.length === 0) log.warn('no --app-root-allow given: every request will be refused (403) until one is');
   } else {
-    const group = pool.group(groupOptions(o));
+    const options = groupOptions(o);
+    adoptProcesses(pool, records, (root) => (root === o.appRoot ? options : null), inst, log);
+    const group = pool.group(options);
     groupFor = () => group;
     const pub = path.join(o.appRoot, 'public');
     if (fs.existsSync(pub)) {
@@ -126,7 +140,7 @@ async function main(): Promise<void> {
   }
 
   const fe = frontends;
-  const forwarding = await createRequestServer(o, { groupFor, log, staticFiles }, fe ? (sock) => fe.noteConnection(sock) : undefined);
+  const forwarding = await createRequestServer(o, cfg.listenFd, { groupFor, log, staticFiles }, fe ? (sock) => fe.noteConnection(sock) : undefined);
   app = forwarding;
   try {
     await app.listen();
@@ -140,7 +154,6 @@ async function main(): Promise<void> {
     process.exit(3);
   }
   if (stopping) return;
-  if (o.socket) secureSocket(o, log);
   await adminDue;
   const { startAdminApi } = await import('../admin/admin-api.js');
   if (stopping) return;
@@ -164,24 +177,19 @@ async function main(): Promise<void> {
 }
 
 /**
- * The request socket: reachable by its owner and group only (mode 0660 unless
- * --socket-mode), the group being the web server's (--socket-group, else
- * www-data when it exists). Root (who may chown) hands it over; others keep
- * their own user and group.
+ * Adopts the live app processes a crashed core left (Node apps under the
+ * loader outlive it); records of dead or unadoptable ones are dropped.
  */
-function secureSocket(o: Options, log: Logger): void {
-  const file = o.socket as string;
-  const mode = o.socketMode ? parseInt(o.socketMode, 8) : o.mode === 'agent' ? 0o660 : null;
-  const uid = o.socketOwner ? uidOf(o.socketOwner) : -1;
-  const gid = o.socketGroup ? gidOf(o.socketGroup) : o.mode === 'agent' && process.getuid?.() === 0 ? gidOf('www-data') : null;
-  if (o.socketOwner && uid === null) log.error(`--socket-owner ${o.socketOwner}: no such user`);
-  if (o.socketGroup && gid === null) log.error(`--socket-group ${o.socketGroup}: no such group`);
-  try {
-    if ((uid ?? -1) !== -1 || (gid ?? -1) !== -1) fs.chownSync(file, uid ?? -1, gid ?? -1);
-    if (mode !== null) fs.chmodSync(file, mode);
-  } catch (e) {
-    log.error(`cannot set the owner or mode of ${file}: ${(e as Error).message}`);
+function adoptProcesses(pool: Pool, records: ProcessRecord[], optionsFor: (appRoot: string) => GroupOptions | null, inst: InstanceDir, log: Logger): void {
+  for (const r of records) {
+    const options = r.adoptable && AdoptedProcess.isLive(r) ? optionsFor(r.group) : null;
+    if (options === null) {
+      fs.rmSync(path.join(inst.processesDir, String(r.pid)), { force: true });
+      continue;
+    }
+    pool.adopt(options, new AdoptedProcess(r), r.id, r.spawnedAt);
   }
+  if (records.length > 0) log.notice(`adopted ${pool.processCount()} live app process(es) from the previous agent core`);
 }
 
 if (require.main === module) void main();

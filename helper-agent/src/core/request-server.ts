@@ -18,7 +18,8 @@ export interface RequestServer {
 
 const KEEP_ALIVE_MS = 65_000;
 
-function listenOptions(o: Options): { path: string } | { host: string; port: number } {
+function listenOptions(o: Options, listenFd: number | null): { fd: number } | { path: string } | { host: string; port: number } {
+  if (listenFd !== null) return { fd: listenFd };
   if (o.socket) {
     try { fs.unlinkSync(o.socket); } catch { /* none */ }
     return { path: o.socket };
@@ -26,7 +27,7 @@ function listenOptions(o: Options): { path: string } | { host: string; port: num
   return { host: o.address, port: o.port };
 }
 
-export async function createRequestServer(o: Options, ctx: ForwardingContext, onConnection?: (sock: Socket) => void): Promise<RequestServer> {
+export async function createRequestServer(o: Options, listenFd: number | null, ctx: ForwardingContext, onConnection?: (sock: Socket) => void): Promise<RequestServer> {
   if (o.forwarder === 'reply-from') {
     const { default: Fastify } = await import('fastify');
     const { registerReplyFromForwarding } = await import('../router/forward-reply-from.js');
@@ -34,7 +35,13 @@ export async function createRequestServer(o: Options, ctx: ForwardingContext, on
     await registerReplyFromForwarding(app, ctx);
     if (onConnection) app.server.on('connection', onConnection);
     return {
-      listen: async () => { await app.listen(listenOptions(o)); },
+      listen: async () => {
+        await app.ready();
+        await new Promise<void>((resolve, reject) => {
+          app.server.once('error', reject);
+          app.server.listen(listenOptions(o, listenFd), () => resolve());
+        });
+      },
       close: () => app.close(),
       requests: () => [],
     };
@@ -46,7 +53,7 @@ export async function createRequestServer(o: Options, ctx: ForwardingContext, on
   return {
     listen: () => new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(listenOptions(o), () => {
+      server.listen(listenOptions(o, listenFd), () => {
         server.off('error', reject);
         resolve();
       });

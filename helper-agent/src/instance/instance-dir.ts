@@ -28,6 +28,21 @@ export interface InstanceProperties {
   pid_file: string | null;
 }
 
+/** One app process, as the core records it in `processes/<pid>`. */
+export interface ProcessRecord {
+  pid: number;
+  startTicks: number;
+  /** The app root of its group. */
+  group: string;
+  /** The pool's process id (sticky session cookies name it). */
+  id: number;
+  spawnedAt: number;
+  /** Where it listens. */
+  endpoint: { socketPath: string } | { host: string; port: number };
+  /** A Node app under the loader: it outlives a crash of the core and can be adopted by the next one. */
+  adoptable: boolean;
+}
+
 export class InstanceDir {
   constructor(readonly dir: string) {}
   get name(): string { return path.basename(this.dir).slice(INSTANCE_PREFIX.length); }
@@ -60,11 +75,11 @@ export class InstanceDir {
     return p !== null && isAlive(p.watchdog_pid, p.watchdog_start_ticks);
   }
 
-  /** Records of app processes: pid and start time, written by the core. */
-  processRecords(): { pid: number; startTicks: number; group: string }[] {
+  /** Records of app processes, written by the core: what a new core needs to adopt them. */
+  processRecords(): ProcessRecord[] {
     let names: string[];
     try { names = fs.readdirSync(this.processesDir); } catch { return []; }
-    const out: { pid: number; startTicks: number; group: string }[] = [];
+    const out: ProcessRecord[] = [];
     for (const n of names) {
       try {
         out.push(JSON.parse(fs.readFileSync(path.join(this.processesDir, n), 'utf8')));

@@ -9,6 +9,9 @@ export interface PeerCredentials {
 
 interface Addon {
   getPeerCredentials(fd: number): PeerCredentials;
+  listenTcp(host: string, port: number, backlog: number): number;
+  listenUnix(path: string, backlog: number): number;
+  setCloexec(fd: number): void;
 }
 
 const ADDON_PATH = path.resolve(__dirname, '..', '..', '..', '..', 'native', 'build', 'Release', 'passenger_native.node');
@@ -30,4 +33,21 @@ function load(): Addon {
 /** The pid, uid and gid of the process at the other end of a connected Unix socket. */
 export function getPeerCredentials(fd: number): PeerCredentials {
   return load().getPeerCredentials(fd);
+}
+
+/**
+ * A listening socket's fd (close-on-exec), bound and listening but never
+ * accepted from here: whoever it is handed to accepts.
+ */
+export function listenTcp(host: string, port: number, backlog = 511): number {
+  return load().listenTcp(host, port, backlog);
+}
+
+export function listenUnix(path: string, backlog = 511): number {
+  return load().listenUnix(path, backlog);
+}
+
+/** Marks an inherited fd close-on-exec, so processes we start do not inherit it too. */
+export function setCloexec(fd: number): void {
+  load().setCloexec(fd);
 }

@@ -60,10 +60,14 @@ export class Group {
     return n;
   }
 
-  /** The fast path: a session on the least-busy process, or null when the request must wait. */
-  checkout(): AppProcess | null {
+  /**
+   * The fast path: a session on the least-busy process, or null when the
+   * request must wait. A retried request avoids the process it just failed
+   * on (a dead process looks idle until its exit is noticed) if another can take it.
+   */
+  checkout(avoid: AppProcess | null = null): AppProcess | null {
     if (this.queue.length > 0) return null; // first come, first served
-    const p = leastBusy(this.processes, this.options.maxConcurrency);
+    const p = (avoid !== null ? leastBusy(this.processes, this.options.maxConcurrency, avoid) : null) ?? leastBusy(this.processes, this.options.maxConcurrency);
     if (p === null) return null;
     p.sessions++;
     // Every process busier than the threshold: one more process (Node apps

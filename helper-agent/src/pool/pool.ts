@@ -56,14 +56,40 @@ export class Pool {
   }
 
   /** The group for an app root, created (and brought to min_instances) on first use. */
-  group(options: GroupOptions): Group {
+  group(options: GroupOptions, spawnNow = true): Group {
     let g = this.groups.get(options.appRoot);
     if (g === undefined) {
       g = new Group(this, options.appRoot, options);
       this.groups.set(options.appRoot, g);
-      this.spawnIfNeeded(g);
+      if (spawnNow) this.spawnIfNeeded(g);
     }
     return g;
+  }
+
+  /**
+   * Takes over a live process a previous agent core started (it survived that
+   * core's crash). Call before the group is first used, so it counts toward
+   * min_instances instead of being spawned anew.
+   */
+  adopt(options: GroupOptions, handle: ProcessHandle, id: number, spawnedAt: number): AppProcess {
+    const g = this.group(options, false);
+    this.nextProcessId = Math.max(this.nextProcessId, id + 1);
+    const p = new AppProcess(id, g, handle, spawnedAt);
+    this.track(g, p);
+    this.log.info(`adopted process ${handle.pid} of ${g.name}`);
+    return p;
+  }
+
+  /** A process joins its group: exits are reported, the transport opened, waiting requests served. */
+  private track(g: Group, p: AppProcess): void {
+    let exited = false;
+    p.handle.onExit((code, signal) => {
+      if (exited) return;
+      exited = true;
+      g.onExit(p, code, signal);
+    });
+    this.events.processAdded(p);
+    g.onSpawned(p);
   }
 
   /** Processes alive, shutting down, or being spawned, across all groups. */
@@ -132,15 +158,8 @@ export class Pool {
           return;
         }
         const p = new AppProcess(id, g, handle, this.now());
-        let exited = false;
-        handle.onExit((code, signal) => {
-          if (exited) return;
-          exited = true;
-          g.onExit(p, code, signal);
-        });
         this.log.info(`spawned process ${handle.pid} of ${g.name} in ${this.now() - started} ms`);
-        this.events.processAdded(p);
-        g.onSpawned(p);
+        this.track(g, p);
         this.watchStability(g, p);
         this.spawnIfNeeded(g);
       },

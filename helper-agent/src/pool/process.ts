@@ -14,6 +14,8 @@ export interface ProcessHandle {
   onExit(cb: (code: number | null, signal: string | null) => void): void;
   /** Closes stdin, then TERM and KILL to its process group; resolves when it is gone. */
   stop(graceMs: number): Promise<void>;
+  /** It survives a crash of the agent core, for the next core to adopt (Node apps under the loader). */
+  readonly adoptable: boolean;
 }
 
 export class AppProcess {

@@ -6,12 +6,13 @@ import type { AppProcess } from './process';
  * Ties go to the oldest process: light traffic stays on few processes, so the
  * ones spawned for a burst go idle afterwards and pool_idle_time reaps them.
  * Returns null when every process is at its limit (or there is none).
+ * `exclude`: a process a retried request just failed on, if others can take it.
  */
-export function leastBusy(processes: readonly AppProcess[], maxConcurrency: number): AppProcess | null {
+export function leastBusy(processes: readonly AppProcess[], maxConcurrency: number, exclude: AppProcess | null = null): AppProcess | null {
   let best: AppProcess | null = null;
   for (let i = 0; i < processes.length; i++) {
     const p = processes[i];
-    if (!p.hasCapacity(maxConcurrency)) continue;
+    if (p === exclude || !p.hasCapacity(maxConcurrency)) continue;
     if (best === null || p.sessions < best.sessions) best = p;
   }
   return best;

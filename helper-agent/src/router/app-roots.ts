@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import * as path from 'node:path';
-import { groupOptions, readPassengerfile, type Options } from '../config';
+import { groupOptions, readPassengerfile, type GroupOptions, type Options } from '../config';
 import { ConfigError, PassengerError } from '../errors';
 import type { Group } from '../pool/group';
 import type { Pool } from '../pool/pool';
@@ -41,6 +41,22 @@ export class AppRootResolver {
     return result;
   }
 
+  /** The agent's defaults, then the app's Passengerfile.json. Throws ConfigError for a broken file. */
+  private optionsOf(appRoot: string): GroupOptions {
+    const file = readPassengerfile(appRoot);
+    return groupOptions({ ...this.defaults, ...file, appRoot, envvars: { ...this.defaults.envvars, ...(file.envvars ?? {}) } });
+  }
+
+  /** Options for an app root a previous core served, or null if it is no longer allowed or readable. */
+  optionsFor(appRoot: string): GroupOptions | null {
+    if (!this.isAllowed(appRoot)) return null;
+    try { return this.optionsOf(appRoot); } catch { return null; }
+  }
+
+  private isAllowed(appRoot: string): boolean {
+    return this.allowed.some((a) => appRoot === a || appRoot.startsWith(a.endsWith('/') ? a : `${a}/`));
+  }
+
   private resolve(docRoot: string): Group | PassengerError {
     let real: string;
     try {
@@ -49,16 +65,14 @@ export class AppRootResolver {
       real = path.resolve(docRoot);
     }
     const appRoot = path.dirname(real);
-    if (!this.allowed.some((a) => appRoot === a || appRoot.startsWith(a.endsWith('/') ? a : `${a}/`))) {
+    if (!this.isAllowed(appRoot)) {
       this.log.warn(`refused a request for app root ${appRoot}: not under an --app-root-allow directory (${this.allowed.join(', ') || 'none given'})`);
       return new PassengerError('E_APP_ROOT_DENIED', `Forbidden: this server does not serve the app at ${appRoot}`);
     }
     const existing = this.pool.groups.get(appRoot);
     if (existing) return existing;
     try {
-      const file = readPassengerfile(appRoot);
-      const o: Options = { ...this.defaults, ...file, appRoot, envvars: { ...this.defaults.envvars, ...(file.envvars ?? {}) } };
-      return this.pool.group(groupOptions(o));
+      return this.pool.group(this.optionsOf(appRoot));
     } catch (e) {
       if (e instanceof ConfigError) {
         this.log.warn(e.message);

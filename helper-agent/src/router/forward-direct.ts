@@ -209,10 +209,10 @@ class Exchange implements Dispatcher.DispatchHandler {
       p.group.release(p);
     }
     if (mayRetry(code, this.req.method as string, this.withBody, this.attempts)) {
-      this.forwarder.route(this);
+      this.forwarder.route(this, p);
       return;
     }
-    this.forwarder.log.warn(`${this.req.method} ${this.req.url}${p ? ` on process ${p.pid}` : ''} failed: ${err.message}${code ? ` (${code})` : ''}`);
+    this.forwarder.log.warn(`${this.req.method} ${this.req.url}${p ? ` on process ${p.pid}` : ''} failed: ${err.message}${code ? ` (${code})` : ''}; attempt ${this.attempts}${this.withBody ? ', with a body: not retried' : ''}`);
     this.forwarder.respond(this, new PassengerError('E_BAD_GATEWAY', `the app process failed to answer: ${err.message}`));
   }
 
@@ -307,8 +307,8 @@ export class DirectForwarder {
   }
 
   /** Checks out a session for the exchange (now, or when a process frees up) and dispatches it. */
-  route(ex: Exchange): void {
-    const p = ex.group.checkout();
+  route(ex: Exchange, avoid: AppProcess | null = null): void {
+    const p = ex.group.checkout(avoid);
     if (p !== null) {
       ex.dispatch(p);
       return;

@@ -76,8 +76,8 @@ export async function registerReplyFromForwarding(app: FastifyInstance, ctx: Rep
     reply.from(undefined, FROM_OPTIONS);
   }
 
-  function route(reply: FastifyReply, g: Group): void {
-    const p = g.checkout();
+  function route(reply: FastifyReply, g: Group, avoid: AppProcess | null = null): void {
+    const p = g.checkout(avoid);
     if (p !== null) {
       forward(reply, p);
       return;
@@ -101,7 +101,7 @@ export async function registerReplyFromForwarding(app: FastifyInstance, ctx: Rep
       }
       p.group.release(p);
       if (!res.headersSent && !res.destroyed && mayRetry(code, request.method, hasBody(request.headers), res[kAttempts] ?? 0)) {
-        route(reply, p.group);
+        route(reply, p.group, p);
         return;
       }
       ctx.log.warn(`${request.method} ${request.url} on process ${p.pid} failed: ${error.message}${code ? ` (${code})` : ''}`);

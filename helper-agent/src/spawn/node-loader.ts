@@ -24,16 +24,36 @@ function install(): void {
   const at = process.execArgv.findIndex((a, i) => (a === '--require' || a === '-r') && process.execArgv[i + 1] === __filename);
   if (at !== -1) process.execArgv.splice(at, 2);
 
+  // The channel back to the agent core. If the core dies, the process lives
+  // on and reconnects, for the next core to adopt; if no core comes back
+  // within ORPHAN_MS, there is nobody left to serve: it leaves.
+  const ORPHAN_MS = 60_000;
   let channel: net.Socket | null = null;
-  const send = (msg: Record<string, unknown>): void => {
+  let connected = false;
+  let lostAt = 0;
+  let readyMsg: string | null = null;
+  const connect = (): void => {
     if (!channelPath) return;
-    const line = `${JSON.stringify({ ...msg, token, pid: process.pid })}\n`;
-    if (channel === null) {
-      channel = net.connect(channelPath);
-      channel.on('error', (e) => { process.stderr.write(`passenger loader: agent channel ${channelPath}: ${e.message}\n`); });
-      channel.unref();
-    }
-    channel.write(line);
+    const sock = net.connect(channelPath);
+    channel = sock;
+    sock.unref();
+    sock.on('connect', () => {
+      connected = true;
+      lostAt = 0;
+      if (readyMsg !== null) sock.write(readyMsg);
+    });
+    sock.on('error', () => undefined);
+    sock.on('close', () => {
+      connected = false;
+      if (lostAt === 0) lostAt = Date.now();
+      if (Date.now() - lostAt > ORPHAN_MS) process.exit(0);
+      setTimeout(connect, 250).unref();
+    });
+  };
+  const send = (msg: Record<string, unknown>): void => {
+    readyMsg = `${JSON.stringify({ ...msg, token, pid: process.pid })}\n`;
+    if (channel === null) connect();
+    else if (connected) channel.write(readyMsg);
   };
 
   const originalListen = http.Server.prototype.listen;
@@ -48,10 +68,17 @@ function install(): void {
     return cb ? originalListen.call(this, socketPath, cb) : originalListen.call(this, socketPath);
   } as typeof originalListen;
 
-  // Closed stdin = the agent asks us to leave (its sessions here have ended).
+  // Closed stdin = the agent asks us to leave (its sessions here have ended),
+  // unless the agent core died (its channel closed too): then we stay, for
+  // the next core to adopt.
   const stdin = process.stdin as unknown as net.Socket;
   stdin.on('error', () => undefined);
-  stdin.on('end', () => process.exit(0));
+  stdin.on('end', () => {
+    setTimeout(() => { if (connected || !channelPath) process.exit(0); }, 200);
+  });
+  // Our output pipes belonged to the core; after its death, writes fail quietly.
+  process.stdout.on('error', () => undefined);
+  process.stderr.on('error', () => undefined);
   stdin.resume();
   if (typeof stdin.unref === 'function') stdin.unref();
 }

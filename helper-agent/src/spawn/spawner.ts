@@ -50,6 +50,7 @@ class SpawnedProcess implements ProcessHandle {
     readonly child: ChildProcess,
     readonly endpoint: ProcessHandle['endpoint'],
     private readonly socketFile: string | null,
+    readonly adoptable: boolean,
   ) {
     this.pid = child.pid as number;
     child.once('exit', (code, signal) => {
@@ -209,7 +210,7 @@ export class AppSpawner implements Spawner {
       child.once('error', (e) => finish(new SpawnError('fork', `could not start ${cmd}: ${e.message}`, tail.toString(),
         o.appStartCommand ? 'check app_start_command' : 'check that node is installed')));
       if (child.pid === undefined) return;
-      handle = new SpawnedProcess(child, endpoint, socketFile);
+      handle = new SpawnedProcess(child, endpoint, socketFile, !o.appStartCommand);
       const prefix = `App ${child.pid} (${o.appRoot}) `;
       stopOut.push(forwardLines(child.stdout, log, `${prefix}stdout: `, tail));
       stopOut.push(forwardLines(child.stderr, log, `${prefix}stderr: `, tail));

@@ -7,12 +7,15 @@ import type { Options } from '../config';
 import type { CoreConfig, CoreMessage } from '../core/core';
 import { createInstanceDir, registryDir, startTicksOf, type InstanceDir } from '../instance/instance-dir';
 import { Logger } from '../log';
+import { listenTcp, listenUnix } from '../platform/native';
 import { isAlive } from '../platform/procfs';
+import { gidOf, uidOf } from '../platform/users';
 import { SOFTWARE, VERSION } from '../version';
 
 const CORE_MAIN = path.join(__dirname, '..', 'core', 'core.js');
 const CORE_STOP_MS = 25_000;
-const RESTART_DELAY_MS = 1000;
+/** Short: requests wait in the socket's backlog meanwhile. */
+const RESTART_DELAY_MS = 100;
 
 export interface WatchdogReporter {
   /** The core listens: the server is up. */
@@ -56,7 +59,9 @@ export function runWatchdog(o: Options, reporter: WatchdogReporter): WatchdogRun
 
   const cleanup = (code: number): void => {
     if (restartTimer) clearTimeout(restartTimer);
-    killLeftoverApps(inst, log);
+    killLeftoverApps(inst, log, true);
+    try { fs.closeSync(listenFd); } catch { /* closed */ }
+    if (o.socket) fs.rmSync(o.socket, { force: true });
     inst.remove();
     if (o.pidFile) {
       try {
@@ -68,11 +73,31 @@ export function runWatchdog(o: Options, reporter: WatchdogReporter): WatchdogRun
     resolveDone(code);
   };
 
+  // The request socket is ours, held across core restarts: connections that
+  // arrive while a core restarts wait in its backlog instead of being refused.
+  let listenFd: number;
+  try {
+    listenFd = openListener(o, log);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const where = o.socket ? `unix:${o.socket}` : `${o.address}:${o.port}`;
+    const msg = err.code === 'EADDRINUSE' ? `${where} is already in use by another program; choose another with ${o.socket ? '--socket' : '--port'}`
+      : err.code === 'EACCES' ? `no permission to listen on ${where}` : `cannot listen on ${where}: ${err.message}`;
+    log.crit(msg);
+    reporter.fatal(msg);
+    inst.remove();
+    if (o.pidFile) fs.rmSync(o.pidFile, { force: true });
+    resolveDone(1);
+    return { inst, done };
+  }
+  /** fd 4 in the core: stdio 0-2, the IPC channel at 3. */
+  const CORE_LISTEN_FD = 4;
+
   const startCore = (): void => {
-    const cfg: CoreConfig = { options: o, instanceDir: inst.dir, watchdogPid: process.pid };
+    const cfg: CoreConfig = { options: o, instanceDir: inst.dir, watchdogPid: process.pid, listenFd: CORE_LISTEN_FD };
     const child = spawn(process.execPath, [CORE_MAIN], {
       env: { ...process.env, PASSENGER_CORE_CONFIG: JSON.stringify(cfg) },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc', listenFd],
       // Its own process group: a terminal's Ctrl-C reaches the watchdog, which stops the core in order.
       detached: true,
     });
@@ -99,8 +124,8 @@ export function runWatchdog(o: Options, reporter: WatchdogReporter): WatchdogRun
         return;
       }
       log.error(`the agent core (pid ${child.pid}) died (${signal ? `signal ${signal}` : `exit code ${code}`}); restarting it`);
-      // Its app processes lost their agent; they are stopped and the new core spawns fresh ones.
-      killLeftoverApps(inst, log);
+      // Node apps under the loader wait for the new core to adopt them; the others are stopped and spawned anew.
+      killLeftoverApps(inst, log, false);
       restartTimer = setTimeout(() => { restartTimer = null; if (!stopping) startCore(); }, RESTART_DELAY_MS);
     });
   };
@@ -133,12 +158,45 @@ export function runWatchdog(o: Options, reporter: WatchdogReporter): WatchdogRun
   return { inst, done };
 }
 
-/** Kills (by exact pid) app process groups the core recorded and left behind. */
-function killLeftoverApps(inst: InstanceDir, log: Logger): void {
+/** Kills (by exact pid) app process groups the core recorded and left behind; adoptable ones only if `all`. */
+function killLeftoverApps(inst: InstanceDir, log: Logger, all: boolean): void {
   for (const r of inst.processRecords()) {
-    if (!isAlive(r.pid, r.startTicks)) continue;
+    if (!isAlive(r.pid, r.startTicks) || (r.adoptable && !all)) continue;
     log.warn(`stopping app process ${r.pid} left behind by the agent core`);
     try { process.kill(-r.pid, 'SIGKILL'); } catch { /* gone */ }
     fs.rmSync(path.join(inst.processesDir, String(r.pid)), { force: true });
   }
 }
+
+/** Binds and listens on the request socket without accepting; the core accepts. */
+function openListener(o: Options, log: Logger): number {
+  if (o.socket) {
+    try { fs.unlinkSync(o.socket); } catch { /* none */ }
+    const fd = listenUnix(o.socket);
+    secureSocket(o, log);
+    return fd;
+  }
+  return listenTcp(o.address, o.port);
+}
+
+/**
+ * The request socket: reachable by its owner and group only (mode 0660 unless
+ * --socket-mode), the group being the web server's (--socket-group, else
+ * www-data when it exists). Root (who may chown) hands it over; others keep
+ * their own user and group.
+ */
+function secureSocket(o: Options, log: Logger): void {
+  const file = o.socket as string;
+  const mode = o.socketMode ? parseInt(o.socketMode, 8) : o.mode === 'agent' ? 0o660 : null;
+  const uid = o.socketOwner ? uidOf(o.socketOwner) : -1;
+  const gid = o.socketGroup ? gidOf(o.socketGroup) : o.mode === 'agent' && process.getuid?.() === 0 ? gidOf('www-data') : null;
+  if (o.socketOwner && uid === null) log.error(`--socket-owner ${o.socketOwner}: no such user`);
+  if (o.socketGroup && gid === null) log.error(`--socket-group ${o.socketGroup}: no such group`);
+  try {
+    if ((uid ?? -1) !== -1 || (gid ?? -1) !== -1) fs.chownSync(file, uid ?? -1, gid ?? -1);
+    if (mode !== null) fs.chmodSync(file, mode);
+  } catch (e) {
+    log.error(`cannot set the owner or mode of ${file}: ${(e as Error).message}`);
+  }
+}
+
