@@ -158,3 +158,35 @@ test('the request socket of `passenger agent` is reachable by its owner and www-
   const r = await runCli(BIN.config, ['nginx-snippet', '--socket', agent.socket]);
   assert.match(r.stdout, new RegExp(`proxy_pass http://unix:${agent.socket}:;`));
 });
+
+for (const kind of ['nginx', 'apache'] as const) {
+  const opts = available[kind] ? {} : { skip: `${kind} is not installed (.ci/run installs it)` };
+  test(`${kind}: kill -9 of the agent core under load: the apps are adopted, at most the requests in flight fail`, opts, async (t) => {
+    const s = await setUp(t, kind);
+    assert.equal((await request(s.port, '/')).status, 200);
+    const apps = await eventually(async () => { const p = await appPidsOf(s.registry); return p.length === 2 ? p : null; }, 20_000, 'two processes');
+    const inst = path.join(s.registry, fs.readdirSync(s.registry).find((n) => n.startsWith('passenger-ts.')) as string);
+    const oldCore = Number(fs.readFileSync(path.join(inst, 'core.pid'), 'utf8'));
+    let stop = false;
+    let count = 0;
+    const failures: string[] = [];
+    const conns = 4;
+    const load = Promise.all(Array.from({ length: conns }, async () => {
+      while (!stop) {
+        const r = await request(s.port, '/pid').catch((e: Error) => ({ status: 0, body: e.message }));
+        count++;
+        if (r.status !== 200) failures.push(`${r.status} ${r.body.slice(0, 60)}`);
+      }
+    }));
+    await eventually(() => count > 50, 20_000, 'load to run');
+    process.kill(oldCore, 'SIGKILL');
+    await eventually(() => { const p = Number(fs.readFileSync(path.join(inst, 'core.pid'), 'utf8')); return p !== oldCore && isAlive(p); }, 20_000, 'a new core');
+    const after = count;
+    await eventually(() => count > after + 100, 20_000, 'load after the restart');
+    stop = true;
+    await load;
+    assert.ok(failures.length <= conns, `${failures.length} of ${count} failed: ${failures.join('; ')}`);
+    assert.deepEqual(await appPidsOf(s.registry), apps, 'the same app processes serve');
+    t.diagnostic(`${failures.length} of ${count} requests failed across the core restart`);
+  });
+}

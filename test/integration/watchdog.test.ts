@@ -1,22 +1,50 @@
-// The watchdog restarts a dead agent core.
+// The watchdog restarts a dead agent core; the new core adopts the live app
+// processes, and requests that arrive meanwhile wait instead of failing.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { appCopy, eventually, isAlive, request, startServer } from '../helpers';
 
-test('kill -9 of the agent core: the watchdog starts a new one and serving resumes', async (t) => {
-  const s = await startServer(t, appCopy(t, 'basic'));
-  assert.equal((await request(s.port, '/')).status, 200);
+test('kill -9 of the agent core: a new core adopts the apps; requests meanwhile are held, not failed', async (t) => {
+  const s = await startServer(t, appCopy(t, 'basic'), ['--min-instances', '2', '--max-pool-size', '2', '--sticky-sessions']);
+  const apps = await eventually(async () => { const p = await s.appPids(); return p.length === 2 ? p : null; }, 20_000, 'two processes');
+  const first = await request(s.port, '/pid');
+  const route = String(first.headers['set-cookie']).split(';')[0];
   const pidFile = path.join(s.instanceDir(), 'core.pid');
   const oldCore = Number(fs.readFileSync(pidFile, 'utf8'));
+
   process.kill(oldCore, 'SIGKILL');
+  // Sent while no core runs: they wait in the listening socket's backlog.
+  const during = await Promise.all(Array.from({ length: 5 }, () => request(s.port, '/pid')));
+  for (const r of during) assert.equal(r.status, 200, r.body);
+
   const newCore = await eventually(() => {
     const p = Number(fs.readFileSync(pidFile, 'utf8'));
     return p !== oldCore && isAlive(p) ? p : null;
   }, 20_000, 'a new core');
   assert.ok(isAlive(s.child.pid as number), 'the watchdog lives on');
-  await eventually(async () => (await request(s.port, '/').catch(() => ({ status: 0 }))).status === 200, 20_000, 'serving again');
+  assert.deepEqual(await s.appPids(), apps, 'the same app processes serve');
+  for (const pid of apps) assert.ok(isAlive(pid));
   assert.match(s.output(), /agent core .* died \(signal SIGKILL\); restarting it/);
+  assert.match(s.output(), /adopted 2 live app process\(es\)/);
+  // A sticky client still reaches its process: ids survive adoption.
+  assert.equal((await request(s.port, '/pid', { headers: { cookie: route } })).body, first.body);
   assert.ok(isAlive(newCore));
+
+  // Adopted processes are still supervised: killed, they are replaced.
+  process.kill(apps[0], 'SIGKILL');
+  await eventually(async () => { const p = await s.appPids(); return p.length === 2 && !p.includes(apps[0]); }, 20_000, 'a replacement');
+  // And stopped with the server.
+  assert.equal(await s.stop(), 0);
+  await eventually(() => apps.every((p) => !isAlive(p)), 10_000, 'the adopted apps to stop');
+});
+
+test('kill -9 of the core with an app_start_command app: the app is stopped and spawned anew', async (t) => {
+  const s = await startServer(t, appCopy(t, 'generic'), ['--app-start-command', `${process.execPath} server.js`]);
+  const [pid] = await eventually(async () => { const p = await s.appPids(); return p.length === 1 ? p : null; }, 20_000, 'a process');
+  const oldCore = Number(fs.readFileSync(path.join(s.instanceDir(), 'core.pid'), 'utf8'));
+  process.kill(oldCore, 'SIGKILL');
+  assert.equal((await request(s.port, '/')).status, 200);
+  await eventually(() => !isAlive(pid), 10_000, 'the old app to be stopped');
 });
