@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { BIN, appCopy, eventually, request, runCli, startServer, tmpDir } from '../helpers';
-import { NGINX, appPidsOf, sharedDir, startAgent, startNginx, webApp } from './web-servers';
+import { APACHE, NGINX, appPidsOf, sharedDir, startAgent, startApache, startNginx, webApp } from './web-servers';
 
 interface Row { pid: number; ppid: number; vmsize_kb: number; private_dirty_kb: number | null; name: string }
 interface MemDoc { sections: { title: string; processes: Row[]; count: number; total_private_dirty_kb: number }[] }
@@ -145,4 +145,30 @@ test('the tools find an agent under /run/passenger-ts, as under systemd\'s Priva
   const r = await runCli(BIN.status, [path.basename(name).replace(/^passenger-ts\./, '')], { env: { TMPDIR: privateTmp, PASSENGER_INSTANCE_REGISTRY_DIR: '' } });
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /unix:/);
+});
+
+test('passenger-memory-stats: Apache processes, recorded and by program', { skip: APACHE ? false : 'apache2 is not installed' }, async (t) => {
+  const dir = sharedDir(t, 'ptest-mem-apache-');
+  const app = webApp(t, dir);
+  const agent = await startAgent(t, dir, dir);
+  const web = await startApache(t, dir, agent.socket, [app]);
+  assert.equal((await request(web.port, '/')).status, 200);
+  const doc = await eventually(async () => {
+    const r = await runCli(BIN.memoryStats, ['--json', '--no-nginx', '--instance-registry-dir', agent.registry]);
+    assert.equal(r.code, 0, r.stderr);
+    const d = JSON.parse(r.stdout) as MemDoc;
+    const apache = d.sections.find((s) => s.title === 'Apache processes')!;
+    return apache.processes.some((p) => p.pid === web.masterPid) && web.workerPids().every((w) => apache.processes.some((p) => p.pid === w)) ? d : null;
+  }, 20_000, 'Apache master and workers in the report');
+  assert.deepEqual(doc.sections.map((s) => s.title), ['Apache processes', 'Passenger processes', 'Application processes']);
+  for (const pid of web.workerPids()) {
+    await eventually(async () => {
+      const r = JSON.parse((await runCli(BIN.memoryStats, ['--json', '--instance-registry-dir', agent.registry])).stdout) as MemDoc;
+      return r.sections.flatMap((s) => s.processes).find((p) => p.pid === pid)?.private_dirty_kb === smapsPrivateDirty(pid);
+    }, 10_000, `Private of ${pid} to equal its smaps sum`);
+  }
+  await eventually(() => {
+    const recorded = JSON.parse(fs.readFileSync(path.join(agent.instanceDir(), 'frontends.json'), 'utf8')) as { pid: number; role: string }[];
+    return recorded.some((r) => r.pid === web.masterPid && r.role === 'master');
+  }, 10_000, 'the agent to record Apache\'s master');
 });
