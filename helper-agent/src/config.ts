@@ -44,6 +44,8 @@ export interface Options {
   socketMode: string | undefined;
   /** standalone: `passenger start` serves one app; agent: `passenger agent` serves the apps a web server names. */
   mode: 'standalone' | 'agent';
+  /** The app processes accept client connections themselves; the agent only supervises and accounts. */
+  directMode: boolean;
 }
 
 type Kind = 'int' | 'string' | 'bool' | 'envvar' | 'loglevel' | 'apptype' | 'forwarder' | 'list';
@@ -92,6 +94,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { prop: 'stickySessionsCookieName', key: 'sticky_sessions_cookie_name', flag: '--sticky-sessions-cookie-name', kind: 'string', arg: 'NAME', help: 'the sticky cookie\'s name (default _passenger_route)' },
   { prop: 'stickySessionsCookieAttributes', key: 'sticky_sessions_cookie_attributes', flag: '--sticky-sessions-cookie-attributes', kind: 'string', arg: 'TEXT', help: 'attributes of the sticky cookie (default "SameSite=Lax"; Secure is added over HTTPS)' },
   { prop: 'friendlyErrorPages', key: 'friendly_error_pages', flag: '--friendly-error-pages', kind: 'bool', negatable: true, help: 'show app start errors in the browser (default: in development)' },
+  { prop: 'directMode', key: 'direct_mode', flag: '--direct-mode', kind: 'bool', help: 'app processes accept connections themselves (Node apps; the agent supervises and accounts)' },
   { prop: 'forwarder', key: 'forwarder', flag: '--forwarder', kind: 'forwarder', arg: 'NAME', help: 'request path: direct (default, lean) or reply-from (through @fastify/reply-from)' },
   { prop: 'logLevel', key: 'log_level', flag: '--log-level', kind: 'loglevel', arg: 'LEVEL', help: '0 (crit) to 7 (debug3), or a name: crit error warn notice info debug (default 3)' },
 ];
@@ -137,6 +140,7 @@ export function defaults(appRoot: string): Options {
     socketGroup: undefined,
     socketMode: undefined,
     mode: 'standalone',
+    directMode: false,
   };
 }
 
@@ -253,7 +257,7 @@ export const AGENT_SPECS: readonly OptionSpec[] = [
 
 /** Flags of `passenger agent`: the pool and logging flags of `passenger start`, and its own. */
 export const AGENT_OPTION_SPECS: readonly OptionSpec[] = [
-  ...OPTION_SPECS.filter((s) => !['address', 'port', 'daemonize', 'appType', 'startupFile', 'appStartCommand', 'envvars', 'forwarder'].includes(s.prop)),
+  ...OPTION_SPECS.filter((s) => !['address', 'port', 'daemonize', 'appType', 'startupFile', 'appStartCommand', 'envvars', 'forwarder', 'directMode'].includes(s.prop)),
   ...AGENT_SPECS,
 ];
 
@@ -316,10 +320,28 @@ export function resolveOptions(flags: Partial<Options>, appRootArg: string | und
     const v = opts[p];
     if (v !== undefined) opts[p] = path.resolve(p in flags ? cwd : appRoot, v);
   }
+  if (opts.directMode) checkDirectMode(opts, { ...file, ...flags });
   if (opts.minInstances > opts.maxPoolSize) {
     throw new ConfigError(`min_instances (${opts.minInstances}) is larger than max_pool_size (${opts.maxPoolSize})`);
   }
   return opts;
+}
+
+/**
+ * In direct mode requests never pass through the agent, so what needs the
+ * agent in the request path cannot be: each such option is refused by name.
+ */
+function checkDirectMode(o: Options, given: Partial<Options>): void {
+  const refuse = (what: string, why: string): never => {
+    throw new ConfigError(`${what} cannot be used with direct_mode: ${why}`, 'drop one of the two');
+  };
+  if (o.appStartCommand) refuse('app_start_command', 'direct mode needs a Node app under the loader');
+  if (o.stickySessions) refuse('sticky_sessions', 'the kernel, not the agent, picks the process for each connection');
+  if (o.forceMaxConcurrentRequestsPerProcess > 0) refuse('force_max_concurrent_requests_per_process', 'no agent queue holds the requests beyond it');
+  if (given.maxRequestQueueSize !== undefined) refuse('max_request_queue_size', 'there is no agent queue to overflow');
+  if (o.maxRequestQueueTime > 0) refuse('max_request_queue_time', 'there is no agent queue');
+  if (o.maxRequestTime > 0) refuse('max_request_time', 'the agent does not see the requests');
+  if (o.forwarder !== 'direct') refuse('forwarder', 'nothing is forwarded');
 }
 
 /** The part of the options that describes one app group (sent to the agent core). */
@@ -345,6 +367,7 @@ export interface GroupOptions {
   maxRequestTime: number;
   statThrottleRate: number;
   stickySessionsCookieAttributes: string;
+  directMode: boolean;
 }
 
 export function groupOptions(o: Options): GroupOptions {
@@ -370,6 +393,7 @@ export function groupOptions(o: Options): GroupOptions {
     maxRequestTime: o.maxRequestTime,
     statThrottleRate: o.statThrottleRate,
     stickySessionsCookieAttributes: o.stickySessionsCookieAttributes,
+    directMode: o.directMode,
   };
 }
 

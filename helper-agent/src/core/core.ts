@@ -92,7 +92,7 @@ async function main(): Promise<void> {
     firstProcess = resolve;
     setTimeout(resolve, 1000).unref();
   });
-  const spawner = new AppSpawner({ socketDir: inst.appsDir, channel, log });
+  const spawner = new AppSpawner({ socketDir: inst.appsDir, channel, log, directListenFd: o.directMode ? cfg.listenFd : null });
   pool = new Pool({
     maxPoolSize: o.maxPoolSize,
     spawner,
@@ -140,7 +140,10 @@ async function main(): Promise<void> {
   }
 
   const fe = frontends;
-  const forwarding = await createRequestServer(o, cfg.listenFd, { groupFor, log, staticFiles }, fe ? (sock) => fe.noteConnection(sock) : undefined);
+  // Direct mode: the apps accept from the listening socket; the core never does.
+  const forwarding: RequestServer = o.directMode
+    ? { listen: async () => undefined, close: async () => undefined, requests: () => [] }
+    : await createRequestServer(o, cfg.listenFd, { groupFor, log, staticFiles }, fe ? (sock) => fe.noteConnection(sock) : undefined);
   app = forwarding;
   try {
     await app.listen();

@@ -2,7 +2,7 @@
 // its spawn state, and restarts. Invariants are listed in invariants.ts.
 import type { GroupOptions } from '../config';
 import { PassengerError } from '../errors';
-import { AppProcess } from './process';
+import { AppProcess, type ProcessReport } from './process';
 import { isStableUptime, spawnDelay } from './restart-policy';
 import { leastBusy } from './routing';
 import type { Pool } from './pool';
@@ -166,7 +166,8 @@ export class Group {
     if (p.life !== 'alive') return false;
     p.life = 'shuttingDown';
     p.enabled = 'disabled';
-    if (p.sessions === 0) this.stopProcess(p);
+    // In direct mode the process drains its own connections once told to leave.
+    if (p.sessions === 0 || this.options.directMode) this.stopProcess(p);
     else {
       p.drainTimer = setTimeout(() => {
         this.pool.log.warn(`process ${p.pid} of ${this.name} still had ${p.sessions} request(s) after ${this.pool.stopGraceMs / 1000} s; stopping it`);
@@ -218,6 +219,22 @@ export class Group {
     this.pool.events.processRemoved(p);
     this.pool.spawnAll();
     this.notifyChange();
+  }
+
+  /** Direct mode: the process's own counters of the requests it accepted. */
+  onReport(p: AppProcess, r: ProcessReport): void {
+    p.sessions = r.sessions;
+    p.processed = r.processed;
+    p.lastUsed = Math.max(p.lastUsed, r.lastUsed);
+    if (p.life !== 'alive') return;
+    const max = this.options.maxRequests;
+    if (max > 0 && p.processed >= max && !p.replacing) {
+      this.pool.log.info(`process ${p.pid} of ${this.name} served ${p.processed} requests (max_requests ${max}): replacing it`);
+      this.replace(p);
+      return;
+    }
+    const at = this.options.scaleAtSessions;
+    if (at > 0 && p.sessions >= at && this.spawning === 0) this.pool.spawnIfNeeded(this);
   }
 
   onSpawned(p: AppProcess): void {

@@ -82,6 +82,7 @@ export class Pool {
 
   /** A process joins its group: exits are reported, the transport opened, waiting requests served. */
   private track(g: Group, p: AppProcess): void {
+    p.handle.onReport?.((r) => g.onReport(p, r));
     let exited = false;
     p.handle.onExit((code, signal) => {
       if (exited) return;

@@ -16,6 +16,16 @@ export interface ProcessHandle {
   stop(graceMs: number): Promise<void>;
   /** It survives a crash of the agent core, for the next core to adopt (Node apps under the loader). */
   readonly adoptable: boolean;
+  /** Direct mode: counters the process reports about the requests it accepted itself. */
+  onReport?(cb: (r: ProcessReport) => void): void;
+}
+
+/** What a process in direct mode reports (batched, about once a second). */
+export interface ProcessReport {
+  sessions: number;
+  processed: number;
+  /** ms since the epoch */
+  lastUsed: number;
 }
 
 export class AppProcess {

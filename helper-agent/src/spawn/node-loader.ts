@@ -11,12 +11,19 @@ import * as net from 'node:net';
 const ENV_SOCKET = 'PASSENGER_LOADER_SOCKET';
 const ENV_CHANNEL = 'PASSENGER_LOADER_CHANNEL';
 const ENV_TOKEN = 'PASSENGER_LOADER_TOKEN';
+const ENV_LISTEN_FD = 'PASSENGER_LOADER_LISTEN_FD';
+/** Direct mode: how often the counters go to the agent (only when they changed). */
+const REPORT_MS = 1000;
+/** Direct mode: how long a leaving process may take to finish its requests. */
+const DRAIN_MS = 30_000;
 
 function install(): void {
   const socketPath = process.env[ENV_SOCKET];
   const channelPath = process.env[ENV_CHANNEL];
   const token = process.env[ENV_TOKEN] ?? '';
+  const listenFd = process.env[ENV_LISTEN_FD] ? Number(process.env[ENV_LISTEN_FD]) : null;
   if (!socketPath) return;
+  delete process.env[ENV_LISTEN_FD];
   // The app's own child processes must not inherit the hook or the agent's socket.
   delete process.env[ENV_SOCKET];
   delete process.env[ENV_CHANNEL];
@@ -57,16 +64,62 @@ function install(): void {
   };
 
   const originalListen = http.Server.prototype.listen;
-  let claimed = false;
+  let claimed: http.Server | null = null;
   http.Server.prototype.listen = function listen(this: http.Server, ...args: unknown[]) {
-    if (claimed) return originalListen.apply(this, args as Parameters<typeof originalListen>);
-    claimed = true;
+    if (claimed !== null) return originalListen.apply(this, args as Parameters<typeof originalListen>);
+    claimed = this;
     const last = args[args.length - 1];
     const cb = typeof last === 'function' ? (last as () => void) : undefined;
-    try { fs.unlinkSync(socketPath); } catch { /* not there */ }
     this.once('listening', () => send({ type: 'ready', socket: socketPath }));
-    return cb ? originalListen.call(this, socketPath, cb) : originalListen.call(this, socketPath);
+    let where: string | { fd: number } = socketPath;
+    if (listenFd !== null) {
+      // Direct mode: accept from the agent's listening socket, and count.
+      where = { fd: listenFd };
+      account(this);
+    } else {
+      try { fs.unlinkSync(socketPath); } catch { /* not there */ }
+    }
+    return cb ? originalListen.call(this, where, cb) : originalListen.call(this, where);
   } as typeof originalListen;
+
+  // Direct mode accounting: sessions in flight, requests done, last use;
+  // sent in one message a second at most, not one per request.
+  let sessions = 0;
+  let processed = 0;
+  let lastUsed = Date.now();
+  let reported = '';
+  let draining = false;
+  function onResponseClose(): void {
+    sessions--;
+    processed++;
+    lastUsed = Date.now();
+  }
+  function account(server: http.Server): void {
+    server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+      sessions++;
+      if (draining) res.setHeader('connection', 'close');
+      res.on('close', onResponseClose);
+    });
+    setInterval(() => {
+      const line = `${sessions} ${processed} ${lastUsed}`;
+      if (line === reported || !connected) return;
+      reported = line;
+      channel?.write(`${JSON.stringify({ type: 'stats', token, pid: process.pid, sessions, processed, lastUsed })}\n`);
+    }, REPORT_MS).unref();
+  }
+
+  /** Leaves: in direct mode after the requests in flight (new ones get Connection: close). */
+  function leave(): void {
+    const server = claimed;
+    if (listenFd === null || server === null) process.exit(0);
+    draining = true;
+    server.close(() => process.exit(0));
+    // Keep-alive connections go as soon as they are idle.
+    const idle = setInterval(() => server.closeIdleConnections(), 100);
+    server.closeIdleConnections();
+    setTimeout(() => process.exit(0), DRAIN_MS).unref();
+    void idle;
+  }
 
   // Closed stdin = the agent asks us to leave (its sessions here have ended),
   // unless the agent core died (its channel closed too): then we stay, for
@@ -74,7 +127,7 @@ function install(): void {
   const stdin = process.stdin as unknown as net.Socket;
   stdin.on('error', () => undefined);
   stdin.on('end', () => {
-    setTimeout(() => { if (connected || !channelPath) process.exit(0); }, 200);
+    setTimeout(() => { if (connected || !channelPath) leave(); }, 200);
   });
   // Our output pipes belonged to the core; after its death, writes fail quietly.
   process.stdout.on('error', () => undefined);

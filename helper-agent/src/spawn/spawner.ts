@@ -11,7 +11,7 @@ import type { GroupOptions } from '../config';
 import { SpawnError } from '../errors';
 import type { Logger } from '../log';
 import type { Spawner } from '../pool/pool';
-import type { ProcessHandle } from '../pool/process';
+import type { ProcessHandle, ProcessReport } from '../pool/process';
 import type { Channel } from './channel';
 
 export const LOADER_PATH = path.join(__dirname, 'node-loader.js');
@@ -27,6 +27,8 @@ export interface SpawnerConfig {
   log: Logger;
   /** Extra environment for every app (on top of the agent's own). */
   baseEnv?: NodeJS.ProcessEnv;
+  /** Direct mode: the listening socket (an fd of ours) the apps accept from. */
+  directListenFd?: number | null;
 }
 
 function signalGroup(pgid: number, sig: NodeJS.Signals): boolean {
@@ -45,6 +47,9 @@ class SpawnedProcess implements ProcessHandle {
   private exitCbs: ((code: number | null, signal: string | null) => void)[] = [];
   private exitInfo: [number | null, string | null] = [null, null];
   private stopping: Promise<void> | null = null;
+  private reportCb: ((r: ProcessReport) => void) | null = null;
+  /** Direct mode: the process drains its own connections after stdin closes, for up to the grace period. */
+  direct = false;
 
   constructor(
     readonly child: ChildProcess,
@@ -61,6 +66,14 @@ class SpawnedProcess implements ProcessHandle {
       if (this.socketFile) fs.rm(this.socketFile, { force: true }, () => undefined);
       for (const cb of this.exitCbs.splice(0)) cb(code, signal);
     });
+  }
+
+  onReport(cb: (r: ProcessReport) => void): void {
+    this.reportCb = cb;
+  }
+
+  report(r: ProcessReport): void {
+    this.reportCb?.(r);
   }
 
   onExit(cb: (code: number | null, signal: string | null) => void): void {
@@ -85,7 +98,7 @@ class SpawnedProcess implements ProcessHandle {
     this.stopping = (async () => {
       if (this.exited) return;
       this.child.stdin?.end();
-      if (await this.waitExit(Math.min(STDIN_GRACE_MS, graceMs))) return;
+      if (await this.waitExit(this.direct ? graceMs : Math.min(STDIN_GRACE_MS, graceMs))) return;
       signalGroup(this.pid, 'SIGTERM');
       if (await this.waitExit(Math.max(graceMs, KILL_AFTER_TERM_MS))) return;
       signalGroup(this.pid, 'SIGKILL');
@@ -181,6 +194,7 @@ export class AppSpawner implements Spawner {
       }
       socketFile = path.join(this.cfg.socketDir, `${id}.sock`);
       env.PASSENGER_LOADER_SOCKET = socketFile;
+      if (o.directMode && this.cfg.directListenFd != null) env.PASSENGER_LOADER_LISTEN_FD = '3';
       env.PASSENGER_LOADER_CHANNEL = this.cfg.channel.path;
       env.PASSENGER_LOADER_TOKEN = token;
       cmd = process.execPath;
@@ -188,7 +202,9 @@ export class AppSpawner implements Spawner {
       endpoint = { socketPath: socketFile };
     }
 
-    const child = spawn(cmd, args, { cwd: o.appRoot, env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    const direct = !o.appStartCommand && o.directMode && this.cfg.directListenFd != null;
+    const stdio: ('pipe' | number)[] = direct ? ['pipe', 'pipe', 'pipe', this.cfg.directListenFd as number] : ['pipe', 'pipe', 'pipe'];
+    const child = spawn(cmd, args, { cwd: o.appRoot, env, stdio, detached: true });
     const tail = new OutputTail();
     const log = this.cfg.log;
     return new Promise<ProcessHandle>((resolve, reject) => {
@@ -200,7 +216,9 @@ export class AppSpawner implements Spawner {
         if (settled) return;
         settled = true;
         for (const t of timers) clearTimeout(t);
-        this.cfg.channel.forget(token);
+        // Direct mode: the channel keeps carrying the process's reports until it exits.
+        if (err || !direct) this.cfg.channel.forget(token);
+        else handle?.onExit(() => this.cfg.channel.forget(token));
         for (const s of stopOut) s();
         if (err) {
           if (child.pid !== undefined && !handle?.exited) void (handle ? handle.stop(0) : Promise.resolve(signalGroup(child.pid, 'SIGKILL')));
@@ -211,6 +229,7 @@ export class AppSpawner implements Spawner {
         o.appStartCommand ? 'check app_start_command' : 'check that node is installed')));
       if (child.pid === undefined) return;
       handle = new SpawnedProcess(child, endpoint, socketFile, !o.appStartCommand);
+      handle.direct = direct;
       const prefix = `App ${child.pid} (${o.appRoot}) `;
       stopOut.push(forwardLines(child.stdout, log, `${prefix}stdout: `, tail));
       stopOut.push(forwardLines(child.stderr, log, `${prefix}stderr: `, tail));
@@ -235,8 +254,11 @@ export class AppSpawner implements Spawner {
         };
         void poll();
       } else {
+        const h = handle;
         this.cfg.channel.on(token, (msg) => {
-          if (msg.type === 'ready' && msg.pid === child.pid) finish(null);
+          if (msg.pid !== child.pid) return;
+          if (msg.type === 'ready') finish(null);
+          else if (msg.type === 'stats') h.report({ sessions: Number(msg.sessions) || 0, processed: Number(msg.processed) || 0, lastUsed: Number(msg.lastUsed) || 0 });
         });
       }
     });

@@ -1,0 +1,90 @@
+// Direct mode: the app processes accept client connections themselves from
+// the agent's listening socket; the agent still supervises and accounts.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { BIN, appCopy, eventually, isAlive, request, runCli, startServer, tmpDir, type Server } from '../helpers';
+
+async function twoProcesses(s: Server): Promise<number[]> {
+  return eventually(async () => { const p = await s.appPids(); return p.length === 2 ? p : null; }, 20_000, 'two processes');
+}
+
+test('direct mode: the processes accept connections themselves and report their counters', async (t) => {
+  const s = await startServer(t, appCopy(t, 'basic'), ['--direct-mode', '--min-instances', '2', '--max-pool-size', '2']);
+  const pids = await twoProcesses(s);
+  // Both processes take connections from the one listening socket.
+  const seen = new Set<string>();
+  await eventually(async () => {
+    for (const r of await Promise.all(Array.from({ length: 20 }, () => request(s.port, '/pid')))) {
+      assert.equal(r.status, 200);
+      seen.add(r.body);
+    }
+    return seen.size === 2;
+  }, 20_000, 'both processes to serve');
+  assert.deepEqual([...seen].map(Number).sort((a, b) => a - b), pids);
+
+  // Accounting: the same fields as in proxy mode, from the processes' batched reports.
+  const before = (await s.status()).groups[0].processes.reduce((a, p) => a + p.processed, 0);
+  for (let i = 0; i < 10; i++) await request(s.port, '/');
+  await eventually(async () => (await s.status()).groups[0].processes.reduce((a, p) => a + p.processed, 0) >= before + 10, 10_000, 'processed to count the requests');
+  const held = request(s.port, '/sleep?ms=2500');
+  await eventually(async () => (await s.status()).groups[0].processes.some((p) => p.sessions === 1), 10_000, 'the held request as a session');
+  const reqs = await runCli(BIN.status, ['--show=requests', '--instance-registry-dir', s.registry]);
+  assert.match(reqs.stdout, /No requests in flight/, 'no request passes through the agent');
+  assert.equal((await held).status, 200);
+});
+
+test('direct mode: a killed process is replaced; max_requests replaces a process', async (t) => {
+  const s = await startServer(t, appCopy(t, 'basic'), ['--direct-mode', '--min-instances', '2', '--max-pool-size', '2', '--max-requests', '30']);
+  const before = await twoProcesses(s);
+  process.kill(before[0], 'SIGKILL');
+  await eventually(async () => { const p = await s.appPids(); return p.length === 2 && !p.includes(before[0]); }, 20_000, 'a replacement');
+  const now = await s.appPids();
+  for (let i = 0; i < 80; i++) assert.equal((await request(s.port, '/')).status, 200);
+  await eventually(async () => { const p = await s.appPids(); return p.length === 2 && p.some((x) => !now.includes(x)); }, 20_000, 'a process replaced after max_requests');
+  assert.match(s.output(), /max_requests 30\): replacing it/);
+});
+
+test('direct mode: a leaving process finishes its requests; a rolling restart under load fails no request', async (t) => {
+  const s = await startServer(t, appCopy(t, 'basic'), ['--direct-mode', '--min-instances', '2', '--max-pool-size', '2']);
+  await twoProcesses(s);
+  const held = request(s.port, '/sleep?ms=1500');
+  const busy = await eventually(async () => (await s.status()).groups[0].processes.find((p) => p.sessions === 1)?.pid, 10_000, 'a busy process');
+  assert.equal((await runCli(BIN.config, ['detach-process', String(busy), '--instance-registry-dir', s.registry])).code, 0);
+  const r = await held;
+  assert.equal(r.status, 200, 'the request in flight finished');
+  await eventually(() => !isAlive(busy), 10_000, 'the process to leave');
+
+  await twoProcesses(s);
+  let stop = false;
+  let count = 0;
+  const failures: string[] = [];
+  const load = Promise.all(Array.from({ length: 4 }, async () => {
+    while (!stop) {
+      const res = await request(s.port, '/pid').catch((e: Error) => ({ status: 0, body: e.message }));
+      count++;
+      if (res.status !== 200) failures.push(`${res.status} ${res.body}`);
+    }
+  }));
+  const rolling = await runCli(BIN.config, ['restart-app', s.appDir, '--rolling', '--instance-registry-dir', s.registry]);
+  stop = true;
+  await load;
+  assert.equal(rolling.code, 0, rolling.stderr);
+  assert.deepEqual(failures, [], `${failures.length} of ${count} failed`);
+});
+
+test('direct mode refuses, by name, the options that need the agent in the request path', async (t) => {
+  const reg = tmpDir(t, 'ptest-reg-');
+  const app = appCopy(t, 'basic');
+  for (const [flags, name] of [
+    [['--sticky-sessions'], 'sticky_sessions'],
+    [['--force-max-concurrent-requests-per-process', '1'], 'force_max_concurrent_requests_per_process'],
+    [['--max-request-queue-size', '10'], 'max_request_queue_size'],
+    [['--max-request-queue-time', '5'], 'max_request_queue_time'],
+    [['--max-request-time', '5'], 'max_request_time'],
+    [['--app-start-command', 'true'], 'app_start_command'],
+  ] as const) {
+    const r = await runCli(BIN.passenger, ['start', app, '--direct-mode', ...flags, '--instance-registry-dir', reg]);
+    assert.equal(r.code, 2, name);
+    assert.match(r.stderr, new RegExp(`^passenger: ${name} cannot be used with direct_mode`), name);
+  }
+});
