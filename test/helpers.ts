@@ -229,3 +229,32 @@ export async function startServer(t: TestContext, appDir: string, args: string[]
 process.on('exit', () => {
   for (const c of started) if (c.pid && alive(c.pid)) { try { process.kill(c.pid, 'SIGKILL'); } catch { /* gone */ } }
 });
+
+export interface SteadyLoad {
+  /** Requests done so far. */
+  count(): number;
+  /** Stops the load; resolves with what failed (status and body). */
+  stop(): Promise<{ count: number; failures: string[] }>;
+}
+
+/** `conns` clients sending GET `urlPath` back to back (a new connection each) until stopped. */
+export function steadyLoad(port: number, conns = 4, urlPath = '/pid'): SteadyLoad {
+  let stopped = false;
+  let count = 0;
+  const failures: string[] = [];
+  const loops = Promise.all(Array.from({ length: conns }, async () => {
+    while (!stopped) {
+      const r = await request(port, urlPath).catch((e: Error) => ({ status: 0, body: e.message }));
+      count++;
+      if (r.status !== 200) failures.push(`${r.status} ${r.body.slice(0, 80)}`);
+    }
+  }));
+  return {
+    count: () => count,
+    stop: async () => {
+      stopped = true;
+      await loops;
+      return { count, failures };
+    },
+  };
+}

@@ -344,56 +344,28 @@ function checkDirectMode(o: Options, given: Partial<Options>): void {
   if (o.forwarder !== 'direct') refuse('forwarder', 'nothing is forwarded');
 }
 
-/** The part of the options that describes one app group (sent to the agent core). */
-export interface GroupOptions {
-  appRoot: string;
-  environment: string;
-  startupFile: string;
-  appStartCommand: string | undefined;
-  envvars: Record<string, string>;
-  minInstances: number;
-  poolIdleTime: number;
-  startTimeout: number;
+/** The options that belong to one app group (each app's own, behind a web server). */
+const GROUP_KEYS = [
+  'appRoot', 'environment', 'startupFile', 'appStartCommand', 'envvars', 'minInstances', 'poolIdleTime', 'startTimeout',
+  'maxRequests', 'memoryLimit', 'maxRequestQueueSize', 'stickySessions', 'stickySessionsCookieName', 'scaleAtSessions',
+  'maxRequestQueueTime', 'requestQueueOverflowStatusCode', 'maxRequestTime', 'statThrottleRate',
+  'stickySessionsCookieAttributes', 'directMode',
+] as const;
+
+/** The part of the options that describes one app group, with the defaults that depend on others settled. */
+export type GroupOptions = Pick<Options, (typeof GROUP_KEYS)[number]> & {
+  /** force_max_concurrent_requests_per_process */
   maxConcurrency: number;
-  maxRequests: number;
-  memoryLimit: number;
-  maxRequestQueueSize: number;
-  stickySessions: boolean;
-  stickySessionsCookieName: string;
   friendlyErrorPages: boolean;
-  scaleAtSessions: number;
-  maxRequestQueueTime: number;
-  requestQueueOverflowStatusCode: number;
-  maxRequestTime: number;
-  statThrottleRate: number;
-  stickySessionsCookieAttributes: string;
-  directMode: boolean;
-}
+};
 
 export function groupOptions(o: Options): GroupOptions {
+  const g = {} as Record<string, unknown>;
+  for (const k of GROUP_KEYS) g[k] = o[k];
   return {
-    appRoot: o.appRoot,
-    environment: o.environment,
-    startupFile: o.startupFile,
-    appStartCommand: o.appStartCommand,
-    envvars: o.envvars,
-    minInstances: o.minInstances,
-    poolIdleTime: o.poolIdleTime,
-    startTimeout: o.startTimeout,
+    ...(g as Pick<Options, (typeof GROUP_KEYS)[number]>),
     maxConcurrency: o.forceMaxConcurrentRequestsPerProcess,
-    maxRequests: o.maxRequests,
-    memoryLimit: o.memoryLimit,
-    maxRequestQueueSize: o.maxRequestQueueSize,
-    stickySessions: o.stickySessions,
-    stickySessionsCookieName: o.stickySessionsCookieName,
     friendlyErrorPages: o.friendlyErrorPages ?? o.environment === 'development',
-    scaleAtSessions: o.scaleAtSessions,
-    maxRequestQueueTime: o.maxRequestQueueTime,
-    requestQueueOverflowStatusCode: o.requestQueueOverflowStatusCode,
-    maxRequestTime: o.maxRequestTime,
-    statThrottleRate: o.statThrottleRate,
-    stickySessionsCookieAttributes: o.stickySessionsCookieAttributes,
-    directMode: o.directMode,
   };
 }
 

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { BIN, eventually, isAlive, request, runCli, startServer } from '../helpers';
+import { BIN, eventually, isAlive, request, runCli, startServer, steadyLoad } from '../helpers';
 import { APACHE, NGINX, appPidsOf, sharedDir, startAgent, startApache, startNginx, webApp, type WebServer } from './web-servers';
 
 interface Target {
@@ -98,23 +98,13 @@ for (const kind of ['nginx', 'apache'] as const) {
     const agentFile = path.join(s.registry, fs.readdirSync(s.registry).find((n) => n.startsWith('passenger-ts.')) as string);
     const corePid = Number(fs.readFileSync(path.join(agentFile, 'core.pid'), 'utf8'));
     const oldWorkers = web.workerPids();
-    let stop = false;
-    let count = 0;
-    const failures: string[] = [];
-    const load = Promise.all(Array.from({ length: 4 }, async () => {
-      while (!stop) {
-        const r = await request(s.port, '/pid').catch((e: Error) => ({ status: 0, body: e.message }));
-        count++;
-        if (r.status !== 200) failures.push(`${r.status} ${r.body.slice(0, 80)}`);
-      }
-    }));
-    await eventually(() => count > 50, 20_000, 'load to run');
+    const load = steadyLoad(s.port);
+    await eventually(() => load.count() > 50, 20_000, 'load to run');
     web.reload();
     await eventually(() => { const w = web.workerPids(); return w.length > 0 && w.every((p) => !oldWorkers.includes(p)); }, 20_000, 'new workers');
-    const after = count;
-    await eventually(() => count > after + 100, 20_000, 'load after the reload');
-    stop = true;
-    await load;
+    const after = load.count();
+    await eventually(() => load.count() > after + 100, 20_000, 'load after the reload');
+    const { count, failures } = await load.stop();
     assert.deepEqual(failures, [], `${failures.length} of ${count} requests failed`);
     assert.ok(isAlive(corePid), 'the agent core lives on');
     assert.deepEqual(await appPidsOf(s.registry), apps, 'the app processes are the same');
@@ -167,24 +157,14 @@ for (const kind of ['nginx', 'apache'] as const) {
     const apps = await eventually(async () => { const p = await appPidsOf(s.registry); return p.length === 2 ? p : null; }, 20_000, 'two processes');
     const inst = path.join(s.registry, fs.readdirSync(s.registry).find((n) => n.startsWith('passenger-ts.')) as string);
     const oldCore = Number(fs.readFileSync(path.join(inst, 'core.pid'), 'utf8'));
-    let stop = false;
-    let count = 0;
-    const failures: string[] = [];
     const conns = 4;
-    const load = Promise.all(Array.from({ length: conns }, async () => {
-      while (!stop) {
-        const r = await request(s.port, '/pid').catch((e: Error) => ({ status: 0, body: e.message }));
-        count++;
-        if (r.status !== 200) failures.push(`${r.status} ${r.body.slice(0, 60)}`);
-      }
-    }));
-    await eventually(() => count > 50, 20_000, 'load to run');
+    const load = steadyLoad(s.port, conns);
+    await eventually(() => load.count() > 50, 20_000, 'load to run');
     process.kill(oldCore, 'SIGKILL');
     await eventually(() => { const p = Number(fs.readFileSync(path.join(inst, 'core.pid'), 'utf8')); return p !== oldCore && isAlive(p); }, 20_000, 'a new core');
-    const after = count;
-    await eventually(() => count > after + 100, 20_000, 'load after the restart');
-    stop = true;
-    await load;
+    const after = load.count();
+    await eventually(() => load.count() > after + 100, 20_000, 'load after the restart');
+    const { count, failures } = await load.stop();
     assert.ok(failures.length <= conns, `${failures.length} of ${count} failed: ${failures.join('; ')}`);
     assert.deepEqual(await appPidsOf(s.registry), apps, 'the same app processes serve');
     t.diagnostic(`${failures.length} of ${count} requests failed across the core restart`);

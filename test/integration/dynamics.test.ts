@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { BIN, appCopy, eventually, isAlive, request, runCli, sleep, startServer, type Server } from '../helpers';
+import { BIN, appCopy, eventually, isAlive, request, runCli, sleep, startServer, type Server, steadyLoad } from '../helpers';
 
 async function processCount(s: Server): Promise<number> {
   const doc = await s.status();
@@ -173,19 +173,9 @@ test('passenger-config restart-app (blocking) and --rolling under load fail no r
 
   // Rolling, under steady load.
   const mid = await s.appPids();
-  let stop = false;
-  const failures: string[] = [];
-  let count = 0;
-  const load = Promise.all(Array.from({ length: 4 }, async () => {
-    while (!stop) {
-      const res = await request(s.port, '/pid').catch((e: Error) => ({ status: 0, body: e.message }));
-      count++;
-      if (res.status !== 200) failures.push(`${res.status} ${res.body}`);
-    }
-  }));
+  const load = steadyLoad(s.port);
   const rolling = await runCli(BIN.config, ['restart-app', s.appDir, '--rolling', ...cfgArgs]);
-  stop = true;
-  await load;
+  const { count, failures } = await load.stop();
   assert.equal(rolling.code, 0, rolling.stderr);
   assert.deepEqual(failures, [], `${failures.length} of ${count} requests failed`);
   const after = await s.appPids();

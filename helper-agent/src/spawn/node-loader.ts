@@ -89,14 +89,30 @@ function install(): void {
   let lastUsed = Date.now();
   let reported = '';
   let draining = false;
-  function onResponseClose(): void {
+  // Connections that served a request and have none in flight: the ones a
+  // leaving process may close (a fresh connection's request may be on its way).
+  const conns = new Set<net.Socket>();
+  const kActive = Symbol('active');
+  type Tracked = net.Socket & { [kActive]?: number };
+  function forget(this: net.Socket): void {
+    conns.delete(this);
+  }
+  function onResponseClose(this: http.ServerResponse): void {
     sessions--;
     processed++;
     lastUsed = Date.now();
+    const sock = this.socket as Tracked | null;
+    if (sock) sock[kActive] = (sock[kActive] ?? 1) - 1;
   }
   function account(server: http.Server): void {
-    server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+    server.on('connection', (sock: net.Socket) => {
+      conns.add(sock);
+      sock.on('close', forget);
+    });
+    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
       sessions++;
+      const sock = req.socket as Tracked;
+      sock[kActive] = (sock[kActive] ?? 0) + 1;
       if (draining) res.setHeader('connection', 'close');
       res.on('close', onResponseClose);
     });
@@ -113,12 +129,14 @@ function install(): void {
     const server = claimed;
     if (listenFd === null || server === null) process.exit(0);
     draining = true;
-    server.close(() => process.exit(0));
-    // Keep-alive connections go as soon as they are idle.
-    const idle = setInterval(() => server.closeIdleConnections(), 100);
-    server.closeIdleConnections();
+    // net.Server's close, not http.Server's: that one also closes every
+    // connection without a request in flight, fresh ones included, whose
+    // request is already on its way.
+    net.Server.prototype.close.call(server, () => process.exit(0));
+    // Idle keep-alive connections go now; busy ones after their response
+    // (Connection: close); a fresh one serves the request it was opened for.
+    for (const sock of conns) if ((sock as Tracked)[kActive] === 0) sock.destroy();
     setTimeout(() => process.exit(0), DRAIN_MS).unref();
-    void idle;
   }
 
   // Closed stdin = the agent asks us to leave (its sessions here have ended),
