@@ -4,7 +4,6 @@
 export const ERROR_CODES = {
   E_CONFIG: 'invalid option or Passengerfile.json',
   E_USAGE: 'unknown command or flag',
-  E_STARTUP_FILE: 'the startup file does not exist',
   E_SPAWN: 'an app process failed to start',
   E_SPAWN_TIMEOUT: 'an app process did not start listening in time',
   E_NO_INSTANCE: 'no running instance was found',

@@ -109,11 +109,12 @@ function install(): void {
       conns.add(sock);
       sock.on('close', forget);
     });
-    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    // Before the app's own listener, which may answer at once.
+    server.prependListener('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
       sessions++;
       const sock = req.socket as Tracked;
       sock[kActive] = (sock[kActive] ?? 0) + 1;
-      if (draining) res.setHeader('connection', 'close');
+      if (draining && !res.headersSent) res.setHeader('connection', 'close');
       res.on('close', onResponseClose);
     });
     setInterval(() => {
