@@ -58,6 +58,16 @@ function install(libDir, projectDir) {
     return H.pidFilePids(inst, inst.extra.registry, snap).filter((p) => set.has(p));
   }
 
+  /** As passenger-memory-stats splits them: the web server's processes, the agent's (registry pid files), apps. */
+  function classifyWith(frontendOf) {
+    return (inst, set, snap) => {
+      const manager = managerPids(inst, set, snap);
+      const frontend = frontendOf(inst, set, snap).filter((p) => !manager.includes(p));
+      const { apps, rest } = H.splitApps(inst, set, snap, [...manager, ...frontend]);
+      return { frontend, manager: manager.filter((p) => !apps.includes(p)), apps, other: rest.filter((p) => !manager.includes(p) && !frontend.includes(p)) };
+    };
+  }
+
   async function stopAgent(inst) {
     const a = inst.procs[0];
     if (a && !a.exit && P.signalExact(a.pid, inst.tracked.get(a.pid), 'SIGTERM')) await H.waitExit(a, 15000);
@@ -119,13 +129,10 @@ http {
     },
     failFast: H.launcherFailFast,
     roots: (inst, snap) => [...inst.procs.map((r) => r.pid), ...H.pidFilePids(inst, inst.extra.registry, snap)],
-    classify(inst, set, snap) {
+    classify: classifyWith((inst, set, snap) => {
       const master = inst.procs[1] && inst.procs[1].pid;
-      const frontend = [...set].filter((p) => p === master || snap.get(p).ppid === master);
-      const manager = managerPids(inst, set, snap);
-      const { apps, rest } = H.splitApps(inst, set, snap, [...manager, ...frontend]);
-      return { frontend, manager: manager.filter((p) => !apps.includes(p)), apps, other: rest.filter((p) => !manager.includes(p) && !frontend.includes(p)) };
-    },
+      return [...set].filter((p) => p === master || snap.get(p).ppid === master);
+    }),
     async stop(inst) {
       const n = inst.procs[1];
       if (n && !n.exit && P.signalExact(n.pid, inst.tracked.get(n.pid), 'SIGTERM')) await H.waitExit(n, 10000);
@@ -150,12 +157,7 @@ http {
     },
     failFast: H.launcherFailFast,
     roots: (inst, snap) => [...inst.procs.map((r) => r.pid), ...H.pidFilePids(inst, inst.extra.registry, snap)],
-    classify(inst, set, snap) {
-      const manager = managerPids(inst, set, snap);
-      const frontend = inst.procs[1] ? H.apacheProcs(inst.procs[1], set, snap).filter((p) => !manager.includes(p)) : [];
-      const { apps, rest } = H.splitApps(inst, set, snap, [...manager, ...frontend]);
-      return { frontend, manager: manager.filter((p) => !apps.includes(p)), apps, other: rest.filter((p) => !manager.includes(p) && !frontend.includes(p)) };
-    },
+    classify: classifyWith((inst, set, snap) => (inst.procs[1] ? H.apacheProcs(inst.procs[1], set, snap) : [])),
     async stop(inst) {
       await H.stopApache(inst, inst.procs[1]);
       await stopAgent(inst);

@@ -4,7 +4,6 @@
 // when the agent is stopped or dead.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { FRONTENDS_FILE } from '../core/frontends';
 import { INSTANCE_PREFIX, InstanceDir, registryDirs } from '../instance/instance-dir';
 import { cmdlineSync, isLiveStat, listPidsSync, privateDirtyKBSync, readStatSync, type ProcStat } from '../platform/procfs';
 import { parseToolFlags, runMain } from './common';
@@ -39,14 +38,6 @@ function readPid(file: string): number | null {
     const n = parseInt(fs.readFileSync(file, 'utf8'), 10);
     return Number.isInteger(n) ? n : null;
   } catch { return null; }
-}
-
-function readFrontends(instanceDir: string): { pid: number; startTicks: number; role: string }[] {
-  try {
-    return JSON.parse(fs.readFileSync(path.join(instanceDir, FRONTENDS_FILE), 'utf8'));
-  } catch {
-    return [];
-  }
 }
 
 async function descendants(pid: number): Promise<number[]> {
@@ -108,7 +99,7 @@ runMain('passenger-memory-stats', async (argv) => {
         if (st) apps.push(st);
       }
       // The web server processes the agent saw on its socket, and their process trees.
-      for (const f of readFrontends(inst.dir)) {
+      for (const f of inst.frontendRecords()) {
         if (!exact(f.pid, f.startTicks)) continue;
         frontends.add(f.pid);
         if (f.role === 'master') for (const c of await descendants(f.pid)) frontends.add(c);

@@ -124,7 +124,7 @@ async function main(): Promise<void> {
     const resolver = new AppRootResolver(o, pool, log);
     adoptProcesses(pool, records, (root) => resolver.optionsFor(root), inst, log);
     groupFor = (req) => resolver.groupFor(req);
-    frontends = new FrontendRegistry(inst.dir);
+    frontends = new FrontendRegistry(inst);
     firstProcess();
     if (o.appRootAllow.length === 0) log.warn('no --app-root-allow given: every request will be refused (403) until one is');
   } else {

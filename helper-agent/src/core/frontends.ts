@@ -3,11 +3,9 @@
 // for passenger-memory-stats; dead ones are dropped.
 import * as fs from 'node:fs';
 import type { Socket } from 'node:net';
-import * as path from 'node:path';
+import type { InstanceDir } from '../instance/instance-dir';
 import { getPeerCredentials } from '../platform/native';
 import { isAlive, readStatSync } from '../platform/procfs';
-
-export const FRONTENDS_FILE = 'frontends.json';
 
 interface Seen {
   pid: number;
@@ -21,7 +19,7 @@ export class FrontendRegistry {
   private dirty = false;
   private timer: NodeJS.Timeout;
 
-  constructor(private readonly instanceDir: string) {
+  constructor(private readonly inst: InstanceDir) {
     this.timer = setInterval(() => this.flush(), 2000);
     this.timer.unref();
   }
@@ -58,7 +56,7 @@ export class FrontendRegistry {
     }
     if (!this.dirty) return;
     this.dirty = false;
-    const file = path.join(this.instanceDir, FRONTENDS_FILE);
+    const file = this.inst.frontendsFile;
     fs.writeFile(`${file}.tmp`, JSON.stringify(this.pids()), (e) => { if (!e) fs.rename(`${file}.tmp`, file, () => undefined); });
   }
 

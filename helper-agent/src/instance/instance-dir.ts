@@ -53,6 +53,16 @@ export class InstanceDir {
   get processesDir(): string { return path.join(this.dir, 'processes'); }
   get watchdogPidFile(): string { return path.join(this.dir, 'watchdog.pid'); }
   get corePidFile(): string { return path.join(this.dir, 'core.pid'); }
+  /** The web server processes the core saw on its socket (written by core/frontends.ts). */
+  get frontendsFile(): string { return path.join(this.dir, 'frontends.json'); }
+
+  frontendRecords(): { pid: number; startTicks: number; role: string }[] {
+    try {
+      return JSON.parse(fs.readFileSync(this.frontendsFile, 'utf8'));
+    } catch {
+      return [];
+    }
+  }
 
   readProperties(): InstanceProperties | null {
     try {

@@ -227,7 +227,4 @@ export class Pool {
     await Promise.all([...this.groups.values()].flatMap((g) => g.processes.map((p) => p.exited)));
   }
 
-  get isClosing(): boolean {
-    return this.closing;
-  }
 }
