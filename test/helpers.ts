@@ -38,9 +38,45 @@ export async function eventually<T>(fn: () => T | Promise<T>, timeoutMs = 20_000
   }
 }
 
+interface Cleanup {
+  stops: (() => unknown)[];
+  dirs: string[];
+}
+const cleanups = new WeakMap<TestContext, Cleanup>();
+
+/**
+ * One cleanup per test, run after it whatever happened: every process stop
+ * (the last started first), then every temp dir. node:test runs `after` hooks
+ * in registration order and skips the rest once one throws, so a directory
+ * removed before its server stopped (or a stop that threw) would leave
+ * processes running and the test file hanging on their pipes.
+ */
+function cleanupOf(t: TestContext): Cleanup {
+  let c = cleanups.get(t);
+  if (!c) {
+    const fresh: Cleanup = { stops: [], dirs: [] };
+    cleanups.set(t, fresh);
+    t.after(async () => {
+      for (const stop of fresh.stops.reverse()) {
+        try { await stop(); } catch (e) { t.diagnostic(`cleanup: ${(e as Error).message}`); }
+      }
+      for (const d of fresh.dirs) {
+        try { fs.rmSync(d, { recursive: true, force: true, maxRetries: 5 }); } catch (e) { t.diagnostic(`cleanup: ${(e as Error).message}`); }
+      }
+    });
+    c = fresh;
+  }
+  return c;
+}
+
+/** Runs `stop` after the test, before any temp dir is removed; a throw is reported, not fatal. */
+export function stopAfter(t: TestContext, stop: () => unknown): void {
+  cleanupOf(t).stops.push(stop);
+}
+
 export function tmpDir(t: TestContext, prefix = 'ptest-'): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  t.after(() => fs.rmSync(d, { recursive: true, force: true }));
+  cleanupOf(t).dirs.push(d);
   return d;
 }
 
@@ -141,7 +177,7 @@ export interface StatusDoc {
 const started = new Set<ChildProcess>();
 
 /** Kills what a server left: the watchdog, its core and every app process group it recorded (pid-exact). */
-function killEverything(child: ChildProcess, registry: string): void {
+export function killEverything(registry: string, watchdogPid?: number): void {
   let dirs: string[] = [];
   try { dirs = fs.readdirSync(registry).filter((n) => n.startsWith('passenger-ts.')).map((n) => path.join(registry, n)); } catch { /* none */ }
   for (const d of dirs) {
@@ -158,7 +194,7 @@ function killEverything(child: ChildProcess, registry: string): void {
       if (pid > 1 && alive(pid)) { try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ } }
     }
   }
-  if (child.pid && alive(child.pid)) { try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ } }
+  if (watchdogPid && alive(watchdogPid)) { try { process.kill(watchdogPid, 'SIGKILL'); } catch { /* gone */ } }
 }
 
 /**
@@ -206,15 +242,15 @@ export async function startServer(t: TestContext, appDir: string, args: string[]
       const code = await Promise.race([exited, new Promise<'timeout'>((r) => { timer = setTimeout(() => r('timeout'), 30_000); })]);
       clearTimeout(timer);
       if (code === 'timeout') {
-        killEverything(child, registry);
+        killEverything(registry, child.pid);
         throw new Error(`server did not stop within 30 s; output:\n${out}`);
       }
       return code;
     },
   };
-  t.after(async () => {
+  stopAfter(t, async () => {
     try { await server.stop(); } catch { /* killed below */ }
-    killEverything(child, registry);
+    killEverything(registry, child.pid);
     started.delete(child);
   });
   if (opts.waitFor !== 'none') {
@@ -233,28 +269,39 @@ process.on('exit', () => {
 export interface SteadyLoad {
   /** Requests done so far. */
   count(): number;
+  /** Requests started so far: a mark to tell the failures of requests sent after it (`failedFrom`). */
+  started(): number;
   /** Stops the load; resolves with what failed (status and body). */
-  stop(): Promise<{ count: number; failures: string[] }>;
+  stop(): Promise<{ count: number; failures: string[]; failedFrom(mark: number): string[] }>;
 }
 
-/** `conns` clients sending GET `urlPath` back to back (a new connection each) until stopped. */
-export function steadyLoad(port: number, conns = 4, urlPath = '/pid'): SteadyLoad {
+/**
+ * `conns` clients sending GET `urlPath` back to back (a new connection each)
+ * until stopped, or at most `limitMs` and 50,000 requests, so a test that fails
+ * before stopping it does not load the machine (or keep its file alive) forever.
+ */
+export function steadyLoad(port: number, conns = 4, urlPath = '/pid', limitMs = 120_000): SteadyLoad {
   let stopped = false;
   let count = 0;
-  const failures: string[] = [];
+  let started = 0;
+  const failed: { seq: number; what: string }[] = [];
+  const end = Date.now() + limitMs;
   const loops = Promise.all(Array.from({ length: conns }, async () => {
-    while (!stopped) {
+    while (!stopped && started < 50_000 && Date.now() < end) {
+      const seq = started++;
       const r = await request(port, urlPath).catch((e: Error) => ({ status: 0, body: e.message }));
       count++;
-      if (r.status !== 200) failures.push(`${r.status} ${r.body.slice(0, 80)}`);
+      if (r.status !== 200) failed.push({ seq, what: `${r.status} ${r.body.slice(0, 80)}` });
     }
   }));
+  const failedFrom = (mark: number): string[] => failed.filter((f) => f.seq >= mark).map((f) => f.what);
   return {
     count: () => count,
+    started: () => started,
     stop: async () => {
       stopped = true;
       await loops;
-      return { count, failures };
+      return { count, failures: failedFrom(0), failedFrom };
     },
   };
 }

@@ -4,7 +4,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { BIN, appCopy, eventually, request, runCli, startServer, tmpDir } from '../helpers';
+import { BIN, appCopy, eventually, request, runCli, startServer, stopAfter, tmpDir } from '../helpers';
 import { APACHE, NGINX, appPidsOf, sharedDir, startAgent, startApache, startNginx, webApp } from './web-servers';
 
 interface Row { pid: number; ppid: number; vmsize_kb: number; private_dirty_kb: number | null; name: string }
@@ -63,7 +63,7 @@ test('passenger-memory-stats: nginx, agent and app processes with their private 
 
   // The agent stopped (kill -STOP): the report still comes, straight from /proc and the instance dir.
   process.kill(core, 'SIGSTOP');
-  t.after(() => { try { process.kill(core, 'SIGCONT'); } catch { /* gone */ } });
+  stopAfter(t, () => { try { process.kill(core, 'SIGCONT'); } catch { /* gone */ } });
   const stopped = await runCli(BIN.memoryStats, args, { timeoutMs: 20_000 });
   process.kill(core, 'SIGCONT');
   assert.equal(stopped.code, 0);
@@ -120,7 +120,7 @@ test('passenger-status: --force-colors, and --watch redraws until Ctrl-C', async
   assert.doesNotMatch(plain.stdout, /\x1b\[/, 'no colour when not a terminal');
 
   const w = spawn(process.execPath, [BIN.status, '--watch', '--instance-registry-dir', s.registry], { stdio: ['ignore', 'pipe', 'pipe'] });
-  t.after(() => { if (w.exitCode === null) w.kill('SIGKILL'); });
+  stopAfter(t, () => { if (w.exitCode === null) w.kill('SIGKILL'); });
   let out = '';
   w.stdout.on('data', (d) => { out += d; });
   await eventually(() => (out.match(/Refreshing every second/g) ?? []).length >= 2, 15_000, 'two refreshes');
@@ -136,7 +136,7 @@ test('the tools find an agent under /run/passenger-ts, as under systemd\'s Priva
   const child = spawn(process.execPath, [BIN.passenger, 'agent', '--socket', socket, '--app-root-allow', dir], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PASSENGER_INSTANCE_REGISTRY_DIR: '' } });
   let out = '';
   child.stdout.on('data', (d) => { out += d; });
-  t.after(async () => { child.kill('SIGTERM'); await eventually(() => child.exitCode !== null || child.signalCode !== null, 20_000, 'the agent to stop').catch(() => child.kill('SIGKILL')); });
+  stopAfter(t, async () => { child.kill('SIGTERM'); await eventually(() => child.exitCode !== null || child.signalCode !== null, 20_000, 'the agent to stop').catch(() => child.kill('SIGKILL')); });
   await eventually(() => out.includes('serving on'), 20_000, 'the agent');
   const name = fs.readdirSync('/run/passenger-ts').map((n) => path.join('/run/passenger-ts', n))
     .find((d) => { try { return JSON.parse(fs.readFileSync(path.join(d, 'properties.json'), 'utf8')).watchdog_pid === child.pid; } catch { return false; } });

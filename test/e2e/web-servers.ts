@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import type { TestContext } from 'node:test';
-import { BIN, ROOT, eventually, freePort, isAlive, runCli, tmpDir } from '../helpers';
+import { BIN, ROOT, eventually, freePort, isAlive, killEverything, runCli, stopAfter, tmpDir } from '../helpers';
 
 export const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((f) => fs.existsSync(f)) ?? null;
 export const APACHE = ['/usr/sbin/apache2', '/usr/sbin/httpd'].find((f) => fs.existsSync(f)) ?? null;
@@ -70,11 +70,12 @@ export async function startAgent(t: TestContext, dir: string, allow: string, ext
     output: () => out,
     instanceDir: () => path.join(registry, fs.readdirSync(registry).find((n) => n.startsWith('passenger-ts.')) as string),
   };
-  t.after(async () => {
+  stopAfter(t, async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');
-      await eventually(() => child.exitCode !== null || child.signalCode !== null, 30_000, 'the agent to stop').catch(() => child.kill('SIGKILL'));
+      await eventually(() => child.exitCode !== null || child.signalCode !== null, 30_000, 'the agent to stop').catch(() => undefined);
     }
+    killEverything(registry, child.pid);
   });
   await eventually(() => {
     if (child.exitCode !== null) throw new Error(`agent exited:\n${out}`);
@@ -137,7 +138,7 @@ ${appRoots.map((root, i) => `  server {
 }
 `);
   const child = spawn(NGINX, ['-c', conf, '-p', dir, '-e', path.join(dir, 'nginx-error.log')], { stdio: 'ignore' });
-  t.after(async () => {
+  stopAfter(t, async () => {
     if (child.pid && isAlive(child.pid)) {
       child.kill('SIGTERM');
       await eventually(() => !isAlive(child.pid as number), 15_000, 'nginx to stop').catch(() => child.kill('SIGKILL'));
@@ -193,7 +194,7 @@ ${appRoots.map((root, i) => `<VirtualHost 127.0.0.1:${ports[i]}>
   };
   const child = spawn(APACHE, ['-f', conf, '-k', 'start', '-DFOREGROUND'], { stdio: 'ignore', env });
   const errorLog = (): string => { try { return fs.readFileSync(path.join(dir, 'apache-log', 'error.log'), 'utf8'); } catch { return ''; } };
-  t.after(async () => {
+  stopAfter(t, async () => {
     if (child.pid && isAlive(child.pid)) {
       child.kill('SIGTERM');
       await eventually(() => !isAlive(child.pid as number), 15_000, 'apache to stop').catch(() => child.kill('SIGKILL'));

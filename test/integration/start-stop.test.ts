@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { BIN, appCopy, eventually, freePort, isAlive, request, runCli, startServer, tmpDir } from '../helpers';
+import { BIN, appCopy, eventually, freePort, isAlive, killEverything, request, runCli, startServer, stopAfter, tmpDir } from '../helpers';
 
 test('start serves the app, writes the instance dir, and stop removes it with the apps', async (t) => {
   const app = appCopy(t, 'basic');
@@ -33,8 +33,10 @@ test('--daemonize returns once serving; status and stop find it through the PID 
   const port = await freePort();
   const pidFile = path.join(reg, 'daemon.pid');
   const logFile = path.join(reg, 'daemon.log');
-  t.after(() => {
-    try { const pid = Number(fs.readFileSync(pidFile, 'utf8')); if (isAlive(pid)) process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+  stopAfter(t, () => {
+    let pid: number | undefined;
+    try { pid = Number(fs.readFileSync(pidFile, 'utf8')); } catch { /* stopped */ }
+    killEverything(reg, pid);
   });
   const started = await runCli(BIN.passenger, ['start', app, '--daemonize', '--port', String(port), '--address', '127.0.0.1',
     '--instance-registry-dir', reg, '--pid-file', pidFile, '--log-file', logFile]);
