@@ -1,6 +1,8 @@
 // Direct mode: the app processes accept client connections themselves from
 // the agent's listening socket; the agent still supervises and accounts.
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { test } from 'node:test';
 import { BIN, appCopy, eventually, isAlive, request, runCli, startServer, tmpDir, type Server, steadyLoad } from '../helpers';
 
@@ -42,6 +44,37 @@ test('direct mode: a killed process is replaced; max_requests replaces a process
   for (let i = 0; i < 80; i++) assert.equal((await request(s.port, '/')).status, 200);
   await eventually(async () => { const p = await s.appPids(); return p.length === 2 && p.some((x) => !now.includes(x)); }, 20_000, 'a process replaced after max_requests');
   assert.match(s.output(), /max_requests 30\): replacing it/);
+});
+
+async function aliveCount(s: Server): Promise<number> {
+  return (await s.status()).groups[0]?.processes.filter((p) => p.state === 'alive').length ?? 0;
+}
+
+test('direct mode: the group scales on the load the processes report, and idle processes are shut down', async (t) => {
+  const s = await startServer(t, appCopy(t, 'basic'), ['--direct-mode', '--min-instances', '1', '--max-pool-size', '3', '--scale-at-sessions', '2', '--pool-idle-time', '2']);
+  await eventually(async () => (await aliveCount(s)) === 1, 20_000, 'one process');
+  // Requests held on the one process: only its own report tells the agent how busy it is.
+  const held = Promise.all(Array.from({ length: 3 }, () => request(s.port, '/sleep?ms=4000')));
+  await eventually(async () => (await aliveCount(s)) >= 2, 15_000, 'a second process under reported load');
+  for (const r of await held) assert.equal(r.status, 200);
+  await eventually(async () => (await aliveCount(s)) === 1, 20_000, 'the idle process to be shut down, down to min_instances');
+  assert.match(s.output(), /was idle for \d+ s: shutting it down/);
+});
+
+test('direct mode: memory_limit and tmp/restart.txt replace processes', async (t) => {
+  const dir = appCopy(t, 'basic');
+  fs.mkdirSync(path.join(dir, 'tmp'));
+  const s = await startServer(t, dir, ['--direct-mode', '--min-instances', '1', '--max-pool-size', '2', '--memory-limit', '80', '--stat-throttle-rate', '1']);
+  const first = await eventually(async () => { const p = await s.appPids(); return p.length === 1 ? p[0] : null; }, 20_000, 'a process');
+  assert.match((await request(s.port, '/grow?mb=120')).body, new RegExp(`holding 120 MB in ${first}`));
+  const second = await eventually(async () => { const p = await s.appPids(); return p.length === 1 && p[0] !== first ? p[0] : null; }, 30_000, 'the replacement');
+  assert.match(s.output(), new RegExp(`process ${first} .*\\(memory_limit 80 MB\\): replacing it`));
+  await eventually(() => !isAlive(first), 20_000, 'the old process to leave');
+
+  fs.writeFileSync(path.join(dir, 'tmp', 'restart.txt'), '');
+  await eventually(async () => { const p = await s.appPids(); return p.length === 1 && p[0] !== second; }, 20_000, 'a restart');
+  assert.match(s.output(), /restart\.txt was touched: restarting/);
+  assert.equal((await request(s.port, '/')).status, 200);
 });
 
 test('direct mode: a leaving process finishes its requests in flight', async (t) => {

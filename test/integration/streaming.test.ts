@@ -15,56 +15,59 @@ function privateDirtyMB(pid: number): number {
 
 const MB = 1024 * 1024;
 
-// 300 MB each way: the agent's memory must not follow the size of what passes
-// (Node frees socket buffers at its next GC, so some tens of MB come and go).
-test('300 MB uploads and downloads pass without the agent holding them', async (t) => {
-  const s = await startServer(t, appCopy(t, 'basic'), ['--environment', 'production']);
-  const corePid = Number(fs.readFileSync(path.join(s.instanceDir(), 'core.pid'), 'utf8'));
-  const before = privateDirtyMB(corePid);
-  let peak = before;
-  const watch = setInterval(() => { try { peak = Math.max(peak, privateDirtyMB(corePid)); } catch { /* gone */ } }, 50);
-  t.after(() => clearInterval(watch));
+// Both request paths: the default one and --forwarder reply-from.
+for (const forwarder of ['direct', 'reply-from'] as const) {
+  // 300 MB each way: the agent's memory must not follow the size of what passes
+  // (Node frees socket buffers at its next GC, so some tens of MB come and go).
+  test(`${forwarder}: 300 MB uploads and downloads pass without the agent holding them`, async (t) => {
+    const s = await startServer(t, appCopy(t, 'basic'), ['--environment', 'production', '--forwarder', forwarder]);
+    const corePid = Number(fs.readFileSync(path.join(s.instanceDir(), 'core.pid'), 'utf8'));
+    const before = privateDirtyMB(corePid);
+    let peak = before;
+    const watch = setInterval(() => { try { peak = Math.max(peak, privateDirtyMB(corePid)); } catch { /* gone */ } }, 50);
+    t.after(() => clearInterval(watch));
 
-  const uploaded = await new Promise<string>((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: s.port, path: '/upload', method: 'POST', headers: { 'content-length': String(300 * MB) } }, (res) => {
-      let body = '';
-      res.on('data', (d) => { body += d; });
-      res.on('end', () => resolve(body));
+    const uploaded = await new Promise<string>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: s.port, path: '/upload', method: 'POST', headers: { 'content-length': String(300 * MB) } }, (res) => {
+        let body = '';
+        res.on('data', (d) => { body += d; });
+        res.on('end', () => resolve(body));
+      });
+      req.on('error', reject);
+      const chunk = Buffer.alloc(MB, 'u');
+      let left = 300;
+      const write = (): void => {
+        while (left > 0) {
+          left--;
+          if (!req.write(chunk)) { req.once('drain', write); return; }
+        }
+        req.end();
+      };
+      write();
     });
-    req.on('error', reject);
-    const chunk = Buffer.alloc(MB, 'u');
-    let left = 300;
-    const write = (): void => {
-      while (left > 0) {
-        left--;
-        if (!req.write(chunk)) { req.once('drain', write); return; }
-      }
-      req.end();
-    };
-    write();
-  });
-  assert.equal(uploaded, String(300 * MB));
+    assert.equal(uploaded, String(300 * MB));
 
-  const downloaded = await new Promise<number>((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port: s.port, path: '/download?mb=300' }, (res) => {
-      let n = 0;
-      res.on('data', (d: Buffer) => { n += d.length; });
-      res.on('end', () => resolve(n));
-      res.on('error', reject);
-    }).on('error', reject);
+    const downloaded = await new Promise<number>((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port: s.port, path: '/download?mb=300' }, (res) => {
+        let n = 0;
+        res.on('data', (d: Buffer) => { n += d.length; });
+        res.on('end', () => resolve(n));
+        res.on('error', reject);
+      }).on('error', reject);
+    });
+    assert.equal(downloaded, 300 * MB);
+    clearInterval(watch);
+    t.diagnostic(`agent private dirty memory: ${before.toFixed(1)} MB before, ${peak.toFixed(1)} MB at most`);
+    assert.ok(peak - before < 100, `agent private memory grew by ${(peak - before).toFixed(1)} MB while 600 MB passed`);
   });
-  assert.equal(downloaded, 300 * MB);
-  clearInterval(watch);
-  t.diagnostic(`agent private dirty memory: ${before.toFixed(1)} MB before, ${peak.toFixed(1)} MB at most`);
-  assert.ok(peak - before < 100, `agent private memory grew by ${(peak - before).toFixed(1)} MB while 600 MB passed`);
-});
 
-test('a client that disconnects releases its session', async (t) => {
-  const s = await startServer(t, appCopy(t, 'basic'), ['--min-instances', '1']);
-  await eventually(async () => (await s.appPids()).length === 1, 20_000, 'a process');
-  const req = http.get({ host: '127.0.0.1', port: s.port, path: '/sleep?ms=20000' });
-  req.on('error', () => undefined);
-  await eventually(async () => (await s.status()).groups[0].processes[0].sessions === 1, 10_000, 'the session to start');
-  req.destroy();
-  await eventually(async () => (await s.status()).groups[0].processes[0].sessions === 0, 10_000, 'the session to be released');
-});
+  test(`${forwarder}: a client that disconnects releases its session`, async (t) => {
+    const s = await startServer(t, appCopy(t, 'basic'), ['--min-instances', '1', '--forwarder', forwarder]);
+    await eventually(async () => (await s.appPids()).length === 1, 20_000, 'a process');
+    const req = http.get({ host: '127.0.0.1', port: s.port, path: '/sleep?ms=20000' });
+    req.on('error', () => undefined);
+    await eventually(async () => (await s.status()).groups[0].processes[0].sessions === 1, 10_000, 'the session to start');
+    req.destroy();
+    await eventually(async () => (await s.status()).groups[0].processes[0].sessions === 0, 10_000, 'the session to be released');
+  });
+}

@@ -112,10 +112,15 @@ export async function registerReplyFromForwarding(app: FastifyInstance, ctx: Rep
   function rewriteRequestHeaders(request: FastifyRequest, headers: Record<string, unknown>): Record<string, unknown> {
     headers.host = request.headers.host;
     const prior = request.headers['x-forwarded-for'];
+    // On a Unix socket (no address) the web server in front says who the client is.
     const addr = request.raw.socket.remoteAddress;
-    headers['x-forwarded-for'] = prior ? `${prior}, ${addr}` : addr;
+    const xff = addr === undefined ? prior : prior ? `${prior}, ${addr}` : addr;
+    if (xff === undefined) delete headers['x-forwarded-for'];
+    else headers['x-forwarded-for'] = xff;
     headers['x-forwarded-proto'] ??= 'http';
     delete headers.expect;
+    // X-Passenger-*: between the web server and the agent, never for the app.
+    for (const name of Object.keys(headers)) if (name.startsWith('x-passenger-')) delete headers[name];
     return headers;
   }
 
