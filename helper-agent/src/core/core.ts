@@ -87,10 +87,24 @@ async function main(): Promise<void> {
 
   // The admin API (fastify) loads once the first process is up, or after a
   // second: loading it sooner takes CPU from the first app while it boots.
+  // Loading is synchronous work, so when requests already wait for that first
+  // process it waits for the first response (a second at most) instead of
+  // holding it up.
   let firstProcess: () => void = () => undefined;
   const adminDue = new Promise<void>((resolve) => {
-    firstProcess = resolve;
-    setTimeout(resolve, 1000).unref();
+    const startup = setTimeout(resolve, 1000);
+    startup.unref();
+    firstProcess = () => {
+      firstProcess = () => undefined;
+      clearTimeout(startup);
+      if (app === null || app.requests().length === 0) {
+        resolve();
+        return;
+      }
+      const cap = setTimeout(resolve, 1000);
+      cap.unref();
+      void app.firstResponse.then(() => { clearTimeout(cap); resolve(); });
+    };
   });
   const spawner = new AppSpawner({ socketDir: inst.appsDir, channel, log, directListenFd: o.directMode ? cfg.listenFd : null });
   pool = new Pool({
@@ -142,7 +156,7 @@ async function main(): Promise<void> {
   const fe = frontends;
   // Direct mode: the apps accept from the listening socket; the core never does.
   const forwarding: RequestServer = o.directMode
-    ? { listen: async () => undefined, close: async () => undefined, requests: () => [] }
+    ? { listen: async () => undefined, close: async () => undefined, requests: () => [], firstResponse: Promise.resolve() }
     : await createRequestServer(o, cfg.listenFd, { groupFor, log, staticFiles }, fe ? (sock) => fe.noteConnection(sock) : undefined);
   app = forwarding;
   try {

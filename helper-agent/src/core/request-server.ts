@@ -14,6 +14,8 @@ export interface RequestServer {
   close(): Promise<void>;
   /** The requests in flight. */
   requests(): RequestSnapshot[];
+  /** Settles once the first request's response is over (sent or cut short). */
+  firstResponse: Promise<void>;
 }
 
 const KEEP_ALIVE_MS = 65_000;
@@ -27,6 +29,10 @@ function listenOptions(o: Options, listenFd: number | null): { fd: number } | { 
   return { host: o.address, port: o.port };
 }
 
+function firstResponseOf(server: http.Server): Promise<void> {
+  return new Promise((resolve) => server.once('request', (_req: http.IncomingMessage, res: http.ServerResponse) => res.once('close', resolve)));
+}
+
 export async function createRequestServer(o: Options, listenFd: number | null, ctx: ForwardingContext, onConnection?: (sock: Socket) => void): Promise<RequestServer> {
   if (o.forwarder === 'reply-from') {
     const { default: Fastify } = await import('fastify');
@@ -35,6 +41,7 @@ export async function createRequestServer(o: Options, listenFd: number | null, c
     await registerReplyFromForwarding(app, ctx);
     if (onConnection) app.server.on('connection', onConnection);
     return {
+      firstResponse: firstResponseOf(app.server),
       listen: async () => {
         await app.ready();
         await new Promise<void>((resolve, reject) => {
@@ -51,6 +58,7 @@ export async function createRequestServer(o: Options, listenFd: number | null, c
   const server = http.createServer({ keepAliveTimeout: KEEP_ALIVE_MS, requestTimeout: 0 }, forwarder.handle);
   if (onConnection) server.on('connection', onConnection);
   return {
+    firstResponse: firstResponseOf(server),
     listen: () => new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(listenOptions(o, listenFd), () => {
