@@ -70,4 +70,22 @@ for (const forwarder of ['direct', 'reply-from'] as const) {
     req.destroy();
     await eventually(async () => (await s.status()).groups[0].processes[0].sessions === 0, 10_000, 'the session to be released');
   });
+
+  test(`${forwarder}: a client that leaves during a download cuts the app's response off too`, async (t) => {
+    const s = await startServer(t, appCopy(t, 'basic'), ['--min-instances', '1', '--forwarder', forwarder]);
+    const [pid] = await eventually(async () => { const p = await s.appPids(); return p.length === 1 ? p : null; }, 20_000, 'a process');
+    await new Promise<void>((resolve, reject) => {
+      const req = http.get({ host: '127.0.0.1', port: s.port, path: '/download?mb=2000' }, (res) => {
+        let n = 0;
+        res.on('data', (d: Buffer) => {
+          n += d.length;
+          if (n > 4 * MB) { req.destroy(); resolve(); }
+        });
+      });
+      req.on('error', (e) => { if (!req.destroyed) reject(e); });
+    });
+    // Not left paused on a connection nobody reads: the app sees its response end early.
+    await eventually(() => s.output().includes(`download cut short in ${pid}`), 15_000, 'the app to see the download cut short');
+    await eventually(async () => (await s.status()).groups[0].processes[0].sessions === 0, 10_000, 'the session to be released');
+  });
 }

@@ -154,6 +154,13 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.res.destroyed) abort();
   }
 
+  /** The client left before its response was over: stop the app's side too, so its connection is not left paused. */
+  clientLeft(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.abortUpstream?.(new Error('the client left'));
+  }
+
   onHeaders(status: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (status < 200) return true; // interim responses are not passed on
     if (this.res.headersSent) return false;
@@ -266,6 +273,7 @@ function onResponseClose(this: TrackedResponse): void {
   if (p !== null) {
     ex.proc = null;
     p.group.release(p);
+    ex.clientLeft();
   }
 }
 
