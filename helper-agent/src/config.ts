@@ -57,6 +57,7 @@ interface OptionSpec {
   flag: string;
   kind: Kind;
   min?: number;
+  max?: number;
   /** `--no-<name>` sets a boolean to false. */
   negatable?: boolean;
   arg?: string;
@@ -66,7 +67,7 @@ interface OptionSpec {
 // Order is the order of `passenger start --help`.
 export const OPTION_SPECS: readonly OptionSpec[] = [
   { prop: 'address', key: 'address', flag: '--address', kind: 'string', arg: 'HOST', help: 'bind to this address (default 0.0.0.0)' },
-  { prop: 'port', key: 'port', flag: '--port', kind: 'int', min: 1, arg: 'NUMBER', help: 'listen on this TCP port (default 3000)' },
+  { prop: 'port', key: 'port', flag: '--port', kind: 'int', min: 1, max: 65535, arg: 'NUMBER', help: 'listen on this TCP port (default 3000)' },
   { prop: 'socket', key: 'socket_file', flag: '--socket', kind: 'string', arg: 'PATH', help: 'listen on this Unix socket instead of a TCP port' },
   { prop: 'daemonize', key: 'daemonize', flag: '--daemonize', kind: 'bool', help: 'run in the background' },
   { prop: 'pidFile', key: 'pid_file', flag: '--pid-file', kind: 'string', arg: 'PATH', help: 'where to write the PID file' },
@@ -85,7 +86,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { prop: 'maxRequests', key: 'max_requests', flag: '--max-requests', kind: 'int', min: 0, arg: 'NUMBER', help: 'replace a process after this many requests; 0 = never' },
   { prop: 'memoryLimit', key: 'memory_limit', flag: '--memory-limit', kind: 'int', min: 0, arg: 'MB', help: 'replace a process above this private memory; 0 = no limit' },
   { prop: 'maxRequestQueueSize', key: 'max_request_queue_size', flag: '--max-request-queue-size', kind: 'int', min: 0, arg: 'NUMBER', help: 'waiting requests beyond this get 503; 0 = unlimited (default 100)' },
-  { prop: 'requestQueueOverflowStatusCode', key: 'request_queue_overflow_status_code', flag: '--request-queue-overflow-status-code', kind: 'int', min: 100, arg: 'CODE', help: 'the status for requests beyond the queue (default 503)' },
+  { prop: 'requestQueueOverflowStatusCode', key: 'request_queue_overflow_status_code', flag: '--request-queue-overflow-status-code', kind: 'int', min: 200, max: 599, arg: 'CODE', help: 'the status for requests beyond the queue (default 503)' },
   { prop: 'maxRequestQueueTime', key: 'max_request_queue_time', flag: '--max-request-queue-time', kind: 'int', min: 0, arg: 'SECONDS', help: 'a request waiting longer for a process gets 504; 0 = no limit' },
   { prop: 'maxRequestTime', key: 'max_request_time', flag: '--max-request-time', kind: 'int', min: 0, arg: 'SECONDS', help: 'a request running longer gets 504 and its process is replaced; 0 = no limit' },
   { prop: 'scaleAtSessions', key: 'scale_at_sessions', flag: '--scale-at-sessions', kind: 'int', min: 0, arg: 'NUMBER', help: 'spawn another process when every process has this many requests at once; 0 = never (default 10)' },
@@ -152,6 +153,7 @@ function coerce(spec: OptionSpec, raw: unknown, where: string): unknown {
       const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\s*-?\d+\s*$/.test(raw) ? Number(raw) : NaN;
       if (!Number.isInteger(n)) bad(`expected a whole number, got ${JSON.stringify(raw)}`);
       if (spec.min !== undefined && n < spec.min) bad(`must be at least ${spec.min}, got ${n}`);
+      if (spec.max !== undefined && n > spec.max) bad(`must be at most ${spec.max}, got ${n}`);
       return n;
     }
     case 'string':
@@ -321,10 +323,18 @@ export function resolveOptions(flags: Partial<Options>, appRootArg: string | und
     if (v !== undefined) opts[p] = path.resolve(p in flags ? cwd : appRoot, v);
   }
   if (opts.directMode) checkDirectMode(opts, { ...file, ...flags });
+  if (opts.forwarder === 'reply-from') checkReplyFrom(opts);
   if (opts.minInstances > opts.maxPoolSize) {
     throw new ConfigError(`min_instances (${opts.minInstances}) is larger than max_pool_size (${opts.maxPoolSize})`);
   }
   return opts;
+}
+
+/** What only the default request path does is refused by name on the reply-from one. */
+function checkReplyFrom(o: Options): void {
+  for (const [what, on] of [['sticky_sessions', o.stickySessions], ['max_request_time', o.maxRequestTime > 0]] as const) {
+    if (on) throw new ConfigError(`${what} cannot be used with forwarder reply-from`, 'use the default request path (--forwarder direct)');
+  }
 }
 
 /**

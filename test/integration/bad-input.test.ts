@@ -4,25 +4,35 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { BIN, appCopy, eventually, request, runCli, startServer, tmpDir } from '../helpers';
+import { BIN, appCopy, eventually, isAlive, request, runCli, startServer, tmpDir } from '../helpers';
 
 async function startFails(t: Parameters<typeof appCopy>[0], args: string[]): Promise<{ code: number | null; stderr: string }> {
   const reg = tmpDir(t, 'ptest-reg-');
   const r = await runCli(BIN.passenger, ['start', ...args, '--port', '1', '--instance-registry-dir', reg]);
   assert.equal(r.stdout, '', 'nothing started');
+  assert.equal(r.stderr.trimEnd().split('\n').length, 1, `one line: ${r.stderr}`);
   return r;
 }
 
 test('an unknown flag: exit 2 and one line naming it', async (t) => {
   const r = await startFails(t, [appCopy(t, 'basic'), '--max-pool-sise', '3']);
   assert.equal(r.code, 2);
-  assert.match(r.stderr.split('\n')[0], /^passenger: unknown flag --max-pool-sise$/);
+  assert.match(r.stderr, /^passenger: unknown flag --max-pool-sise \(run with --help to see the flags\)\n$/);
 });
 
 test('a bad value: exit 2 naming the flag', async (t) => {
   const r = await startFails(t, [appCopy(t, 'basic'), '--min-instances', 'many']);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /--min-instances: expected a whole number, got "many"/);
+  const port = await startFails(t, [appCopy(t, 'basic'), '--port', '70000']);
+  assert.equal(port.code, 2);
+  assert.match(port.stderr, /--port: must be at most 65535, got 70000/);
+  const status = await startFails(t, [appCopy(t, 'basic'), '--request-queue-overflow-status-code', '1000']);
+  assert.equal(status.code, 2);
+  assert.match(status.stderr, /--request-queue-overflow-status-code: must be at most 599, got 1000/);
+  const sticky = await startFails(t, [appCopy(t, 'basic'), '--forwarder', 'reply-from', '--sticky-sessions']);
+  assert.equal(sticky.code, 2);
+  assert.match(sticky.stderr, /sticky_sessions cannot be used with forwarder reply-from/);
 });
 
 test('a broken Passengerfile.json: exit 2 naming the file', async (t) => {
@@ -56,6 +66,18 @@ test('an app that throws on boot: 500 in production, the log says why, passenger
   assert.match(st.stdout, /Last spawn error: the app exited \(exit code 1\) before it listened/);
   // The agent stays responsive while it backs off.
   for (let i = 0; i < 5; i++) assert.equal((await request(s.port, '/')).status, 500);
+});
+
+test('an app that never listens: start_timeout ends its spawn with 500, the stuck process is killed, the log says why', async (t) => {
+  const s = await startServer(t, appCopy(t, 'never-listens'), ['--environment', 'production', '--start-timeout', '1'], { waitFor: 'none' });
+  const pid = Number(await eventually(() => /never-listens (\d+):/.exec(s.output())?.[1], 20_000, 'the app to boot'));
+  const r = await request(s.port, '/');
+  assert.equal(r.status, 500);
+  assert.match(s.output(), /did not listen within 1 s \(start_timeout\)/);
+  await eventually(() => !isAlive(pid), 20_000, 'the stuck process to be killed');
+  const st = await runCli(BIN.status, ['--instance-registry-dir', s.registry]);
+  assert.equal(st.code, 0, st.stderr);
+  assert.match(st.stdout, /Last spawn error: the app did not listen within 1 s/);
 });
 
 test('an app that throws on boot: a friendly page with its output in development', async (t) => {

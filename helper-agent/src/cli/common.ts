@@ -1,5 +1,6 @@
-// What every command-line tool shares: error printing and exit statuses
-// (2 for bad usage or configuration, 1 for other failures).
+// What every command-line tool shares: error printing (one line: the problem,
+// then the hint in parentheses) and exit statuses (2 for bad usage or
+// configuration, 1 for other failures).
 import { ConfigError, PassengerError } from '../errors';
 
 export function die(message: string, hint?: string): never {
@@ -11,7 +12,7 @@ export function runMain(name: string, main: (argv: string[]) => Promise<number>)
     (code) => process.exit(code),
     (e: unknown) => {
       if (e instanceof PassengerError) {
-        process.stderr.write(`${name}: ${e.message}\n${e.hint ? `  hint: ${e.hint}\n` : ''}`);
+        process.stderr.write(`${name}: ${e.message}${e.hint ? ` (${e.hint})` : ''}\n`);
         process.exit(e instanceof ConfigError || e.code === 'E_USAGE' ? 2 : 1);
       }
       process.stderr.write(`${name}: unexpected error: ${(e as Error)?.stack ?? e}\n`);
