@@ -82,6 +82,16 @@ for (const kind of ['standalone', 'nginx', 'apache'] as const) {
     const r = spawnSync('runuser', ['-u', 'nobody', '--', process.execPath, BIN.status, '--instance-registry-dir', s.registry], { encoding: 'utf8' });
     assert.equal(r.status, 1, r.stdout + r.stderr);
     assert.match(r.stderr, /serves root and the agent's own user only/);
+    // Loosened by hand, the socket lets nobody connect: the agent itself
+    // refuses by the connection's peer credentials.
+    if (process.getuid?.() === 0) {
+      const inst = path.join(s.registry, fs.readdirSync(s.registry).find((n) => n.startsWith('passenger-ts.')) as string);
+      fs.chmodSync(inst, 0o755);
+      fs.chmodSync(path.join(inst, 'admin.sock'), 0o666);
+      const loose = spawnSync('runuser', ['-u', 'nobody', '--', process.execPath, BIN.status, '--instance-registry-dir', s.registry], { encoding: 'utf8' });
+      assert.equal(loose.status, 1, loose.stdout + loose.stderr);
+      assert.match(loose.stderr, /the admin API serves root and the agent's user \(uid 0\) only; you are uid \d+/);
+    }
     const root = await runCli(BIN.status, ['--instance-registry-dir', s.registry]);
     assert.equal(root.code, 0);
   });

@@ -106,13 +106,17 @@ export async function startAdminApi(ctx: AdminContext): Promise<FastifyInstance>
     void reply.code(404).send({ code: 'E_ADMIN', message: `no admin endpoint ${req.method} ${req.url}` });
   });
   try { fs.unlinkSync(inst.adminSocket); } catch { /* none */ }
-  // Created owner-only from the start: no window where others could connect.
-  const oldMask = process.umask(0o177);
+  // Bound in a private (0700) directory, made owner-only, then moved into
+  // place: no window where others could connect. (A process-wide umask would
+  // also reach any app spawned while the listen is under way.)
+  const privateDir = fs.mkdtempSync(path.join(inst.dir, '.admin-'));
   try {
-    await app.listen({ path: inst.adminSocket });
+    const bound = path.join(privateDir, 'admin.sock');
+    await app.listen({ path: bound });
+    fs.chmodSync(bound, 0o600);
+    fs.renameSync(bound, inst.adminSocket);
   } finally {
-    process.umask(oldMask);
+    fs.rmSync(privateDir, { recursive: true, force: true });
   }
-  fs.chmodSync(inst.adminSocket, 0o600);
   return app;
 }
