@@ -362,6 +362,26 @@ const GROUP_KEYS = [
   'stickySessionsCookieAttributes', 'directMode',
 ] as const;
 
+/** What an app's own Passengerfile.json may set behind a web server: its group's options. */
+const APP_FILE_PROPS: ReadonlySet<keyof Options> = new Set<keyof Options>([
+  ...GROUP_KEYS.filter((k) => k !== 'appRoot' && k !== 'directMode'), 'appType', 'forceMaxConcurrentRequestsPerProcess', 'friendlyErrorPages',
+]);
+
+/**
+ * Behind a web server, an app's Passengerfile.json sets its group's options;
+ * what belongs to the agent as a whole or to `passenger start` (port,
+ * max_pool_size, direct_mode, ...) is dropped and named in `ignored`.
+ */
+export function appFileOptions(file: Partial<Options>): { options: Partial<Options>; ignored: string[] } {
+  const options: Partial<Options> = {};
+  const ignored: string[] = [];
+  for (const [prop, value] of Object.entries(file) as [keyof Options, unknown][]) {
+    if (APP_FILE_PROPS.has(prop)) (options as Record<string, unknown>)[prop] = value;
+    else ignored.push(OPTION_SPECS.find((s) => s.prop === prop)?.key ?? prop);
+  }
+  return { options, ignored };
+}
+
 /** The part of the options that describes one app group, with the defaults that depend on others settled. */
 export type GroupOptions = Pick<Options, (typeof GROUP_KEYS)[number]> & {
   /** force_max_concurrent_requests_per_process */

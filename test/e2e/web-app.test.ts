@@ -148,6 +148,19 @@ for (const kind of ['nginx', 'apache'] as const) {
   });
 }
 
+test('behind nginx, an app\'s Passengerfile.json sets its own options; server-wide keys are ignored and named', { skip: NGINX ? false : 'nginx is not installed' }, async (t) => {
+  const dir = sharedDir(t, 'ptest-e2e-appfile-');
+  const appDir = webApp(t, dir);
+  fs.writeFileSync(path.join(appDir, 'Passengerfile.json'), JSON.stringify({ min_instances: 1, envvars: { GREETING: 'from the file' }, port: 9999, direct_mode: true }));
+  fs.chmodSync(path.join(appDir, 'Passengerfile.json'), 0o644);
+  const agent = await startAgent(t, dir, dir);
+  const web = await startNginx(t, dir, agent.socket, [appDir]);
+  const env = JSON.parse((await request(web.port, '/env')).body) as Record<string, string>;
+  assert.equal(env.GREETING, 'from the file');
+  assert.equal(env.NODE_ENV, 'production');
+  assert.match(agent.output(), /Passengerfile\.json: port, direct_mode apply to passenger start or the whole agent, not to one app behind a web server: ignored/);
+});
+
 test('the request socket of `passenger agent` is reachable by its owner and www-data only', { skip: NGINX ? false : 'nginx is not installed' }, async (t) => {
   const dir = sharedDir(t, 'ptest-e2e-sock-');
   const agent = await startAgent(t, dir, dir);

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import * as path from 'node:path';
-import { groupOptions, readPassengerfile, type GroupOptions, type Options } from '../config';
+import { appFileOptions, groupOptions, readPassengerfile, type GroupOptions, type Options } from '../config';
 import { ConfigError, PassengerError } from '../errors';
 import type { Group } from '../pool/group';
 import type { Pool } from '../pool/pool';
@@ -43,7 +43,10 @@ export class AppRootResolver {
 
   /** The agent's defaults, then the app's Passengerfile.json. Throws ConfigError for a broken file. */
   private optionsOf(appRoot: string): GroupOptions {
-    const file = readPassengerfile(appRoot);
+    const { options: file, ignored } = appFileOptions(readPassengerfile(appRoot));
+    if (ignored.length > 0) {
+      this.log.warn(`${path.join(appRoot, 'Passengerfile.json')}: ${ignored.join(', ')} ${ignored.length === 1 ? 'applies' : 'apply'} to passenger start or the whole agent, not to one app behind a web server: ignored`);
+    }
     return groupOptions({ ...this.defaults, ...file, appRoot, envvars: { ...this.defaults.envvars, ...(file.envvars ?? {}) } });
   }
 
