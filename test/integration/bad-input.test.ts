@@ -78,6 +78,10 @@ test('an app that never listens: start_timeout ends its spawn with 500, the stuc
   const st = await runCli(BIN.status, ['--instance-registry-dir', s.registry]);
   assert.equal(st.code, 0, st.stderr);
   assert.match(st.stdout, /Last spawn error: the app did not listen within 1 s/);
+  // Stopping the server while a retry is still starting leaves nothing behind.
+  const retry = Number(await eventually(() => [...s.output().matchAll(/never-listens (\d+):/g)].map((m) => m[1]).find((p) => Number(p) !== pid), 20_000, 'a retry to boot'));
+  assert.equal(await s.stop(), 0);
+  await eventually(() => !isAlive(retry), 10_000, 'the process still starting to be stopped with the server');
 });
 
 test('an app that throws on boot: a friendly page with its output in development', async (t) => {

@@ -8,6 +8,8 @@ import { isStableUptime } from './restart-policy';
 
 export interface Spawner {
   spawn(options: GroupOptions, processId: number): Promise<ProcessHandle>;
+  /** Stops the processes still starting, at shutdown. */
+  abortStarting?(): void;
 }
 
 export interface PoolLog {
@@ -218,6 +220,7 @@ export class Pool {
     if (!this.closing) {
       this.closing = true;
       if (this.idleTimer) clearInterval(this.idleTimer);
+      this.spawner.abortStarting?.();
       for (const g of this.groups.values()) {
         g.cancelTimers();
         g.failQueue(new Error('the server is shutting down'));

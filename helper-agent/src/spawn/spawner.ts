@@ -164,7 +164,15 @@ function canConnect(port: number): Promise<boolean> {
 }
 
 export class AppSpawner implements Spawner {
+  /** Aborts for the spawns under way. */
+  private readonly starting = new Set<() => void>();
+
   constructor(private readonly cfg: SpawnerConfig) {}
+
+  /** Stops the processes still starting (the server is shutting down): none may outlive it. */
+  abortStarting(): void {
+    for (const abort of [...this.starting]) abort();
+  }
 
   async spawn(o: GroupOptions, id: number): Promise<ProcessHandle> {
     const env: NodeJS.ProcessEnv = {
@@ -215,6 +223,7 @@ export class AppSpawner implements Spawner {
       const finish = (err: SpawnError | null): void => {
         if (settled) return;
         settled = true;
+        this.starting.delete(abort);
         for (const t of timers) clearTimeout(t);
         // Direct mode: the channel keeps carrying the process's reports until it exits.
         if (err || !direct) this.cfg.channel.forget(token);
@@ -225,6 +234,12 @@ export class AppSpawner implements Spawner {
           reject(err);
         } else resolve(handle as SpawnedProcess);
       };
+      // At shutdown there is no time for a graceful stop: the agent exits next.
+      const abort = (): void => {
+        finish(new SpawnError('load', 'the server is shutting down', tail.toString()));
+        if (child.pid !== undefined) signalGroup(child.pid, 'SIGKILL');
+      };
+      this.starting.add(abort);
       child.once('error', (e) => finish(new SpawnError('fork', `could not start ${cmd}: ${e.message}`, tail.toString(),
         o.appStartCommand ? 'check app_start_command' : 'check that node is installed')));
       if (child.pid === undefined) return;
