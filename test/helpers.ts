@@ -52,20 +52,17 @@ const cleanups = new WeakMap<TestContext, Cleanup>();
  * processes running and the test file hanging on their pipes.
  */
 function cleanupOf(t: TestContext): Cleanup {
-  let c = cleanups.get(t);
-  if (!c) {
-    const fresh: Cleanup = { stops: [], dirs: [] };
-    cleanups.set(t, fresh);
-    t.after(async () => {
-      for (const stop of fresh.stops.reverse()) {
-        try { await stop(); } catch (e) { t.diagnostic(`cleanup: ${(e as Error).message}`); }
-      }
-      for (const d of fresh.dirs) {
-        try { fs.rmSync(d, { recursive: true, force: true, maxRetries: 5 }); } catch (e) { t.diagnostic(`cleanup: ${(e as Error).message}`); }
-      }
-    });
-    c = fresh;
-  }
+  const known = cleanups.get(t);
+  if (known) return known;
+  const c: Cleanup = { stops: [], dirs: [] };
+  cleanups.set(t, c);
+  const report = (e: unknown): void => t.diagnostic(`cleanup: ${(e as Error).message}`);
+  t.after(async () => {
+    for (const stop of c.stops.reverse()) await Promise.resolve().then(stop).catch(report);
+    for (const d of c.dirs) {
+      try { fs.rmSync(d, { recursive: true, force: true, maxRetries: 5 }); } catch (e) { report(e); }
+    }
+  });
   return c;
 }
 

@@ -113,6 +113,13 @@ function childrenOf(pid: number): number[] {
   return out;
 }
 
+/** TERM to the web server's master, KILL if it has not stopped after 15 s. */
+async function stopWebServer(child: ChildProcess, name: string): Promise<void> {
+  if (!child.pid || !isAlive(child.pid)) return;
+  child.kill('SIGTERM');
+  await eventually(() => !isAlive(child.pid as number), 15_000, `${name} to stop`).catch(() => child.kill('SIGKILL'));
+}
+
 /** nginx with one server block per app root: `root <app>/public; include <snippet>;`. */
 export async function startNginx(t: TestContext, dir: string, socket: string, appRoots: string[]): Promise<WebServer & { ports: number[] }> {
   if (!NGINX) throw new Error('nginx is not installed');
@@ -138,12 +145,7 @@ ${appRoots.map((root, i) => `  server {
 }
 `);
   const child = spawn(NGINX, ['-c', conf, '-p', dir, '-e', path.join(dir, 'nginx-error.log')], { stdio: 'ignore' });
-  stopAfter(t, async () => {
-    if (child.pid && isAlive(child.pid)) {
-      child.kill('SIGTERM');
-      await eventually(() => !isAlive(child.pid as number), 15_000, 'nginx to stop').catch(() => child.kill('SIGKILL'));
-    }
-  });
+  stopAfter(t, () => stopWebServer(child, 'nginx'));
   await eventually(async () => {
     if (child.exitCode !== null) throw new Error(`nginx exited: ${fs.readFileSync(path.join(dir, 'nginx-error.log'), 'utf8')}`);
     return waitPort(ports[0]);
@@ -194,12 +196,7 @@ ${appRoots.map((root, i) => `<VirtualHost 127.0.0.1:${ports[i]}>
   };
   const child = spawn(APACHE, ['-f', conf, '-k', 'start', '-DFOREGROUND'], { stdio: 'ignore', env });
   const errorLog = (): string => { try { return fs.readFileSync(path.join(dir, 'apache-log', 'error.log'), 'utf8'); } catch { return ''; } };
-  stopAfter(t, async () => {
-    if (child.pid && isAlive(child.pid)) {
-      child.kill('SIGTERM');
-      await eventually(() => !isAlive(child.pid as number), 15_000, 'apache to stop').catch(() => child.kill('SIGKILL'));
-    }
-  });
+  stopAfter(t, () => stopWebServer(child, 'apache'));
   await eventually(async () => {
     if (child.exitCode !== null) throw new Error(`apache exited: ${errorLog()}`);
     return waitPort(ports[0]);
