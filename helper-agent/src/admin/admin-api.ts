@@ -1,8 +1,9 @@
-// The admin API, on a Unix socket in the instance directory (mode 0600):
-// what passenger-status and passenger-config read and ask for.
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
-import * as fs from 'node:fs';
+// The admin API, behind the admin socket: what passenger-status and
+// passenger-config read and ask for.
+import Fastify, { type FastifyReply } from 'fastify';
+import * as http from 'node:http';
 import * as path from 'node:path';
+import type { AdminHandler } from './admin-socket';
 import type { ErrorCode } from '../errors';
 import { getPeerCredentials } from '../platform/native';
 import type { InstanceDir } from '../instance/instance-dir';
@@ -54,9 +55,11 @@ function fail(reply: FastifyReply, status: number, code: ErrorCode, message: str
   return reply.code(status).send({ code, message });
 }
 
-export async function startAdminApi(ctx: AdminContext): Promise<FastifyInstance> {
+export async function createAdminApi(ctx: AdminContext): Promise<AdminHandler> {
   const { pool, inst, server, watchdogPid } = ctx;
-  const app = Fastify({ logger: false });
+  // The admin socket's server hands requests over; fastify never listens.
+  let route: http.RequestListener = () => undefined;
+  const app = Fastify({ logger: false, serverFactory: (handler) => { route = handler; return http.createServer(); } });
   // Root and the agent's own user only, told apart by the connection's peer
   // credentials (the socket's mode already keeps others out; this holds even
   // if someone loosens it).
@@ -105,18 +108,6 @@ export async function startAdminApi(ctx: AdminContext): Promise<FastifyInstance>
   app.setNotFoundHandler((req, reply) => {
     void reply.code(404).send({ code: 'E_ADMIN', message: `no admin endpoint ${req.method} ${req.url}` });
   });
-  try { fs.unlinkSync(inst.adminSocket); } catch { /* none */ }
-  // Bound in a private (0700) directory, made owner-only, then moved into
-  // place: no window where others could connect. (A process-wide umask would
-  // also reach any app spawned while the listen is under way.)
-  const privateDir = fs.mkdtempSync(path.join(inst.dir, '.admin-'));
-  try {
-    const bound = path.join(privateDir, 'admin.sock');
-    await app.listen({ path: bound });
-    fs.chmodSync(bound, 0o600);
-    fs.renameSync(bound, inst.adminSocket);
-  } finally {
-    fs.rmSync(privateDir, { recursive: true, force: true });
-  }
-  return app;
+  await app.ready();
+  return { handle: (req, res) => route(req, res), close: () => app.close() };
 }

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { groupOptions, type Options } from '../config';
 import { InstanceDir, type ProcessRecord } from '../instance/instance-dir';
+import { AdminSocket } from '../admin/admin-socket';
 import { setCloexec } from '../platform/native';
 import { AdoptedProcess } from '../spawn/adopted';
 import type { GroupOptions } from '../config';
@@ -60,7 +61,7 @@ async function main(): Promise<void> {
 
   // Set up first, so a stop that arrives while we start still stops the apps.
   let app: RequestServer | null = null;
-  let admin: { close(): Promise<unknown> } | null = null;
+  let admin: AdminSocket | null = null;
   let pool: Pool | null = null;
   let channel: Channel | null = null;
   let stopping = false;
@@ -85,7 +86,8 @@ async function main(): Promise<void> {
   channel = new Channel(inst.channelSocket);
   await channel.listen();
 
-  // The admin API (fastify) loads once the first process is up, or after a
+  // The admin socket answers at once; the admin API (fastify) behind it loads
+  // on the first admin request, or once the first process is up, or after a
   // second: loading it sooner takes CPU from the first app while it boots.
   // Loading is synchronous work, so when requests already wait for that first
   // process it waits for the first response (a second at most) instead of
@@ -171,17 +173,20 @@ async function main(): Promise<void> {
     process.exit(3);
   }
   if (stopping) return;
-  await adminDue;
-  const { startAdminApi } = await import('../admin/admin-api.js');
-  if (stopping) return;
-  admin = await startAdminApi({ pool, inst, server, watchdogPid: cfg.watchdogPid, requests: () => forwarding.requests(),
-    reopenLogs: () => {
-      log.reopen();
-      log.notice('reopened the log file');
-      // The watchdog writes to the same file.
-      try { process.kill(cfg.watchdogPid, 'SIGUSR1'); } catch { /* gone */ }
-      return o.logFile ?? null;
-    } });
+  const live = pool;
+  admin = await AdminSocket.bind(inst.adminSocket, async () => {
+    const { createAdminApi } = await import('../admin/admin-api.js');
+    return createAdminApi({ pool: live, inst, server, watchdogPid: cfg.watchdogPid, requests: () => forwarding.requests(),
+      reopenLogs: () => {
+        log.reopen();
+        log.notice('reopened the log file');
+        // The watchdog writes to the same file.
+        try { process.kill(cfg.watchdogPid, 'SIGUSR1'); } catch { /* gone */ }
+        return o.logFile ?? null;
+      } });
+  });
+  const adminSocket = admin;
+  void adminDue.then(() => adminSocket.handler()).catch((e: Error) => log.error(`the admin API could not load: ${e.message}`));
   new RestartFileWatcher(pool, log, o.statThrottleRate).start();
   new MemoryLimiter(pool, log).start();
   if (stopping) {

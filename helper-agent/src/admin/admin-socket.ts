@@ -1,0 +1,59 @@
+// The admin socket (mode 0600, in the instance directory). It is bound as
+// soon as the core starts, with plain node:http, so passenger-status reaches a
+// server whose apps are still booting; the admin API behind it loads on the
+// first admin request or when the core asks for it, whichever comes first.
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as path from 'node:path';
+
+export interface AdminHandler {
+  handle(req: http.IncomingMessage, res: http.ServerResponse): void;
+  close(): Promise<void>;
+}
+
+export class AdminSocket {
+  private loading: Promise<AdminHandler> | null = null;
+  private constructor(private readonly server: http.Server, private readonly load: () => Promise<AdminHandler>) {}
+
+  /**
+   * Binds in a private (0700) directory, makes the socket owner-only, then
+   * moves it into place: no window where others could connect. (A process-wide
+   * umask would also reach any app spawned while the bind is under way.)
+   */
+  static async bind(socketPath: string, load: () => Promise<AdminHandler>): Promise<AdminSocket> {
+    const server = http.createServer();
+    const admin = new AdminSocket(server, load);
+    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      admin.handler().then((h) => h.handle(req, res), (e: Error) => {
+        res.writeHead(500, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ code: 'E_ADMIN', message: `the admin API could not load: ${e.message}` }));
+      });
+    });
+    try { fs.unlinkSync(socketPath); } catch { /* none */ }
+    const privateDir = fs.mkdtempSync(path.join(path.dirname(socketPath), '.admin-'));
+    try {
+      const bound = path.join(privateDir, path.basename(socketPath));
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(bound, () => { server.off('error', reject); resolve(); });
+      });
+      fs.chmodSync(bound, 0o600);
+      fs.renameSync(bound, socketPath);
+    } finally {
+      fs.rmSync(privateDir, { recursive: true, force: true });
+    }
+    return admin;
+  }
+
+  /** The admin API, loading it on first use. */
+  handler(): Promise<AdminHandler> {
+    this.loading ??= this.load();
+    return this.loading;
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    if (this.loading) await (await this.loading.catch(() => null))?.close();
+  }
+}
