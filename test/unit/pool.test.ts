@@ -176,6 +176,36 @@ test('a process that exits is replaced; a spawn failure fails waiting requests a
   pool.close();
 });
 
+test('the backoff resets once a process has lived through the minimum uptime', async () => {
+  const { pool, spawner, options, check, advance } = setup({ minInstances: 1 });
+  const g = pool.group(options);
+  spawner.failOne();
+  await flush();
+  spawner.failOne();
+  await flush();
+  assert.equal(g.spawnFailures, 2);
+  advance(spawnDelay(2));
+  pool.spawnIfNeeded(g);
+  const h = spawner.finishOne();
+  await flush();
+  advance(5_000);
+  pool.forgiveStable();
+  assert.equal(g.spawnFailures, 2, 'not yet: 5 s of uptime');
+  advance(6_000);
+  pool.forgiveStable();
+  assert.equal(g.spawnFailures, 0);
+  // Later trouble starts afresh: the first failed spawn is retried at once.
+  h.exit(null, 'SIGKILL');
+  check();
+  assert.equal(spawner.pending.length, 1, 'replaced at once');
+  spawner.failOne();
+  await flush();
+  check();
+  assert.equal(g.backingOff(), false);
+  assert.equal(spawner.pending.length, 1, 'a first failure is retried at once');
+  pool.close();
+});
+
 test('backoff doubles up to a cap', () => {
   assert.equal(spawnDelay(0), 0);
   assert.equal(spawnDelay(1), 0);

@@ -163,7 +163,6 @@ export class Pool {
         const p = new AppProcess(id, g, handle, this.now());
         this.log.info(`spawned process ${handle.pid} of ${g.name} in ${this.now() - started} ms`);
         this.track(g, p);
-        this.watchStability(g, p);
         this.spawnIfNeeded(g);
       },
       (err: Error) => {
@@ -178,20 +177,19 @@ export class Pool {
     );
   }
 
-  /** Resets the group's failure count once a process has lived through MIN_UPTIME. */
-  private watchStability(g: Group, p: AppProcess): void {
-    if (g.spawnFailures === 0) return;
-    const check = (): void => {
-      if (p.life === 'alive' && isStableUptime(this.now() - p.spawnedAt)) g.noteStable();
-    };
-    setTimeout(check, 10_500).unref();
-  }
-
-  /** Starts the idle-process reaper (pool_idle_time). */
+  /** Starts the idle-process reaper (pool_idle_time) and the backoff reset. */
   startHousekeeping(intervalMs = 1000): void {
     if (this.idleTimer) return;
-    this.idleTimer = setInterval(() => this.reapIdle(), intervalMs);
+    this.idleTimer = setInterval(() => { this.reapIdle(); this.forgiveStable(); }, intervalMs);
     this.idleTimer.unref();
+  }
+
+  /** Forgets a group's spawn failures (and so its backoff) once one of its processes has lived through MIN_UPTIME_MS. */
+  forgiveStable(): void {
+    const now = this.now();
+    for (const g of this.groups.values()) {
+      if (g.spawnFailures > 0 && g.processes.some((p) => p.life === 'alive' && isStableUptime(now - p.spawnedAt))) g.noteStable();
+    }
   }
 
   /** Shuts down processes idle longer than their group's pool_idle_time, never below min_instances. */
