@@ -196,6 +196,17 @@ test('passenger-config detach-process stops the process with its children; it is
   await eventually(async () => { const p = await s.appPids(); return p.length === 1 && p[0] !== pid; }, 20_000, 'a replacement');
 });
 
+test('a process that ignores stdin and TERM is killed, with its children, after the grace period', async (t) => {
+  const s = await startServer(t, appCopy(t, 'stubborn'), ['--app-start-command', `exec ${process.execPath} server.js`, '--min-instances', '1']);
+  const [pid, child] = (await request(s.port, '/')).body.split(' ').map(Number);
+  assert.ok(isAlive(child));
+  const r = await runCli(BIN.config, ['detach-process', String(pid), '--instance-registry-dir', s.registry]);
+  assert.equal(r.code, 0, r.stderr);
+  await eventually(() => s.output().includes(`stubborn ${pid} ignores SIGTERM`), 20_000, 'a TERM');
+  await eventually(() => !isAlive(pid) && !isAlive(child), 40_000, 'the process and its child to be killed');
+  assert.match(s.output(), new RegExp(`app process ${pid} was still running \\d+ s after SIGTERM: sending SIGKILL`));
+});
+
 test('a crash-on-boot app is retried with backoff, not in a storm, and the agent stays responsive', async (t) => {
   const s = await startServer(t, appCopy(t, 'crash-on-boot'), ['--environment', 'production', '--min-instances', '1']);
   const until = Date.now() + 10_000;

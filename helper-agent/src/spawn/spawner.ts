@@ -56,6 +56,7 @@ class SpawnedProcess implements ProcessHandle {
     readonly endpoint: ProcessHandle['endpoint'],
     private readonly socketFile: string | null,
     readonly adoptable: boolean,
+    private readonly log: Logger,
   ) {
     this.pid = child.pid as number;
     child.once('exit', (code, signal) => {
@@ -100,7 +101,9 @@ class SpawnedProcess implements ProcessHandle {
       this.child.stdin?.end();
       if (await this.waitExit(this.direct ? graceMs : Math.min(STDIN_GRACE_MS, graceMs))) return;
       signalGroup(this.pid, 'SIGTERM');
-      if (await this.waitExit(Math.max(graceMs, KILL_AFTER_TERM_MS))) return;
+      const termMs = Math.max(graceMs, KILL_AFTER_TERM_MS);
+      if (await this.waitExit(termMs)) return;
+      this.log.warn(`app process ${this.pid} was still running ${termMs / 1000} s after SIGTERM: sending SIGKILL to its process group`);
       signalGroup(this.pid, 'SIGKILL');
       await this.waitExit(5000);
     })();
@@ -243,7 +246,7 @@ export class AppSpawner implements Spawner {
       child.once('error', (e) => finish(new SpawnError('fork', `could not start ${cmd}: ${e.message}`, tail.toString(),
         o.appStartCommand ? 'check app_start_command' : 'check that node is installed')));
       if (child.pid === undefined) return;
-      handle = new SpawnedProcess(child, endpoint, socketFile, !o.appStartCommand);
+      handle = new SpawnedProcess(child, endpoint, socketFile, !o.appStartCommand, log);
       handle.direct = direct;
       const prefix = `App ${child.pid} (${o.appRoot}) `;
       stopOut.push(forwardLines(child.stdout, log, `${prefix}stdout: `, tail));
