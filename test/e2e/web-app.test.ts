@@ -161,6 +161,24 @@ test('behind nginx, an app\'s Passengerfile.json sets its own options; server-wi
   assert.match(agent.output(), /Passengerfile\.json: port, direct_mode apply to passenger start or the whole agent, not to one app behind a web server: ignored/);
 });
 
+test('behind nginx, a full pool: the idle process of one app gives way to another app\'s first request', { skip: NGINX ? false : 'nginx is not installed' }, async (t) => {
+  const dir = sharedDir(t, 'ptest-e2e-evict-');
+  const apps = [webApp(t, dir), webApp(t, dir)];
+  const agent = await startAgent(t, dir, dir, ['--max-pool-size', '1']);
+  const web = await startNginx(t, dir, agent.socket, apps);
+  const first = await request(web.ports[0], '/pid');
+  assert.equal(first.status, 200);
+  const second = await request(web.ports[1], '/pid');
+  assert.equal(second.status, 200, second.body);
+  assert.notEqual(second.body, first.body);
+  assert.match(agent.output(), new RegExp(`the pool is full: process ${first.body} of ${apps[0]} gives way to ${apps[1]}`));
+  await eventually(() => !isAlive(Number(first.body)), 20_000, 'the evicted process to stop');
+  // And back again.
+  const again = await request(web.ports[0], '/pid');
+  assert.equal(again.status, 200, again.body);
+  await eventually(async () => { const p = await appPidsOf(agent.registry); return p.length === 1 && p[0] === Number(again.body); }, 20_000, 'one process, of the first app');
+});
+
 test('the request socket of `passenger agent` is reachable by its owner and www-data only', { skip: NGINX ? false : 'nginx is not installed' }, async (t) => {
   const dir = sharedDir(t, 'ptest-e2e-sock-');
   const agent = await startAgent(t, dir, dir);
