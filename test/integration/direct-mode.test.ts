@@ -2,6 +2,7 @@
 // the agent's listening socket; the agent still supervises and accounts.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { BIN, appCopy, eventually, isAlive, request, runCli, startServer, tmpDir, type Server, steadyLoad } from '../helpers';
@@ -86,6 +87,34 @@ test('direct mode: a leaving process finishes its requests in flight', async (t)
   const r = await held;
   assert.equal(r.status, 200, 'the request in flight finished');
   await eventually(() => !isAlive(busy), 10_000, 'the process to leave');
+});
+
+test('direct mode from Passengerfile.json: restart-app closes the idle keep-alive connections of the leaving process', async (t) => {
+  const dir = appCopy(t, 'basic');
+  fs.writeFileSync(path.join(dir, 'Passengerfile.json'), JSON.stringify({ direct_mode: true, min_instances: 1, max_pool_size: 1, envvars: { KEEP_ALIVE_MS: '120000' } }));
+  const s = await startServer(t, dir);
+  const first = await eventually(async () => { const p = await s.appPids(); return p.length === 1 ? p[0] : null; }, 20_000, 'a process');
+  // A kept-alive client connection, idle after its first response (the app
+  // keeps idle connections 120 s). Through the agent it would stay open; in
+  // direct mode it belongs to the app process, which closes it as it leaves.
+  const conn = net.connect(s.port, '127.0.0.1');
+  t.after(() => conn.destroy());
+  let reply = '';
+  let closed = false;
+  conn.on('data', (d) => { reply += d; });
+  conn.on('close', () => { closed = true; });
+  conn.on('error', () => undefined);
+  conn.write('GET /pid HTTP/1.1\r\nHost: x\r\n\r\n');
+  await eventually(() => reply.endsWith('\r\n0\r\n\r\n'), 10_000, 'the first response (chunked)');
+  assert.ok(reply.includes(`\r\n${first}\r\n`), reply);
+  assert.match(reply, /connection: keep-alive/i);
+  const r = await runCli(BIN.config, ['restart-app', dir, '--instance-registry-dir', s.registry]);
+  assert.equal(r.code, 0, r.stderr);
+  await eventually(() => closed, 10_000, 'the idle connection to be closed by the leaving process');
+  await eventually(() => !isAlive(first), 10_000, 'the old process to leave');
+  const after = await request(s.port, '/pid');
+  assert.equal(after.status, 200);
+  assert.notEqual(Number(after.body), first);
 });
 
 test('direct mode: a rolling restart under load fails no request', async (t) => {
