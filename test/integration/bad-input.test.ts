@@ -35,6 +35,23 @@ test('a bad value: exit 2 naming the flag', async (t) => {
   assert.match(sticky.stderr, /sticky_sessions cannot be used with forwarder reply-from/);
 });
 
+test('passenger agent: bad socket settings and app roots exit 2 naming them, before anything starts', async (t) => {
+  const dir = tmpDir(t, 'ptest-agent-bad-');
+  const base = ['agent', '--socket', path.join(dir, 'agent.sock'), '--instance-registry-dir', dir];
+  for (const [flags, message] of [
+    [['--socket-owner', 'no-such-user-here'], /--socket-owner no-such-user-here: no such user/],
+    [['--socket-group', 'no-such-group-here'], /--socket-group no-such-group-here: no such group/],
+    [['--socket-mode', 'rw-rw----'], /--socket-mode: expected an octal mode like 0660/],
+    [['--app-root-allow', path.join(dir, 'missing')], /--app-root-allow .*missing: no such directory/],
+  ] as const) {
+    const r = await runCli(BIN.passenger, [...base, ...flags]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, message);
+    assert.equal(r.stderr.trimEnd().split('\n').length, 1, `one line: ${r.stderr}`);
+  }
+  assert.equal(fs.existsSync(path.join(dir, 'agent.sock')), false);
+});
+
 test('a broken Passengerfile.json: exit 2 naming the file', async (t) => {
   const dir = appCopy(t, 'basic');
   fs.writeFileSync(path.join(dir, 'Passengerfile.json'), '{ "min_instances": 2, ');

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { AGENT_OPTION_SPECS, OPTION_SPECS, defaults, parseFlags, resolveOptions, usageOfOptions, type Options } from '../config';
 import { ConfigError, PassengerError } from '../errors';
 import { isAlive } from '../platform/procfs';
+import { gidOf, uidOf } from '../platform/users';
 import { SERVICE_REGISTRY_DIR } from '../instance/instance-dir';
 import { runWatchdog } from '../watchdog/watchdog';
 import { VERSION } from '../version';
@@ -211,6 +212,14 @@ async function status(argv: string[]): Promise<number> {
 
 export const DEFAULT_AGENT_SOCKET = '/run/passenger-ts/agent.sock';
 
+/** Where the agent's defaults differ from passenger start's. */
+const AGENT_HELP: Partial<Record<keyof Options, string>> = {
+  socket: `the request socket (default ${DEFAULT_AGENT_SOCKET})`,
+  environment: 'app environment: PASSENGER_APP_ENV and NODE_ENV (default production)',
+  logFile: 'where to write the log (default: the terminal; under systemd, the journal)',
+  instanceRegistryDir: `where the instance directory goes (default ${SERVICE_REGISTRY_DIR} as root, else $TMPDIR or /tmp)`,
+};
+
 const AGENT_USAGE = `Usage: passenger agent [options]
 
 Runs the agent (watchdog and core) in the foreground as the service nginx or
@@ -221,8 +230,7 @@ are the defaults. Only app roots at or below an --app-root-allow directory are
 served: with none given, every request is refused.
 
 Options:
-  --socket PATH      the request socket (default ${DEFAULT_AGENT_SOCKET})
-${usageOfOptions(AGENT_OPTION_SPECS.filter((s) => s.prop !== 'socket'))}
+${usageOfOptions(AGENT_OPTION_SPECS.map((s) => (AGENT_HELP[s.prop] ? { ...s, help: AGENT_HELP[s.prop] as string } : s)))}
 
 Examples:
   passenger agent --app-root-allow /srv --socket-group www-data
@@ -246,6 +254,8 @@ async function agent(argv: string[]): Promise<number> {
     return abs;
   });
   if (o.socketMode && !/^0?[0-7]{3}$/.test(o.socketMode)) throw new ConfigError(`--socket-mode: expected an octal mode like 0660, got ${o.socketMode}`);
+  if (o.socketOwner && uidOf(o.socketOwner) === null) throw new ConfigError(`--socket-owner ${o.socketOwner}: no such user`);
+  if (o.socketGroup && gidOf(o.socketGroup) === null) throw new ConfigError(`--socket-group ${o.socketGroup}: no such group`);
   try {
     fs.mkdirSync(path.dirname(o.socket), { recursive: true, mode: 0o755 });
   } catch (e) {

@@ -190,8 +190,6 @@ function secureSocket(o: Options, log: Logger): void {
   const mode = o.socketMode ? parseInt(o.socketMode, 8) : o.mode === 'agent' ? 0o660 : null;
   const uid = o.socketOwner ? uidOf(o.socketOwner) : -1;
   const gid = o.socketGroup ? gidOf(o.socketGroup) : o.mode === 'agent' && process.getuid?.() === 0 ? gidOf('www-data') : null;
-  if (o.socketOwner && uid === null) log.error(`--socket-owner ${o.socketOwner}: no such user`);
-  if (o.socketGroup && gid === null) log.error(`--socket-group ${o.socketGroup}: no such group`);
   try {
     if ((uid ?? -1) !== -1 || (gid ?? -1) !== -1) fs.chownSync(file, uid ?? -1, gid ?? -1);
     if (mode !== null) fs.chmodSync(file, mode);
