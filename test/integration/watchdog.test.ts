@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { appCopy, eventually, isAlive, request, startServer } from '../helpers';
+import { BIN, appCopy, eventually, isAlive, request, runCli, startServer, steadyLoad } from '../helpers';
 
 test('kill -9 of the agent core: a new core adopts the apps; requests meanwhile are held, not failed', async (t) => {
   const s = await startServer(t, appCopy(t, 'basic'), ['--min-instances', '2', '--max-pool-size', '2', '--sticky-sessions']);
@@ -47,4 +47,27 @@ test('kill -9 of the core with an app_start_command app: the app is stopped and 
   process.kill(oldCore, 'SIGKILL');
   assert.equal((await request(s.port, '/')).status, 200);
   await eventually(() => !isAlive(pid), 10_000, 'the old app to be stopped');
+});
+
+test('direct mode, kill -9 of the core: the processes serve on, report to the new core, and drain when it restarts them', async (t) => {
+  const s = await startServer(t, appCopy(t, 'basic'), ['--direct-mode', '--min-instances', '2', '--max-pool-size', '2']);
+  const apps = await eventually(async () => { const p = await s.appPids(); return p.length === 2 ? p : null; }, 20_000, 'two processes');
+  const pidFile = path.join(s.instanceDir(), 'core.pid');
+  const oldCore = Number(fs.readFileSync(pidFile, 'utf8'));
+  const load = steadyLoad(s.port);
+  await eventually(() => load.started() >= 20, 20_000, 'load');
+
+  process.kill(oldCore, 'SIGKILL');
+  await eventually(() => /adopted 2 live app process\(es\)/.test(s.output()), 20_000, 'a new core to adopt both processes');
+  // Their counters reach the new core over the channel they reconnected on.
+  const processed = async (): Promise<number> => (await s.status()).groups[0].processes.reduce((a, p) => a + p.processed, 0);
+  const before = await eventually(processed, 10_000, 'reported counters');
+  await eventually(async () => (await processed()) > before, 10_000, 'the counters to move with the load');
+
+  // Asked to leave over the channel, adopted processes finish what they serve.
+  const rolling = await runCli(BIN.config, ['restart-app', s.appDir, '--rolling', '--instance-registry-dir', s.registry]);
+  assert.equal(rolling.code, 0, rolling.stderr);
+  await eventually(() => apps.every((p) => !isAlive(p)), 20_000, 'the adopted processes to leave');
+  const { count, failures } = await load.stop();
+  assert.deepEqual(failures, [], `${failures.length} of ${count} failed`);
 });

@@ -120,6 +120,7 @@ async function main(): Promise<void> {
         const rec: ProcessRecord = {
           pid: p.pid, startTicks: readStatSync(p.pid)?.startTicks ?? 0, group: p.group.name, id: p.id,
           spawnedAt: p.spawnedAt, endpoint: p.handle.endpoint, adoptable: p.handle.adoptable,
+          token: p.handle.channelToken, direct: p.handle.direct,
         };
         fs.writeFile(path.join(inst.processesDir, String(p.pid)), JSON.stringify(rec), () => undefined);
       },
@@ -138,14 +139,14 @@ async function main(): Promise<void> {
   if (o.mode === 'agent') {
     // Behind a web server: groups come and go with the requests' app roots.
     const resolver = new AppRootResolver(o, pool, log);
-    adoptProcesses(pool, records, (root) => resolver.optionsFor(root), inst, log);
+    adoptProcesses(pool, records, (root) => resolver.optionsFor(root), inst, channel, log);
     groupFor = (req) => resolver.groupFor(req);
     frontends = new FrontendRegistry(inst);
     firstProcess();
     if (o.appRootAllow.length === 0) log.warn('no --app-root-allow given: every request will be refused (403) until one is');
   } else {
     const options = groupOptions(o);
-    adoptProcesses(pool, records, (root) => (root === o.appRoot ? options : null), inst, log);
+    adoptProcesses(pool, records, (root) => (root === o.appRoot ? options : null), inst, channel, log);
     const group = pool.group(options);
     groupFor = () => group;
     const pub = path.join(o.appRoot, 'public');
@@ -202,14 +203,14 @@ async function main(): Promise<void> {
  * Adopts the live app processes a crashed core left (Node apps under the
  * loader outlive it); records of dead or unadoptable ones are dropped.
  */
-function adoptProcesses(pool: Pool, records: ProcessRecord[], optionsFor: (appRoot: string) => GroupOptions | null, inst: InstanceDir, log: Logger): void {
+function adoptProcesses(pool: Pool, records: ProcessRecord[], optionsFor: (appRoot: string) => GroupOptions | null, inst: InstanceDir, channel: Channel, log: Logger): void {
   for (const r of records) {
     const options = r.adoptable && AdoptedProcess.isLive(r) ? optionsFor(r.group) : null;
     if (options === null) {
       fs.rmSync(path.join(inst.processesDir, String(r.pid)), { force: true });
       continue;
     }
-    pool.adopt(options, new AdoptedProcess(r), r.id, r.spawnedAt);
+    pool.adopt(options, new AdoptedProcess(r, channel), r.id, r.spawnedAt);
   }
   if (records.length > 0) log.notice(`adopted ${pool.processCount()} live app process(es) from the previous agent core`);
 }

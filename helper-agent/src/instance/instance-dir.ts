@@ -41,6 +41,10 @@ export interface ProcessRecord {
   endpoint: { socketPath: string } | { host: string; port: number };
   /** A Node app under the loader: it outlives a crash of the core and can be adopted by the next one. */
   adoptable: boolean;
+  /** Its loader's channel token (adoptable processes). */
+  token?: string;
+  /** Direct mode: told to leave over the channel, it drains its own connections. */
+  direct?: boolean;
 }
 
 export class InstanceDir {

@@ -18,6 +18,10 @@ export interface ProcessHandle {
   readonly adoptable: boolean;
   /** Direct mode: counters the process reports about the requests it accepted itself. */
   onReport?(cb: (r: ProcessReport) => void): void;
+  /** Its loader's channel token, for a later core to hear it by (adoptable processes). */
+  readonly channelToken?: string;
+  /** Direct mode: it accepts client connections itself and drains them when it leaves. */
+  readonly direct?: boolean;
 }
 
 /** What a process in direct mode reports (batched, about once a second). */

@@ -1,9 +1,11 @@
 // A live app process a previous agent core started: not our child, so its
-// exit is seen by polling /proc (pid and start time), and it is stopped with
-// signals to its process group (its stdin belonged to the dead core).
+// exit is seen by polling /proc (pid and start time). Its loader reconnects to
+// our channel: in direct mode we hear its counters there, and ask it there to
+// leave (its stdin belonged to the dead core); then signals to its group.
 import type { ProcessRecord } from '../instance/instance-dir';
 import { isAlive } from '../platform/procfs';
-import type { ProcessHandle } from '../pool/process';
+import type { ProcessHandle, ProcessReport } from '../pool/process';
+import type { Channel } from './channel';
 
 const POLL_MS = 250;
 
@@ -15,16 +17,31 @@ export class AdoptedProcess implements ProcessHandle {
   readonly pid: number;
   readonly endpoint: ProcessRecord['endpoint'];
   readonly adoptable = true;
+  readonly channelToken: string | undefined;
+  readonly direct: boolean;
   private exited = false;
+  private reportCb: ((r: ProcessReport) => void) | null = null;
   private readonly exitCbs: ((code: number | null, signal: string | null) => void)[] = [];
   private readonly timer: NodeJS.Timeout;
   private stopping: Promise<void> | null = null;
 
-  constructor(private readonly rec: ProcessRecord) {
+  constructor(private readonly rec: ProcessRecord, private readonly channel: Channel) {
     this.pid = rec.pid;
     this.endpoint = rec.endpoint;
+    this.channelToken = rec.token;
+    this.direct = rec.direct === true;
     this.timer = setInterval(() => this.poll(), POLL_MS);
     this.timer.unref();
+    if (rec.token) {
+      channel.on(rec.token, (msg) => {
+        if (msg.pid !== this.pid || msg.type !== 'stats') return;
+        this.reportCb?.({ sessions: Number(msg.sessions) || 0, processed: Number(msg.processed) || 0, lastUsed: Number(msg.lastUsed) || 0 });
+      });
+    }
+  }
+
+  onReport(cb: (r: ProcessReport) => void): void {
+    this.reportCb = cb;
   }
 
   /** Still the process the record names? */
@@ -36,6 +53,7 @@ export class AdoptedProcess implements ProcessHandle {
     if (this.exited || AdoptedProcess.isLive(this.rec)) return;
     this.exited = true;
     clearInterval(this.timer);
+    if (this.channelToken) this.channel.forget(this.channelToken);
     signalGroup(this.pid, 'SIGKILL'); // what it left behind goes with it
     for (const cb of this.exitCbs.splice(0)) cb(null, null);
   }
@@ -53,11 +71,18 @@ export class AdoptedProcess implements ProcessHandle {
     });
   }
 
-  /** TERM to the group, KILL after the grace period. Safe to call twice. */
+  /**
+   * Direct mode: asked over the channel to leave, it drains its connections
+   * for up to the grace period. Then TERM to the group, KILL after the grace
+   * period. Safe to call twice.
+   */
   stop(graceMs: number): Promise<void> {
     if (this.stopping) return this.stopping;
     this.stopping = (async () => {
       if (this.exited) return;
+      if (this.direct && this.channelToken && this.channel.send(this.channelToken, { type: 'leave' })) {
+        if (await this.waitExit(graceMs)) return;
+      }
       signalGroup(this.pid, 'SIGTERM');
       if (await this.waitExit(Math.max(graceMs, 1000))) return;
       signalGroup(this.pid, 'SIGKILL');

@@ -1,6 +1,9 @@
 // The agent's end of the channel app loaders talk back on: a Unix socket in the
-// instance directory carrying JSON lines. Today loaders report readiness; each
-// message carries the spawn's token, so a process cannot speak for another.
+// instance directory carrying JSON lines. Loaders report readiness and, in
+// direct mode, their counters; each message carries the spawn's token, so a
+// process cannot speak for another. The agent can answer on the connection a
+// token last spoke on (a process adopted after a core crash is told to leave
+// that way: its stdin belonged to the dead core).
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 
@@ -13,6 +16,8 @@ export interface LoaderMessage {
 
 export class Channel {
   private readonly listeners = new Map<string, (msg: LoaderMessage) => void>();
+  /** The connection each listened-for token last spoke on. */
+  private readonly sockets = new Map<string, net.Socket>();
   private server: net.Server | null = null;
 
   constructor(readonly path: string) {}
@@ -38,6 +43,15 @@ export class Channel {
 
   forget(token: string): void {
     this.listeners.delete(token);
+    this.sockets.delete(token);
+  }
+
+  /** Sends a message to the process that speaks with `token`; false if it has not spoken on a live connection. */
+  send(token: string, msg: { type: string }): boolean {
+    const sock = this.sockets.get(token);
+    if (!sock || sock.destroyed) return false;
+    sock.write(`${JSON.stringify(msg)}\n`);
+    return true;
   }
 
   private onConnection(sock: net.Socket): void {
@@ -61,7 +75,10 @@ export class Channel {
           continue;
         }
         const cb = typeof msg.token === 'string' ? this.listeners.get(msg.token) : undefined;
-        if (cb) cb(msg);
+        if (cb) {
+          this.sockets.set(msg.token, sock);
+          cb(msg);
+        }
       }
     });
   }

@@ -50,6 +50,20 @@ function install(): void {
       if (readyMsg !== null) sock.write(readyMsg);
     });
     sock.on('error', () => undefined);
+    // The agent speaks rarely: {"type":"leave"} when a core that adopted us
+    // wants us gone (our stdin belonged to the core that started us).
+    let inbox = '';
+    sock.setEncoding('utf8');
+    sock.on('data', (chunk: string) => {
+      inbox += chunk;
+      let nl: number;
+      while ((nl = inbox.indexOf('\n')) !== -1) {
+        const line = inbox.slice(0, nl);
+        inbox = inbox.slice(nl + 1);
+        if (line.includes('"leave"')) leave();
+      }
+      if (inbox.length > 4096) inbox = '';
+    });
     sock.on('close', () => {
       connected = false;
       if (lostAt === 0) lostAt = Date.now();
@@ -127,6 +141,7 @@ function install(): void {
 
   /** Leaves: in direct mode after the requests in flight (new ones get Connection: close). */
   function leave(): void {
+    if (draining) return;
     const server = claimed;
     if (listenFd === null || server === null) process.exit(0);
     draining = true;

@@ -48,14 +48,14 @@ class SpawnedProcess implements ProcessHandle {
   private exitInfo: [number | null, string | null] = [null, null];
   private stopping: Promise<void> | null = null;
   private reportCb: ((r: ProcessReport) => void) | null = null;
-  /** Direct mode: the process drains its own connections after stdin closes, for up to the grace period. */
-  direct = false;
-
   constructor(
     readonly child: ChildProcess,
     readonly endpoint: ProcessHandle['endpoint'],
     private readonly socketFile: string | null,
-    readonly adoptable: boolean,
+    /** Node apps under the loader, which outlive a crash of the core: the token they speak on the channel with. */
+    readonly channelToken: string | undefined,
+    /** Direct mode: the process drains its own connections after stdin closes, for up to the grace period. */
+    readonly direct: boolean,
     private readonly log: Logger,
   ) {
     this.pid = child.pid as number;
@@ -67,6 +67,10 @@ class SpawnedProcess implements ProcessHandle {
       if (this.socketFile) fs.rm(this.socketFile, { force: true }, () => undefined);
       for (const cb of this.exitCbs.splice(0)) cb(code, signal);
     });
+  }
+
+  get adoptable(): boolean {
+    return this.channelToken !== undefined;
   }
 
   onReport(cb: (r: ProcessReport) => void): void {
@@ -246,8 +250,7 @@ export class AppSpawner implements Spawner {
       child.once('error', (e) => finish(new SpawnError('fork', `could not start ${cmd}: ${e.message}`, tail.toString(),
         o.appStartCommand ? 'check app_start_command' : 'check that node is installed')));
       if (child.pid === undefined) return;
-      handle = new SpawnedProcess(child, endpoint, socketFile, !o.appStartCommand, log);
-      handle.direct = direct;
+      handle = new SpawnedProcess(child, endpoint, socketFile, o.appStartCommand ? undefined : token, direct, log);
       const prefix = `App ${child.pid} (${o.appRoot}) `;
       stopOut.push(forwardLines(child.stdout, log, `${prefix}stdout: `, tail));
       stopOut.push(forwardLines(child.stderr, log, `${prefix}stderr: `, tail));
