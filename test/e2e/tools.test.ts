@@ -100,6 +100,15 @@ test('passenger-config: list-instances, about, reopen-logs, detach-process error
   await eventually(() => fs.readFileSync(log, 'utf8').length > 0, 10_000, 'lines in the reopened log');
 
   assert.equal((await runCli(BIN.config, ['detach-process', 'abc', ...reg])).code, 2);
+  const api = await runCli(BIN.config, ['api-call', 'get', '/pool.json', ...reg]);
+  assert.equal(api.code, 0, api.stderr);
+  const doc = JSON.parse(api.stdout) as { schema: number; instance: { core_pid: number }; groups: { app_root: string }[] };
+  assert.equal(doc.schema, 1);
+  assert.equal(doc.groups[0].app_root, s.appDir);
+  const missing = await runCli(BIN.config, ['api-call', 'GET', '/nope', ...reg]);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /no admin endpoint GET \/nope/);
+  assert.equal((await runCli(BIN.config, ['api-call', 'GET', ...reg])).code, 2);
   const unknown = await runCli(BIN.config, ['frobnicate']);
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /unknown command "frobnicate"/);
