@@ -20,6 +20,20 @@ test('passenger-status shows the pool in Passenger\'s layout', async (t) => {
   assert.doesNotMatch(noHeader.stdout, /^Version/m);
 });
 
+test('passenger-status shows a process being spawned and one shutting down', async (t) => {
+  const starting = await startServer(t, appCopy(t, 'never-listens'), ['--start-timeout', '120'], { waitFor: 'none' });
+  await eventually(() => /never-listens \d+:/.test(starting.output()), 20_000, 'the app to boot');
+  const a = await eventually(async () => { const r = await runCli(BIN.status, ['--instance-registry-dir', starting.registry]); return r.code === 0 ? r : null; }, 20_000, 'an answer');
+  assert.match(a.stdout, /^  Spawning: 1 process\(es\)$/m);
+
+  // A process that ignores TERM stays "shutting down" through the grace period (10 s).
+  const s = await startServer(t, appCopy(t, 'stubborn'), ['--app-start-command', `exec ${process.execPath} server.js`, '--min-instances', '1']);
+  const pid = Number((await request(s.port, '/')).body.split(' ')[0]);
+  assert.equal((await runCli(BIN.config, ['detach-process', String(pid), '--instance-registry-dir', s.registry])).code, 0);
+  const b = await runCli(BIN.status, ['--instance-registry-dir', s.registry]);
+  assert.match(b.stdout, new RegExp(`^  \\* PID: ${pid} .*\\(shutting down\\)$`, 'm'));
+});
+
 test('passenger-status --show=json follows the documented schema', async (t) => {
   const s = await startServer(t, appCopy(t, 'basic'), ['--min-instances', '1']);
   await eventually(async () => (await s.appPids()).length === 1, 20_000, 'a process');
