@@ -29,7 +29,7 @@ test('direct mode: the processes accept connections themselves and report their 
   const before = (await s.status()).groups[0].processes.reduce((a, p) => a + p.processed, 0);
   for (let i = 0; i < 10; i++) await request(s.port, '/');
   await eventually(async () => (await s.status()).groups[0].processes.reduce((a, p) => a + p.processed, 0) >= before + 10, 10_000, 'processed to count the requests');
-  const held = request(s.port, '/sleep?ms=2500');
+  const held = request(s.port, '/sleep?ms=6000');
   await eventually(async () => (await s.status()).groups[0].processes.some((p) => p.sessions === 1), 10_000, 'the held request as a session');
   const reqs = await runCli(BIN.status, ['--show=requests', '--instance-registry-dir', s.registry]);
   assert.match(reqs.stdout, /No requests in flight/, 'no request passes through the agent');
@@ -81,7 +81,7 @@ test('direct mode: memory_limit and tmp/restart.txt replace processes', async (t
 test('direct mode: a leaving process finishes its requests in flight', async (t) => {
   const s = await startServer(t, appCopy(t, 'basic'), ['--direct-mode', '--min-instances', '2', '--max-pool-size', '2']);
   await twoProcesses(s);
-  const held = request(s.port, '/sleep?ms=1500');
+  const held = request(s.port, '/sleep?ms=6000');
   const busy = await eventually(async () => (await s.status()).groups[0].processes.find((p) => p.sessions === 1)?.pid, 10_000, 'a busy process');
   assert.equal((await runCli(BIN.config, ['detach-process', String(busy), '--instance-registry-dir', s.registry])).code, 0);
   const r = await held;

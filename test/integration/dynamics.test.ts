@@ -19,7 +19,7 @@ test('global queue: with one long request holding a process, short requests neve
   const s = await startServer(t, appCopy(t, 'basic'), ['--min-instances', '2', '--max-pool-size', '2', '--force-max-concurrent-requests-per-process', '1']);
   await pidsOf(s, 2);
   let heldDone = false;
-  const held = request(s.port, '/sleep?ms=4000').then((r) => { heldDone = true; return r; });
+  const held = request(s.port, '/sleep?ms=10000').then((r) => { heldDone = true; return r; });
   const busy = await eventually(async () => (await s.status()).groups[0].processes.find((p) => p.sessions === 1)?.pid, 10_000, 'the long request to start');
   // Four clients at once, more than the free process takes at a time: they queue, never behind the long one.
   const served: string[] = [];
@@ -39,7 +39,7 @@ test('waiting requests spawn more processes, several at once, never beyond max_p
   const s = await startServer(t, appCopy(t, 'basic'), ['--min-instances', '1', '--max-pool-size', '3', '--force-max-concurrent-requests-per-process', '1']);
   await pidsOf(s, 1);
   let done = false;
-  const reqs = Promise.all(Array.from({ length: 6 }, () => request(s.port, '/sleep?ms=1500'))).finally(() => { done = true; });
+  const reqs = Promise.all(Array.from({ length: 6 }, () => request(s.port, '/sleep?ms=4000'))).finally(() => { done = true; });
   let max = 0;
   while (!done) {
     const doc = await s.status();
@@ -103,7 +103,7 @@ test('sticky sessions: the cookie pins a client to its process; unknown ids fall
   assert.match(cookie, /^_passenger_route=\d+; Path=\/; SameSite=Lax$/, 'no Secure over plain HTTP');
   const route = cookie.split(';')[0];
   // Make the pinned process the busier one: least-busy would pick the other.
-  const held = request(s.port, '/sleep?ms=2000', { headers: { cookie: route } });
+  const held = request(s.port, '/sleep?ms=6000', { headers: { cookie: route } });
   await eventually(async () => (await s.status()).groups[0].processes.some((p) => p.sessions === 1), 10_000, 'the held request');
   for (let i = 0; i < 5; i++) {
     const r = await request(s.port, '/pid', { headers: { cookie: `other=1; ${route}` } });
@@ -228,12 +228,12 @@ test('app output reaches the log prefixed with the app and PID; --show=requests 
   await eventually(() => s.output().includes(`App ${pid} (${s.appDir}) stderr: to stderr: hello-log`), 10_000, 'the stderr line');
   assert.ok(s.output().includes(`App ${pid} (${s.appDir}) stdout: to stdout: hello-log`));
 
-  const held = request(s.port, '/sleep?ms=2000');
+  const held = request(s.port, '/sleep?ms=6000');
   const shown = await eventually(async () => {
     const r = await runCli(BIN.status, ['--show=requests', '--instance-registry-dir', s.registry]);
-    return r.stdout.includes('/sleep?ms=2000') ? r.stdout : null;
+    return r.stdout.includes('/sleep?ms=6000') ? r.stdout : null;
   }, 10_000, 'the request in the list');
   assert.match(shown, /^METHOD +PATH +PID +STATE +AGE +CLIENT$/m);
-  assert.match(shown, new RegExp(`^GET +/sleep\\?ms=2000 +${pid} +forwarded +\\d+\\.\\ds +127\\.0\\.0\\.1$`, 'm'));
+  assert.match(shown, new RegExp(`^GET +/sleep\\?ms=6000 +${pid} +forwarded +\\d+\\.\\ds +127\\.0\\.0\\.1$`, 'm'));
   await held;
 });

@@ -37,7 +37,7 @@ test('requests go to the least busy process', async (t) => {
   const s = await startServer(t, appCopy(t, 'basic'), ['--min-instances', '2', '--max-pool-size', '2']);
   await eventually(async () => (await s.appPids()).length === 2, 20_000, 'two processes');
   // Hold a session on one process...
-  const held = request(s.port, '/sleep?ms=3000');
+  const held = request(s.port, '/sleep?ms=8000');
   const busy = await eventually(async () => {
     const doc = await s.status();
     return doc.groups[0].processes.find((p) => p.sessions === 1)?.pid;
@@ -47,7 +47,7 @@ test('requests go to the least busy process', async (t) => {
     const r = await request(s.port, '/pid');
     assert.notEqual(Number(r.body), busy, 'a short request went to the busy process');
   }
-  assert.match((await held).body, new RegExp(`slept 3000 in ${busy}`));
+  assert.match((await held).body, new RegExp(`slept 8000 in ${busy}`));
 });
 
 test('the pool never exceeds max_pool_size; requests beyond the processes\' concurrency wait and succeed', async (t) => {
