@@ -116,6 +116,19 @@ test('sticky sessions: the cookie pins a client to its process; unknown ids fall
   assert.match(String(unknown.headers['set-cookie']), /^_passenger_route=\d+;/);
   const https = await request(s.port, '/pid', { headers: { 'x-forwarded-proto': 'https' } });
   assert.match(String(https.headers['set-cookie']), /; Secure$/);
+  // The pinned process dies: the client falls back to a live one and is pinned anew.
+  process.kill(Number(first.body), 'SIGKILL');
+  await eventually(async () => { const p = await s.appPids(); return p.length === 2 && !p.includes(Number(first.body)); }, 20_000, 'a replacement');
+  const fallback = await request(s.port, '/pid', { headers: { cookie: route } });
+  assert.equal(fallback.status, 200);
+  assert.notEqual(fallback.body, first.body);
+  assert.match(String(fallback.headers['set-cookie']), /^_passenger_route=\d+;/);
+  assert.notEqual(String(fallback.headers['set-cookie']).split(';')[0], route);
+
+  const named = await startServer(t, appCopy(t, 'basic'), ['--min-instances', '1', '--sticky-sessions',
+    '--sticky-sessions-cookie-name', 'app_route', '--sticky-sessions-cookie-attributes', 'SameSite=Strict; HttpOnly']);
+  const r = await request(named.port, '/pid');
+  assert.match(String(r.headers['set-cookie']), /^app_route=\d+; Path=\/; SameSite=Strict; HttpOnly$/);
 });
 
 test('max_requests replaces a process after N requests, the new one ready before the old one leaves', async (t) => {
