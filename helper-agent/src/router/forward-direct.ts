@@ -295,6 +295,9 @@ export class DirectForwarder {
       return;
     }
     const ex = new Exchange(this, req, res as TrackedResponse, g);
+    // A request without a body is read (nothing) now: else the server drains
+    // it after the response, with a listener sweep and a tick per request.
+    if (!ex.withBody) req.read();
     (res as TrackedResponse)[kExchange] = ex;
     // on(), not once(): once() wraps the listener in a new closure per call.
     res.on('close', onResponseClose);
