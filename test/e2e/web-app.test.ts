@@ -171,7 +171,8 @@ test('behind nginx, a full pool: the idle process of one app gives way to anothe
   const second = await request(web.ports[1], '/pid');
   assert.equal(second.status, 200, second.body);
   assert.notEqual(second.body, first.body);
-  assert.match(agent.output(), new RegExp(`the pool is full: process ${first.body} of ${apps[0]} gives way to ${apps[1]}`));
+  const gaveWay = new RegExp(`the pool is full: process ${first.body} of ${apps[0]} gives way to ${apps[1]}`);
+  await eventually(() => gaveWay.test(agent.output()), 10_000, 'the log to name the eviction');
   await eventually(() => !isAlive(Number(first.body)), 20_000, 'the evicted process to stop');
   // And back again.
   const again = await request(web.ports[0], '/pid');

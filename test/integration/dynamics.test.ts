@@ -217,7 +217,8 @@ test('a process that ignores stdin and TERM is killed, with its children, after 
   assert.equal(r.code, 0, r.stderr);
   await eventually(() => s.output().includes(`stubborn ${pid} ignores SIGTERM`), 20_000, 'a TERM');
   await eventually(() => !isAlive(pid) && !isAlive(child), 40_000, 'the process and its child to be killed');
-  assert.match(s.output(), new RegExp(`app process ${pid} was still running \\d+ s after SIGTERM: sending SIGKILL`));
+  const killed = new RegExp(`app process ${pid} was still running \\d+ s after SIGTERM: sending SIGKILL`);
+  await eventually(() => killed.test(s.output()), 10_000, 'the log to name the SIGKILL');
 });
 
 test('a crash-on-boot app is retried with backoff, not in a storm, and the agent stays responsive', async (t) => {
