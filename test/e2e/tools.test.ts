@@ -121,8 +121,11 @@ test('passenger-config: list-instances, about, reopen-logs, detach-process error
   for (const bin of [BIN.passenger, BIN.status, BIN.memoryStats, BIN.config]) assert.equal((await runCli(bin, ['--help'])).code, 0, bin);
 });
 
-test('passenger-status: --force-colors, and --watch redraws until Ctrl-C', async (t) => {
-  const s = await startServer(t, appCopy(t, 'basic'));
+test('passenger-status: --force-colors, and --watch redraws until Ctrl-C within 80 columns', async (t) => {
+  // An app root too long for one line: the live view shortens it in the middle.
+  const appDir = path.join(tmpDir(t, 'ptest-watch-'), 'srv', 'a-rather-long-directory-name-for-the-company-website', 'current');
+  fs.cpSync(appCopy(t, 'basic'), appDir, { recursive: true });
+  const s = await startServer(t, appDir);
   const colored = await runCli(BIN.status, ['--force-colors', '--instance-registry-dir', s.registry]);
   assert.match(colored.stdout, /\x1b\[33m----------- General information/);
   const plain = await runCli(BIN.status, ['--instance-registry-dir', s.registry]);
@@ -136,7 +139,10 @@ test('passenger-status: --force-colors, and --watch redraws until Ctrl-C', async
   const code = new Promise((r) => w.on('exit', r));
   w.kill('SIGINT');
   assert.equal(await code, 0);
-  for (const line of out.split('\n')) assert.ok(line.replace(/\x1b\[[0-9;]*m/g, '').length <= 80 || line.includes('App root:') || /^\S.*\(\w+\):$/.test(line), `over 80 columns: ${line}`);
+  for (const line of out.split('\n')) assert.ok(line.replace(/\x1b\[[0-9;]*m/g, '').length <= 80, `over 80 columns: ${line}`);
+  assert.match(out, /^  App root: \/tmp\/.*….*\/current$/m);
+  // Without --watch the paths print whole, for scripts and copy-paste.
+  assert.match(plain.stdout, new RegExp(`^  App root: ${appDir}$`, 'm'));
 });
 
 test('the tools find an agent under /run/passenger-ts, as under systemd\'s PrivateTmp, without being told', { skip: process.getuid?.() === 0 ? false : 'needs root' }, async (t) => {

@@ -40,7 +40,7 @@ async function watch(inst: InstanceDir, paint: Paint): Promise<number> {
     try {
       const doc = await adminJson<StatusDocument>(inst, 'GET', '/pool.json');
       const reqs = await adminJson<{ requests: RequestSnapshot[] }>(inst, 'GET', '/requests.json');
-      text = `${renderPool(doc, true, paint)}\n${paint.heading('----------- Requests in flight -----------')}\n${renderRequests(reqs.requests.slice(0, 10))}`;
+      text = `${renderPool(doc, true, paint, Math.max(40, process.stdout.columns ?? 80))}\n${paint.heading('----------- Requests in flight -----------')}\n${renderRequests(reqs.requests.slice(0, 10))}`;
     } catch (e) {
       process.stderr.write(`passenger-status: ${(e as Error).message}\n`);
       return 1;

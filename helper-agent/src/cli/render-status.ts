@@ -14,6 +14,14 @@ export function formatDuration(seconds: number): string {
   return `${sec}s`;
 }
 
+/** `s` cut to `max` characters by an ellipsis in the middle (paths keep both ends). */
+export function shorten(s: string, max: number): string {
+  if (s.length <= max) return s;
+  const keep = Math.max(1, max - 1);
+  const head = Math.ceil(keep / 3);
+  return `${s.slice(0, head)}…${s.slice(s.length - (keep - head))}`;
+}
+
 function pad(s: string, w: number): string {
   return s.length >= w ? `${s} ` : s.padEnd(w);
 }
@@ -42,13 +50,14 @@ export const ANSI_PAINT: Paint = {
   warn: (s) => `\x1b[31m${s}\x1b[0m`,
 };
 
-export function renderPool(doc: StatusDocument, header: boolean, paint: Paint = NO_PAINT): string {
+/** `width`: fit the lines with paths in it (a live view in a terminal); else paths print whole. */
+export function renderPool(doc: StatusDocument, header: boolean, paint: Paint = NO_PAINT, width = Infinity): string {
   const out: string[] = [];
   const now = Date.parse(doc.time);
   if (header) {
     out.push(`Version : ${doc.version}`);
     out.push(`Date    : ${dateLine(new Date(now))}`);
-    out.push(`Instance: ${doc.instance.name} (${doc.instance.server})`);
+    out.push(`Instance: ${doc.instance.name} (${shorten(doc.instance.server, width - doc.instance.name.length - 13)})`);
     out.push('');
   }
   out.push(paint.heading('----------- General information -----------'));
@@ -59,8 +68,8 @@ export function renderPool(doc: StatusDocument, header: boolean, paint: Paint = 
   out.push('');
   out.push(paint.heading('----------- Application groups -----------'));
   for (const g of doc.groups) {
-    out.push(`${paint.name(g.name)} (${g.environment}):`);
-    out.push(`  App root: ${g.app_root}`);
+    out.push(`${paint.name(shorten(g.name, width - g.environment.length - 4))} (${g.environment}):`);
+    out.push(`  App root: ${shorten(g.app_root, width - 12)}`);
     out.push(`  Requests in queue: ${g.queue}`);
     if (g.spawning > 0) out.push(`  Spawning: ${g.spawning} process(es)`);
     if (g.last_spawn_error && g.processes.length === 0) out.push(paint.warn(`  Last spawn error: ${g.last_spawn_error}`));
