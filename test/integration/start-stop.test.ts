@@ -63,6 +63,23 @@ test('--daemonize returns once serving; status and stop find it through the PID 
   assert.match(again.stderr, /no server is running/);
 });
 
+test('stop and status run from another directory find the server on that port in the registry', async (t) => {
+  const s = await startServer(t, appCopy(t, 'basic'));
+  const elsewhere = tmpDir(t, 'ptest-cwd-');
+  const port = ['--port', String(s.port), '--instance-registry-dir', s.registry];
+  const st = await runCli(BIN.passenger, ['status', ...port], { cwd: elsewhere });
+  assert.equal(st.code, 0, st.stdout);
+  assert.match(st.stdout, new RegExp(`running with PID ${s.child.pid} \\(instance \\w+, serving ${s.appDir} on http://127\\.0\\.0\\.1:${s.port}\\)`));
+  // An APP_DIR that is not the one served: nothing found.
+  const wrong = await runCli(BIN.passenger, ['stop', elsewhere, ...port], { cwd: elsewhere });
+  assert.equal(wrong.code, 1);
+  assert.match(wrong.stderr, /no server is running according to .*passenger\.\d+\.pid/);
+  const stopped = await runCli(BIN.passenger, ['stop', ...port], { cwd: elsewhere });
+  assert.equal(stopped.code, 0, stopped.stderr);
+  assert.match(stopped.stdout, new RegExp(`Stopped the server with PID ${s.child.pid}`));
+  await eventually(() => !isAlive(s.child.pid as number), 10_000, 'the server to stop');
+});
+
 test('a stale instance dir from a killed server is cleaned at the next start', async (t) => {
   const app = appCopy(t, 'basic');
   const first = await startServer(t, app);

@@ -7,7 +7,7 @@ import { AGENT_OPTION_SPECS, OPTION_SPECS, defaults, parseFlags, resolveOptions,
 import { ConfigError, PassengerError } from '../errors';
 import { isAlive } from '../platform/procfs';
 import { gidOf, uidOf } from '../platform/users';
-import { SERVICE_REGISTRY_DIR } from '../instance/instance-dir';
+import { SERVICE_REGISTRY_DIR, listInstances, registryDirs, type InstanceProperties } from '../instance/instance-dir';
 import { runWatchdog } from '../watchdog/watchdog';
 import { VERSION } from '../version';
 import { die, runMain } from './common';
@@ -41,11 +41,18 @@ Examples:
   passenger start --app-start-command 'python3 -m http.server $PORT'
   passenger start --daemonize --pid-file /run/app.pid --log-file /var/log/app.log`;
 
-const STOP_USAGE = `Usage: passenger stop [APP_DIR] [--port NUMBER | --pid-file PATH]
-       passenger status [APP_DIR] [--port NUMBER | --pid-file PATH]
+const STOP_USAGE = `Usage: passenger stop [APP_DIR] [--port NUMBER | --pid-file PATH] [--instance-registry-dir DIR]
+       passenger status [APP_DIR] [--port NUMBER | --pid-file PATH] [--instance-registry-dir DIR]
 
 Finds the server by its PID file: --pid-file, else passenger.PORT.pid in
-APP_DIR (the default port is 3000).`;
+APP_DIR (default: the current directory; the default port is 3000). If that
+names no running server, the one standalone server on that port (serving
+APP_DIR, when given) is found in the instance registry.
+
+Examples:
+  passenger stop                      # passenger.3000.pid here, else the server on port 3000
+  passenger stop /srv/app --port 8080
+  passenger status --pid-file /run/app.pid`;
 
 /** Where the PID file goes when --pid-file is not given: passenger.PORT.pid in the app (tmp/pids/ if it exists). */
 export function defaultPidFile(appRoot: string, port: number): string {
@@ -167,12 +174,30 @@ async function watchdogMain(): Promise<number> {
   return run.done;
 }
 
-function pidFileFromArgs(argv: string[]): string {
-  const specs = OPTION_SPECS.filter((s) => s.prop === 'port' || s.prop === 'pidFile');
+/** A running server: its watchdog's PID and how it was found. */
+interface Found { pid: number; how: string }
+
+/**
+ * The server `passenger stop|status` mean: by --pid-file, else passenger.PORT.pid
+ * in APP_DIR (as Passenger's). When that file names no live server (the server
+ * was started from another directory, or with its PID file elsewhere), the
+ * instance registry is asked for the one standalone server on that port (and
+ * in APP_DIR when one was named). Returns the error to report when none is found.
+ */
+function findServer(argv: string[]): Found | PassengerError {
+  const specs = OPTION_SPECS.filter((s) => s.prop === 'port' || s.prop === 'pidFile' || s.prop === 'instanceRegistryDir');
   const { values, positionals } = parseFlags(argv, specs);
-  if (values.pidFile) return path.resolve(values.pidFile);
-  const appRoot = path.resolve(positionals[0] ?? '.');
-  return defaultPidFile(appRoot, values.port ?? 3000);
+  const file = values.pidFile ? path.resolve(values.pidFile) : defaultPidFile(path.resolve(positionals[0] ?? '.'), values.port ?? 3000);
+  const pid = readPid(file);
+  if (pid !== null && isAlive(pid)) return { pid, how: `PID file ${file}` };
+  const missing = new PassengerError('E_NOT_RUNNING', `no server is running according to ${file}`, pid === null ? 'the PID file is missing or empty' : `PID ${pid} is not running`);
+  if (values.pidFile) return missing;
+  const port = String(values.port ?? 3000);
+  const root = positionals[0] ? path.resolve(positionals[0]) : null;
+  const matches = registryDirs(values.instanceRegistryDir).flatMap((r) => listInstances(r)).map((i) => i.readProperties()).filter((p): p is InstanceProperties =>
+    p !== null && p.mode === 'standalone' && /:(\d+)$/.exec(p.server)?.[1] === port && (root === null || p.app_root === root));
+  if (matches.length === 1) return { pid: matches[0].watchdog_pid, how: `instance ${matches[0].name}, serving ${matches[0].app_root} on ${matches[0].server}` };
+  return missing;
 }
 
 async function stop(argv: string[]): Promise<number> {
@@ -180,18 +205,16 @@ async function stop(argv: string[]): Promise<number> {
     console.log(STOP_USAGE);
     return 0;
   }
-  const file = pidFileFromArgs(argv);
-  const pid = readPid(file);
-  if (pid === null || !isAlive(pid)) {
-    throw new PassengerError('E_NOT_RUNNING', `no server is running according to ${file}`, pid === null ? 'the PID file is missing or empty' : `PID ${pid} is not running`);
-  }
+  const found = findServer(argv);
+  if (found instanceof PassengerError) throw found;
+  const { pid } = found;
   process.kill(pid, 'SIGTERM');
   const deadline = Date.now() + 60_000;
   while (isAlive(pid)) {
     if (Date.now() > deadline) throw new PassengerError('E_NOT_RUNNING', `PID ${pid} did not stop within 60 s`, `kill it with: kill -9 ${pid}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  console.log(`Stopped the server with PID ${pid}.`);
+  console.log(`Stopped the server with PID ${pid} (${found.how}).`);
   return 0;
 }
 
@@ -200,14 +223,13 @@ async function status(argv: string[]): Promise<number> {
     console.log(STOP_USAGE);
     return 0;
   }
-  const file = pidFileFromArgs(argv);
-  const pid = readPid(file);
-  if (pid !== null && isAlive(pid)) {
-    console.log(`The server is running with PID ${pid} (PID file ${file}).`);
-    return 0;
+  const found = findServer(argv);
+  if (found instanceof PassengerError) {
+    console.log(`The server is not running (${found.message}).`);
+    return 1;
   }
-  console.log(`The server is not running (no live PID in ${file}).`);
-  return 1;
+  console.log(`The server is running with PID ${found.pid} (${found.how}).`);
+  return 0;
 }
 
 export const DEFAULT_AGENT_SOCKET = '/run/passenger-ts/agent.sock';
