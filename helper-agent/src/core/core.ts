@@ -115,7 +115,7 @@ async function main(): Promise<void> {
     log: { info: (m) => log.notice(m), warn: (m) => log.warn(m), error: (m) => log.error(m) },
     events: {
       processAdded(p) {
-        openTransport(p);
+        openTransport(p, o.forwarder);
         firstProcess();
         const rec: ProcessRecord = {
           pid: p.pid, startTicks: readStatSync(p.pid)?.startTicks ?? 0, group: p.group.name, id: p.id,

@@ -1,18 +1,19 @@
 // The default request path: a plain Node request listener that checks out a
-// session and dispatches straight onto the process's undici pool, streaming
-// the response back as it arrives. Per request it allocates one Exchange and
-// one header list; no URL parsing, no promise, no stream wrapper, no closure.
+// session and dispatches straight onto the process's keep-alive client
+// (app-client.ts), streaming the response back as it arrives. Per request it
+// allocates one Exchange and one header list; no URL parsing, no promise, no
+// stream wrapper, no closure.
 // (The @fastify/reply-from path in forward-reply-from.ts does several times
 // this work per request; README.md has the numbers.)
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Dispatcher } from 'undici';
 import { PassengerError } from '../errors';
 import type { Group, QueueEntry } from '../pool/group';
 import type { AppProcess } from '../pool/process';
 import { agentErrorResponse } from './error-pages';
 import { hasBody, isConnectFailure, mayRetry, rootCode } from './retry';
 import type { StaticFiles } from './static-files';
-import { transportOf } from './transport';
+import type { AppRequest, ResponseHandler } from './app-client';
+import { appClientOf } from './transport';
 
 export interface ForwardingContext {
   /** The group a request belongs to, or an error to answer with. */
@@ -68,10 +69,10 @@ function appHeaders(req: IncomingMessage): string[] {
 }
 
 /** True for the response header names that belong to the app's connection, not the client's. */
-function isHopByHop(name: Buffer): boolean {
+function isHopByHop(name: string): boolean {
   const len = name.length;
   if (len !== 10 && len !== 17) return false;
-  const s = name.toString('latin1').toLowerCase();
+  const s = name.toLowerCase();
   return s === 'connection' || s === 'keep-alive' || s === 'transfer-encoding';
 }
 
@@ -88,7 +89,7 @@ export interface RequestSnapshot {
 }
 
 /** One client request on its way to (and back from) an app process. */
-class Exchange implements Dispatcher.DispatchHandler {
+class Exchange implements ResponseHandler {
   proc: AppProcess | null = null;
   attempts = 0;
   responded = false;
@@ -101,7 +102,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   private timer: NodeJS.Timeout | null = null;
   /** The sticky cookie's value the client sent (null: none, or stickiness off). */
   stickyId: string | null = null;
-  private readonly opts: Dispatcher.DispatchOptions;
+  private readonly opts: AppRequest;
 
   constructor(
     readonly forwarder: DirectForwarder,
@@ -110,7 +111,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     readonly group: Group,
   ) {
     const withBody = hasBody(req.headers);
-    this.opts = { path: req.url as string, method: req.method as Dispatcher.HttpMethod, headers: appHeaders(req), body: withBody ? req : null };
+    this.opts = { path: req.url as string, method: req.method as string, headers: appHeaders(req), body: withBody ? req : null };
   }
 
   get withBody(): boolean {
@@ -122,7 +123,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.queued = null;
     this.attempts++;
     this.abortUpstream = null;
-    const t = transportOf(p);
+    const t = appClientOf(p);
     if (t === null) {
       this.onError(Object.assign(new Error('the process has no connection pool'), { code: 'UND_ERR_DESTROYED' }));
       return;
@@ -161,14 +162,17 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.abortUpstream?.(new Error('the client left'));
   }
 
-  onHeaders(status: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
-    if (status < 200) return true; // interim responses are not passed on
+  onHeaders(status: number, headers: string[], resume: () => void, statusText: string): boolean {
     if (this.res.headersSent) return false;
-    const headers: string[] = [];
-    for (let i = 0; i < rawHeaders.length; i += 2) {
-      if (isHopByHop(rawHeaders[i])) continue;
-      headers.push(rawHeaders[i].toString('latin1'), rawHeaders[i + 1].toString('latin1'));
+    // The list is ours: drop the hop-by-hop headers in place.
+    let w = 0;
+    for (let i = 0; i < headers.length; i += 2) {
+      if (isHopByHop(headers[i])) continue;
+      headers[w] = headers[i];
+      headers[w + 1] = headers[i + 1];
+      w += 2;
     }
+    headers.length = w;
     const o = this.group.options;
     if (o.stickySessions && this.proc !== null && this.stickyId !== String(this.proc.id)) {
       headers.push('set-cookie', stickyCookie(o.stickySessionsCookieName, this.proc.id, o.stickySessionsCookieAttributes, this.req));

@@ -11,7 +11,7 @@ import type { Group } from '../pool/group';
 import type { AppProcess } from '../pool/process';
 import { agentErrorResponse } from './error-pages';
 import { hasBody, isConnectFailure, mayRetry, rootCode } from './retry';
-import { transportOf } from './transport';
+import { undiciPoolOf } from './transport';
 
 const kProcess = Symbol('passenger.process');
 const kAttempts = Symbol('passenger.attempts');
@@ -30,7 +30,7 @@ const dispatcher = {
   request(opts: object, cb: (err: Error | null, data?: unknown) => void): void {
     const p = target;
     target = null;
-    const t = p === null ? null : transportOf(p);
+    const t = p === null ? null : undiciPoolOf(p);
     if (t === null) {
       cb(Object.assign(new Error('the process has no connection pool'), { code: 'UND_ERR_DESTROYED' }));
       return;

@@ -1,20 +1,19 @@
-// The connections from the agent to one app process: an undici pool of
-// keep-alive connections, opened once when the process joins the pool.
+// The connections from the agent to one app process, opened once when the
+// process joins the pool: our own keep-alive client for the default request
+// path, or an undici pool for @fastify/reply-from.
 import type { Pool as UndiciPoolType } from 'undici';
+import type { AppProcess } from '../pool/process';
+import { AppClient } from './app-client';
 
-// Only the pool class: the whole undici package takes ~4x longer to load, and
-// the agent's start time is on the path to a server's first response.
-// Loaded when the first process joins, while the agent waits for it anyway.
-type UndiciPool = UndiciPoolType;
+// Only the pool class: the whole undici package takes ~4x longer to load.
 let UndiciPoolClass: typeof UndiciPoolType | null = null;
-function poolClass(): typeof UndiciPoolType {
+function undiciPoolClass(): typeof UndiciPoolType {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   UndiciPoolClass ??= require('undici/lib/dispatcher/pool') as typeof UndiciPoolType;
   return UndiciPoolClass;
 }
-import type { AppProcess } from '../pool/process';
 
-const POOL_OPTIONS = {
+const UNDICI_OPTIONS = {
   connections: null,
   pipelining: 1,
   // Apps (and the app servers under them) may run requests of any length.
@@ -25,20 +24,31 @@ const POOL_OPTIONS = {
   keepAliveTimeout: 4000,
 } as const;
 
-export function openTransport(p: AppProcess): void {
+export type TransportKind = 'direct' | 'reply-from';
+
+export function openTransport(p: AppProcess, kind: TransportKind): void {
   const ep = p.handle.endpoint;
-  const UndiciPool = poolClass();
+  if (kind === 'direct') {
+    p.transport = new AppClient(ep);
+    return;
+  }
+  const UndiciPool = undiciPoolClass();
   p.transport = 'socketPath' in ep
-    ? new UndiciPool('http://app', { ...POOL_OPTIONS, socketPath: ep.socketPath })
-    : new UndiciPool(`http://${ep.host}:${ep.port}`, POOL_OPTIONS);
+    ? new UndiciPool('http://app', { ...UNDICI_OPTIONS, socketPath: ep.socketPath })
+    : new UndiciPool(`http://${ep.host}:${ep.port}`, UNDICI_OPTIONS);
 }
 
-export function transportOf(p: AppProcess): UndiciPool | null {
-  return p.transport as UndiciPool | null;
+export function appClientOf(p: AppProcess): AppClient | null {
+  return p.transport instanceof AppClient ? p.transport : null;
+}
+
+export function undiciPoolOf(p: AppProcess): UndiciPoolType | null {
+  return (p.transport as UndiciPoolType | null) ?? null;
 }
 
 export function closeTransport(p: AppProcess): void {
-  const t = transportOf(p);
+  const t = p.transport;
   p.transport = null;
-  if (t) void t.destroy().catch(() => undefined);
+  if (t instanceof AppClient) t.destroy();
+  else if (t) void (t as UndiciPoolType).destroy().catch(() => undefined);
 }

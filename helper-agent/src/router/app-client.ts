@@ -1,0 +1,265 @@
+// The agent's HTTP/1.1 client to one app process: keep-alive connections,
+// each with Node's own response parser (the one node:http uses). A request's
+// head goes out as one string; the response comes back as the parser's header
+// list and body slices, streamed to a handler with backpressure both ways.
+// Per request it allocates the head string and nothing per header.
+import * as net from 'node:net';
+import type { Readable } from 'node:stream';
+
+interface Parser {
+  initialize(type: number, resource: object): void;
+  execute(data: Buffer): number | Error;
+  finish(): number | Error | undefined;
+  close(): void;
+  [callback: number]: unknown;
+}
+interface ParserClass {
+  new (): Parser;
+  RESPONSE: number;
+  kOnHeaders: number;
+  kOnHeadersComplete: number;
+  kOnBody: number;
+  kOnMessageComplete: number;
+  kOnExecute: number;
+}
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { HTTPParser } = require('_http_common') as { HTTPParser: ParserClass };
+
+export type Endpoint = { socketPath: string } | { host: string; port: number };
+
+export interface AppRequest {
+  method: string;
+  path: string;
+  /** Name, value, name, value... */
+  headers: string[];
+  /** The client's request body, streamed; null when it has none. */
+  body: Readable | null;
+}
+
+/** What hears the app's response (the same shape as undici's dispatch handler). */
+export interface ResponseHandler {
+  /** `abort` cuts the request off; onError follows. */
+  onConnect(abort: (err?: Error) => void): void;
+  onHeaders(status: number, headers: string[], resume: () => void, statusText: string): boolean;
+  /** false: stop reading from the app until `resume` is called. */
+  onData(chunk: Buffer): boolean;
+  onComplete(): void;
+  onError(err: Error): void;
+}
+
+/** Idle connections close before Node's default keepAliveTimeout (5 s) would close them from the app's side. */
+const IDLE_MS = 4000;
+
+function withCode(message: string, code: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+class AppConnection {
+  readonly sock: net.Socket;
+  private readonly parser: Parser;
+  private handler: ResponseHandler | null = null;
+  private headOnly = false;
+  private interim = false;
+  private keepAlive = false;
+  private body: Readable | null = null;
+  private bodyDone = true;
+  private partialHeaders: string[] = [];
+  idleTimer: NodeJS.Timeout | null = null;
+  private readonly resume = (): void => { this.sock.resume(); };
+  private readonly abort = (err?: Error): void => { this.fail(err ?? withCode('the request was aborted', 'UND_ERR_ABORTED')); };
+
+  constructor(private readonly client: AppClient, endpoint: Endpoint) {
+    if ('socketPath' in endpoint) {
+      this.sock = net.connect(endpoint.socketPath);
+    } else {
+      this.sock = net.connect(endpoint.port, endpoint.host);
+      this.sock.setNoDelay(true);
+    }
+    const p = new HTTPParser();
+    p.initialize(HTTPParser.RESPONSE, {});
+    p[HTTPParser.kOnHeaders] = (headers: string[]): void => { for (const h of headers) this.partialHeaders.push(h); };
+    p[HTTPParser.kOnHeadersComplete] = (_maj: number, _min: number, headers: string[] | undefined, _m: unknown, _u: unknown,
+      status: number, statusText: string, _upgrade: boolean, keepAlive: boolean): number => this.onHeadersComplete(headers, status, statusText, keepAlive);
+    p[HTTPParser.kOnBody] = (b: Buffer): void => this.onBody(b);
+    p[HTTPParser.kOnMessageComplete] = (): void => this.onMessageComplete();
+    p[HTTPParser.kOnExecute] = (): void => undefined;
+    this.parser = p;
+    this.sock.on('data', (d: Buffer) => {
+      const r = this.parser.execute(d);
+      if (r instanceof Error) this.fail(withCode(`the app sent a malformed response: ${r.message}`, 'HPE_INVALID'));
+    });
+    // A response delimited by the end of the connection ends with it.
+    this.sock.on('end', () => {
+      const r = this.parser.finish();
+      if (r instanceof Error) this.fail(withCode(`the app sent a malformed response: ${r.message}`, 'HPE_INVALID'));
+    });
+    this.sock.on('error', (e) => this.fail(e));
+    this.sock.on('close', () => {
+      this.fail(withCode('the app closed the connection before its response was over', 'UND_ERR_SOCKET'));
+      this.client.forget(this);
+      this.parser.close();
+    });
+  }
+
+  start(req: AppRequest, handler: ResponseHandler): void {
+    this.handler = handler;
+    this.headOnly = req.method === 'HEAD';
+    this.keepAlive = false;
+    this.sock.resume();
+    handler.onConnect(this.abort);
+    if (this.handler !== handler) return; // aborted at once
+    let head = `${req.method} ${req.path} HTTP/1.1\r\n`;
+    const h = req.headers;
+    let length = false;
+    for (let i = 0; i < h.length; i += 2) {
+      const name = h[i];
+      if (name.length === 14 && name.toLowerCase() === 'content-length') length = true;
+      head += `${name}: ${h[i + 1]}\r\n`;
+    }
+    const chunked = req.body !== null && !length;
+    this.sock.write(chunked ? `${head}transfer-encoding: chunked\r\n\r\n` : `${head}\r\n`, 'latin1');
+    if (req.body !== null) this.sendBody(req.body, chunked);
+  }
+
+  /** Streams the client's body to the app, pausing it while the app's socket is full. */
+  private sendBody(body: Readable, chunked: boolean): void {
+    this.body = body;
+    this.bodyDone = false;
+    const sock = this.sock;
+    let waiting = false;
+    const drained = (): void => { waiting = false; body.resume(); };
+    const onData = (chunk: Buffer): void => {
+      if (sock.destroyed || chunk.length === 0) return;
+      let ok: boolean;
+      if (chunked) {
+        sock.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
+        sock.write(chunk);
+        ok = sock.write('\r\n', 'latin1');
+      } else {
+        ok = sock.write(chunk);
+      }
+      if (!ok && !waiting) {
+        waiting = true;
+        body.pause();
+        sock.once('drain', drained);
+      }
+    };
+    const onEnd = (): void => {
+      this.detachBody();
+      this.bodyDone = true;
+      if (chunked && !sock.destroyed) sock.write('0\r\n\r\n', 'latin1');
+    };
+    this.detachBody = (): void => {
+      body.off('data', onData);
+      body.off('end', onEnd);
+      sock.off('drain', drained);
+      this.body = null;
+    };
+    body.on('data', onData);
+    body.on('end', onEnd);
+  }
+
+  private detachBody: () => void = () => undefined;
+
+  private onHeadersComplete(headers: string[] | undefined, status: number, statusText: string, keepAlive: boolean): number {
+    if (headers === undefined) {
+      headers = this.partialHeaders;
+      this.partialHeaders = [];
+    }
+    // 1xx: interim, not passed on; the real response follows on this connection.
+    if (status < 200) {
+      this.interim = true;
+      return 1;
+    }
+    this.keepAlive = keepAlive;
+    const h = this.handler;
+    if (h !== null) h.onHeaders(status, headers, this.resume, statusText);
+    return this.headOnly ? 1 : 0; // 1: no body follows (the answer to HEAD)
+  }
+
+  private onBody(b: Buffer): void {
+    const h = this.handler;
+    if (h !== null && !h.onData(b)) this.sock.pause();
+  }
+
+  private onMessageComplete(): void {
+    if (this.interim) {
+      this.interim = false;
+      return;
+    }
+    const h = this.handler;
+    if (h === null) return;
+    this.handler = null;
+    if (this.keepAlive && this.bodyDone) {
+      this.client.release(this);
+    } else {
+      // The app answered before the request body was over, or will close: not reusable.
+      this.detachBody();
+      this.client.forget(this);
+      this.sock.destroy();
+    }
+    h.onComplete();
+  }
+
+  /** The request in flight (if any) fails with `err`; the connection goes. */
+  fail(err: Error): void {
+    const h = this.handler;
+    this.handler = null;
+    this.detachBody();
+    this.client.forget(this);
+    if (!this.sock.destroyed) this.sock.destroy();
+    if (h !== null) h.onError(err);
+  }
+}
+
+/** Keep-alive connections to one app process, opened as requests need them. */
+export class AppClient {
+  private readonly idle: AppConnection[] = [];
+  private readonly all = new Set<AppConnection>();
+  private destroyed = false;
+
+  constructor(private readonly endpoint: Endpoint) {}
+
+  dispatch(req: AppRequest, handler: ResponseHandler): void {
+    if (this.destroyed) {
+      handler.onError(withCode('the process has no connection pool', 'UND_ERR_DESTROYED'));
+      return;
+    }
+    let c = this.idle.pop();
+    while (c !== undefined && c.sock.destroyed) c = this.idle.pop();
+    if (c === undefined) {
+      c = new AppConnection(this, this.endpoint);
+      this.all.add(c);
+    } else if (c.idleTimer !== null) {
+      clearTimeout(c.idleTimer);
+      c.idleTimer = null;
+    }
+    c.start(req, handler);
+  }
+
+  /** A connection whose response is over and may carry another request. */
+  release(c: AppConnection): void {
+    if (this.destroyed) {
+      c.sock.destroy();
+      return;
+    }
+    c.idleTimer = setTimeout(() => c.sock.destroy(), IDLE_MS);
+    c.idleTimer.unref();
+    this.idle.push(c);
+  }
+
+  forget(c: AppConnection): void {
+    if (c.idleTimer !== null) clearTimeout(c.idleTimer);
+    c.idleTimer = null;
+    this.all.delete(c);
+    const i = this.idle.indexOf(c);
+    if (i !== -1) this.idle.splice(i, 1);
+  }
+
+  /** Closes every connection; requests in flight fail. */
+  destroy(): void {
+    this.destroyed = true;
+    for (const c of [...this.all]) c.fail(withCode('the process left the pool', 'UND_ERR_DESTROYED'));
+    this.idle.length = 0;
+  }
+}

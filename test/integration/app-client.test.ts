@@ -1,0 +1,119 @@
+// The agent's HTTP/1.1 client to app processes, against real servers on real
+// sockets: the response shapes apps send, request bodies, connection reuse.
+import assert from 'node:assert/strict';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { Readable } from 'node:stream';
+import { test, type TestContext } from 'node:test';
+import { AppClient, type AppRequest, type Endpoint } from '../../helper-agent/src/router/app-client';
+import { tmpDir } from '../helpers';
+
+interface Reply { status: number; statusText: string; headers: string[]; body: string }
+
+function send(client: AppClient, req: Partial<AppRequest>): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    let got: Omit<Reply, 'body'> | null = null;
+    const chunks: Buffer[] = [];
+    client.dispatch({ method: 'GET', path: '/', headers: ['host', 'app'], body: null, ...req }, {
+      onConnect() {},
+      onHeaders(status, headers, _resume, statusText) { got = { status, statusText, headers }; return true; },
+      onData(chunk) { chunks.push(Buffer.from(chunk)); return true; },
+      onComplete() { resolve({ ...(got as Omit<Reply, 'body'>), body: Buffer.concat(chunks).toString() }); },
+      onError: reject,
+    });
+  });
+}
+
+function header(r: Reply, name: string): string | undefined {
+  for (let i = 0; i < r.headers.length; i += 2) if (r.headers[i].toLowerCase() === name) return r.headers[i + 1];
+  return undefined;
+}
+
+async function serve(t: TestContext, server: net.Server): Promise<{ endpoint: Endpoint; connections: () => number }> {
+  const socketPath = path.join(tmpDir(t, 'ptest-client-'), 'app.sock');
+  let n = 0;
+  server.on('connection', () => { n++; });
+  await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+  t.after(() => new Promise<void>((resolve) => { (server as http.Server).closeAllConnections?.(); server.close(() => resolve()); }));
+  return { endpoint: { socketPath }, connections: () => n };
+}
+
+test('app client: plain, HEAD, 204, interim 1xx, many headers, and one connection reused throughout', async (t) => {
+  const app = http.createServer((req, res) => {
+    if (req.url === '/head') return void res.writeHead(200, { 'content-length': '5' }).end(req.method === 'HEAD' ? undefined : 'hello');
+    if (req.url === '/204') return void res.writeHead(204).end();
+    if (req.url === '/early') {
+      res.writeEarlyHints({ link: '</a.css>; rel=preload' });
+      return void res.end('after hints');
+    }
+    if (req.url === '/many') {
+      for (let i = 0; i < 60; i++) res.setHeader(`x-h${i}`, String(i));
+      return void res.end('many');
+    }
+    res.setHeader('set-cookie', ['a=1', 'b=2']);
+    res.end(`you asked ${req.method} ${req.url}`);
+  });
+  const { endpoint, connections } = await serve(t, app);
+  const client = new AppClient(endpoint);
+  t.after(() => client.destroy());
+
+  const plain = await send(client, { path: '/x?y=1' });
+  assert.equal(plain.status, 200);
+  assert.equal(plain.statusText, 'OK');
+  assert.equal(plain.body, 'you asked GET /x?y=1');
+  assert.deepEqual(plain.headers.filter((_h, i) => plain.headers[i - 1]?.toLowerCase() === 'set-cookie'), ['a=1', 'b=2']);
+  const head = await send(client, { method: 'HEAD', path: '/head' });
+  assert.equal(head.status, 200);
+  assert.equal(header(head, 'content-length'), '5');
+  assert.equal(head.body, '');
+  assert.equal((await send(client, { path: '/204' })).status, 204);
+  const early = await send(client, { path: '/early' });
+  assert.equal(early.status, 200, 'the 103 is not passed on');
+  assert.equal(early.body, 'after hints');
+  const many = await send(client, { path: '/many' });
+  assert.equal(header(many, 'x-h59'), '59');
+  assert.equal((await send(client, {})).status, 200);
+  assert.equal(connections(), 1, 'one keep-alive connection carried every request');
+});
+
+test('app client: request bodies with and without a length; a response that ends with its connection', async (t) => {
+  const app = http.createServer((req, res) => {
+    let n = 0;
+    req.on('data', (c: Buffer) => { n += c.length; });
+    req.on('end', () => res.end(`${req.headers['transfer-encoding'] ?? 'length'} ${n}`));
+  });
+  const { endpoint } = await serve(t, app);
+  const client = new AppClient(endpoint);
+  t.after(() => client.destroy());
+  const chunks = Array.from({ length: 50 }, () => Buffer.alloc(64 * 1024, 'x'));
+  const chunked = await send(client, { method: 'POST', body: Readable.from(chunks) });
+  assert.equal(chunked.body, `chunked ${50 * 64 * 1024}`);
+  const sized = await send(client, { method: 'PUT', headers: ['host', 'app', 'content-length', '11'], body: Readable.from([Buffer.from('hello world')]) });
+  assert.equal(sized.body, 'length 11');
+
+  // HTTP/1.0-style: no length, no chunks, the end of the connection ends the body.
+  const raw = net.createServer((sock) => sock.once('data', () => sock.end('HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nuntil the end')));
+  const closing = new AppClient((await serve(t, raw)).endpoint);
+  t.after(() => closing.destroy());
+  assert.equal((await send(closing, {})).body, 'until the end');
+  assert.equal((await send(closing, {})).body, 'until the end', 'a new connection for the next request');
+});
+
+test('app client: errors carry the codes the retry rules read', async (t) => {
+  const dir = tmpDir(t, 'ptest-client-');
+  const missing = new AppClient({ socketPath: path.join(dir, 'none.sock') });
+  await assert.rejects(send(missing, {}), { code: 'ENOENT' });
+
+  const hangUp = net.createServer((sock) => sock.once('data', () => sock.destroy()));
+  const dropped = new AppClient((await serve(t, hangUp)).endpoint);
+  await assert.rejects(send(dropped, {}), (e: NodeJS.ErrnoException) => e.code === 'UND_ERR_SOCKET' || e.code === 'ECONNRESET');
+
+  const garbage = net.createServer((sock) => sock.once('data', () => sock.write('NOT HTTP AT ALL\r\n\r\n')));
+  const confused = new AppClient((await serve(t, garbage)).endpoint);
+  await assert.rejects(send(confused, {}), { code: 'HPE_INVALID' });
+
+  const gone = new AppClient((await serve(t, http.createServer((_q, r) => r.end('x')))).endpoint);
+  gone.destroy();
+  await assert.rejects(send(gone, {}), { code: 'UND_ERR_DESTROYED' });
+});
