@@ -113,6 +113,15 @@ test('app client: errors carry the codes the retry rules read', async (t) => {
   const confused = new AppClient((await serve(t, garbage)).endpoint);
   await assert.rejects(send(confused, {}), { code: 'HPE_INVALID' });
 
+  // A handler that throws on the headers (as writeHead does on a header it cannot send) fails its request only.
+  const plain = new AppClient((await serve(t, http.createServer((_q, r) => r.end('x')))).endpoint);
+  t.after(() => plain.destroy());
+  const thrown = await new Promise<Error>((resolve) => plain.dispatch({ method: 'GET', path: '/', headers: [], body: null }, {
+    onConnect() {}, onHeaders() { throw new Error('cannot send that header'); }, onData() { return true; }, onComplete() { resolve(new Error('completed')); }, onError: resolve,
+  }));
+  assert.equal(thrown.message, 'cannot send that header');
+  assert.equal((await send(plain, {})).body, 'x', 'the client serves on');
+
   const gone = new AppClient((await serve(t, http.createServer((_q, r) => r.end('x')))).endpoint);
   gone.destroy();
   await assert.rejects(send(gone, {}), { code: 'UND_ERR_DESTROYED' });

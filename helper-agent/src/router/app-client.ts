@@ -173,7 +173,15 @@ class AppConnection {
     }
     this.keepAlive = keepAlive;
     const h = this.handler;
-    if (h !== null) h.onHeaders(status, headers, this.resume, statusText);
+    if (h !== null) {
+      // A header the client side cannot take (writeHead throws) fails this request, not the agent.
+      try {
+        h.onHeaders(status, headers, this.resume, statusText);
+      } catch (e) {
+        this.fail(e as Error);
+        return 1;
+      }
+    }
     return this.headOnly ? 1 : 0; // 1: no body follows (the answer to HEAD)
   }
 
