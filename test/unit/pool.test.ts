@@ -11,7 +11,6 @@ import { spawnDelay } from '../../helper-agent/src/pool/restart-policy';
 
 class FakeHandle implements ProcessHandle {
   readonly endpoint = { socketPath: '/dev/null' };
-  readonly adoptable = false;
   private exitCb: ((c: number | null, s: string | null) => void) | null = null;
   stopped = false;
   constructor(readonly pid: number) {}

@@ -119,7 +119,7 @@ async function main(): Promise<void> {
         firstProcess();
         const rec: ProcessRecord = {
           pid: p.pid, startTicks: readStatSync(p.pid)?.startTicks ?? 0, group: p.group.name, id: p.id,
-          spawnedAt: p.spawnedAt, endpoint: p.handle.endpoint, adoptable: p.handle.adoptable,
+          spawnedAt: p.spawnedAt, endpoint: p.handle.endpoint,
           token: p.handle.channelToken, direct: p.handle.direct,
         };
         fs.writeFile(path.join(inst.processesDir, String(p.pid)), JSON.stringify(rec), () => undefined);
@@ -205,7 +205,7 @@ async function main(): Promise<void> {
  */
 function adoptProcesses(pool: Pool, records: ProcessRecord[], optionsFor: (appRoot: string) => GroupOptions | null, inst: InstanceDir, channel: Channel, log: Logger): void {
   for (const r of records) {
-    const options = r.adoptable && AdoptedProcess.isLive(r) ? optionsFor(r.group) : null;
+    const options = r.token !== undefined && AdoptedProcess.isLive(r) ? optionsFor(r.group) : null;
     if (options === null) {
       fs.rmSync(path.join(inst.processesDir, String(r.pid)), { force: true });
       continue;

@@ -39,9 +39,7 @@ export interface ProcessRecord {
   spawnedAt: number;
   /** Where it listens. */
   endpoint: { socketPath: string } | { host: string; port: number };
-  /** A Node app under the loader: it outlives a crash of the core and can be adopted by the next one. */
-  adoptable: boolean;
-  /** Its loader's channel token (adoptable processes). */
+  /** Its loader's channel token. Only Node apps under the loader have one: they outlive a crash of the core and the next one adopts them. */
   token?: string;
   /** Direct mode: told to leave over the channel, it drains its own connections. */
   direct?: boolean;

@@ -14,11 +14,13 @@ export interface ProcessHandle {
   onExit(cb: (code: number | null, signal: string | null) => void): void;
   /** Closes stdin, then TERM and KILL to its process group; resolves when it is gone. */
   stop(graceMs: number): Promise<void>;
-  /** It survives a crash of the agent core, for the next core to adopt (Node apps under the loader). */
-  readonly adoptable: boolean;
   /** Direct mode: counters the process reports about the requests it accepted itself. */
   onReport?(cb: (r: ProcessReport) => void): void;
-  /** Its loader's channel token, for a later core to hear it by (adoptable processes). */
+  /**
+   * Its loader's channel token. Only Node apps under the loader have one: they
+   * survive a crash of the agent core, and the next core adopts them and hears
+   * them by it.
+   */
   readonly channelToken?: string;
   /** Direct mode: it accepts client connections itself and drains them when it leaves. */
   readonly direct?: boolean;

@@ -5,7 +5,7 @@
 import type { ProcessRecord } from '../instance/instance-dir';
 import { isAlive } from '../platform/procfs';
 import type { ProcessHandle, ProcessReport } from '../pool/process';
-import type { Channel } from './channel';
+import { reportOf, type Channel } from './channel';
 
 const POLL_MS = 250;
 
@@ -16,7 +16,6 @@ function signalGroup(pgid: number, sig: NodeJS.Signals): void {
 export class AdoptedProcess implements ProcessHandle {
   readonly pid: number;
   readonly endpoint: ProcessRecord['endpoint'];
-  readonly adoptable = true;
   readonly channelToken: string | undefined;
   readonly direct: boolean;
   private exited = false;
@@ -35,7 +34,7 @@ export class AdoptedProcess implements ProcessHandle {
     if (rec.token) {
       channel.on(rec.token, (msg) => {
         if (msg.pid !== this.pid || msg.type !== 'stats') return;
-        this.reportCb?.({ sessions: Number(msg.sessions) || 0, processed: Number(msg.processed) || 0, lastUsed: Number(msg.lastUsed) || 0 });
+        this.reportCb?.(reportOf(msg));
       });
     }
   }

@@ -6,12 +6,18 @@
 // that way: its stdin belonged to the dead core).
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import type { ProcessReport } from '../pool/process';
 
 export interface LoaderMessage {
   type: string;
   token: string;
   pid: number;
   [k: string]: unknown;
+}
+
+/** The counters in a direct-mode loader's "stats" message. */
+export function reportOf(msg: LoaderMessage): ProcessReport {
+  return { sessions: Number(msg.sessions) || 0, processed: Number(msg.processed) || 0, lastUsed: Number(msg.lastUsed) || 0 };
 }
 
 export class Channel {

@@ -12,7 +12,7 @@ import { SpawnError } from '../errors';
 import type { Logger } from '../log';
 import type { Spawner } from '../pool/pool';
 import type { ProcessHandle, ProcessReport } from '../pool/process';
-import type { Channel } from './channel';
+import { reportOf, type Channel } from './channel';
 
 export const LOADER_PATH = path.join(__dirname, 'node-loader.js');
 const OUTPUT_CAP = 32 * 1024;
@@ -67,10 +67,6 @@ class SpawnedProcess implements ProcessHandle {
       if (this.socketFile) fs.rm(this.socketFile, { force: true }, () => undefined);
       for (const cb of this.exitCbs.splice(0)) cb(code, signal);
     });
-  }
-
-  get adoptable(): boolean {
-    return this.channelToken !== undefined;
   }
 
   onReport(cb: (r: ProcessReport) => void): void {
@@ -279,7 +275,7 @@ export class AppSpawner implements Spawner {
         this.cfg.channel.on(token, (msg) => {
           if (msg.pid !== child.pid) return;
           if (msg.type === 'ready') finish(null);
-          else if (msg.type === 'stats') h.report({ sessions: Number(msg.sessions) || 0, processed: Number(msg.processed) || 0, lastUsed: Number(msg.lastUsed) || 0 });
+          else if (msg.type === 'stats') h.report(reportOf(msg));
         });
       }
     });

@@ -161,7 +161,7 @@ export function runWatchdog(o: Options, reporter: WatchdogReporter): WatchdogRun
 /** Kills (by exact pid) app process groups the core recorded and left behind; adoptable ones only if `all`. */
 function killLeftoverApps(inst: InstanceDir, log: Logger, all: boolean): void {
   for (const r of inst.processRecords()) {
-    if (!isAlive(r.pid, r.startTicks) || (r.adoptable && !all)) continue;
+    if (!isAlive(r.pid, r.startTicks) || (r.token !== undefined && !all)) continue;
     log.warn(`stopping app process ${r.pid} left behind by the agent core`);
     try { process.kill(-r.pid, 'SIGKILL'); } catch { /* gone */ }
     fs.rmSync(path.join(inst.processesDir, String(r.pid)), { force: true });
