@@ -13,7 +13,11 @@ const char* CodeOf(int err) {
     case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
     case EBADF: return "EBADF";
     case EINVAL: return "EINVAL";
+    case ELOOP: return "ELOOP";
     case ENOENT: return "ENOENT";
+    case ENOTDIR: return "ENOTDIR";
+    case ENOTEMPTY: return "ENOTEMPTY";
+    case EPERM: return "EPERM";
     case ENOTCONN: return "ENOTCONN";
     case ENOTSOCK: return "ENOTSOCK";
     case ENAMETOOLONG: return "ENAMETOOLONG";

@@ -5,8 +5,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { PassengerError } from '../errors';
-import { isAlive, readStatSync } from '../platform/procfs';
+import { ConfigError, PassengerError } from '../errors';
+import { removeTree } from '../platform/native';
+import { isAlive, isLiveStat, readStatSync } from '../platform/procfs';
 import { SOFTWARE } from '../version';
 
 export const INSTANCE_PREFIX = 'passenger-ts.';
@@ -84,7 +85,7 @@ export class InstanceDir {
   /** Alive = its watchdog still runs (same pid, same start time). */
   isLive(): boolean {
     const p = this.readProperties();
-    return p !== null && isAlive(p.watchdog_pid, p.watchdog_start_ticks);
+    return p !== null && Number.isInteger(p.watchdog_pid) && p.watchdog_pid > 1 && isAlive(p.watchdog_pid, p.watchdog_start_ticks);
   }
 
   /** Records of app processes, written by the core: what a new core needs to adopt them. */
@@ -100,43 +101,112 @@ export class InstanceDir {
     return out;
   }
 
+  /** Removes the directory without following any link in it (apps may own subdirectories). */
   remove(): void {
-    fs.rmSync(this.dir, { recursive: true, force: true });
+    let st: fs.Stats;
+    try { st = fs.lstatSync(this.dir); } catch { return; }
+    if (!st.isDirectory()) return;
+    removeTree(path.dirname(this.dir), path.basename(this.dir), st.uid);
+  }
+}
+
+const euid = (): number => process.geteuid?.() ?? 0;
+
+/**
+ * Why a registry entry is not to be trusted, or null if it is: a real
+ * directory (not a link), owned by whoever runs this or by root, that nobody
+ * else can write into. Anything else may have been planted by another local
+ * user, and acting on it (signalling the pids it names, removing it) would
+ * let them steer us.
+ */
+export function distrustOf(dir: string): string | null {
+  let st: fs.Stats;
+  try { st = fs.lstatSync(dir); } catch { return 'it is gone'; }
+  if (st.isSymbolicLink()) return 'it is a symbolic link';
+  if (!st.isDirectory()) return 'it is not a directory';
+  if (st.uid !== euid() && st.uid !== 0) return `it belongs to uid ${st.uid}, neither this user (${euid()}) nor root`;
+  if ((st.mode & 0o022) !== 0) return `others may write into it (mode ${(st.mode & 0o777).toString(8)})`;
+  return null;
+}
+
+/**
+ * Sends `sig` to the process group of a recorded app process, only when the
+ * process is provably the one recorded: pid above 1, alive with the recorded
+ * start time, and still the leader of its own process group (every app
+ * process is spawned as one). Returns whether it was signalled.
+ */
+export function signalRecordedGroup(r: Pick<ProcessRecord, 'pid' | 'startTicks'>, sig: NodeJS.Signals): boolean {
+  if (!Number.isInteger(r.pid) || r.pid <= 1 || !Number.isInteger(r.startTicks)) return false;
+  const st = readStatSync(r.pid);
+  if (!isLiveStat(st) || st.startTicks !== r.startTicks || st.pgid !== r.pid) return false;
+  try {
+    process.kill(-r.pid, sig);
+    return true;
+  } catch {
+    return false;
   }
 }
 
 /** Where `passenger agent` run by root (and the shipped systemd unit) keeps its instance: outside /tmp, so systemd's PrivateTmp hides nothing. */
 export const SERVICE_REGISTRY_DIR = '/run/passenger-ts';
 
-/** Where a server puts its instance dir: --instance-registry-dir, else $PASSENGER_INSTANCE_REGISTRY_DIR, else $TMPDIR, else /tmp. */
+/**
+ * Where a server puts its instance dir: --instance-registry-dir, else
+ * $PASSENGER_INSTANCE_REGISTRY_DIR, else (as root) /run/passenger-ts, which
+ * only root can write, else $TMPDIR, else /tmp.
+ */
 export function registryDir(flag?: string): string {
+  if (!flag && !process.env.PASSENGER_INSTANCE_REGISTRY_DIR && euid() === 0) return SERVICE_REGISTRY_DIR;
   return path.resolve(flag || process.env.PASSENGER_INSTANCE_REGISTRY_DIR || process.env.TMPDIR || os.tmpdir() || '/tmp');
 }
 
 /** Where the tools look: the flag or $PASSENGER_INSTANCE_REGISTRY_DIR if given, else $TMPDIR (or /tmp) and the service's directory. */
 export function registryDirs(flag?: string): string[] {
   if (flag || process.env.PASSENGER_INSTANCE_REGISTRY_DIR) return [registryDir(flag)];
-  return [...new Set([registryDir(), SERVICE_REGISTRY_DIR])];
+  return [...new Set([path.resolve(process.env.TMPDIR || os.tmpdir() || '/tmp'), SERVICE_REGISTRY_DIR])];
 }
 
-/** Every instance directory of ours in the registry, live or not. */
-function allInstances(registry: string): InstanceDir[] {
+/** A registry's instance directories: those we trust, and those we ignore with the reason. */
+export interface RegistryScan {
+  trusted: InstanceDir[];
+  ignored: { dir: string; why: string }[];
+}
+
+export function scanRegistry(registry: string): RegistryScan {
+  const scan: RegistryScan = { trusted: [], ignored: [] };
   let names: string[];
-  try { names = fs.readdirSync(registry); } catch { return []; }
-  return names.filter((n) => n.startsWith(INSTANCE_PREFIX)).map((n) => new InstanceDir(path.join(registry, n)));
+  try { names = fs.readdirSync(registry); } catch { return scan; }
+  for (const n of names) {
+    if (!n.startsWith(INSTANCE_PREFIX)) continue;
+    const dir = path.join(registry, n);
+    const why = distrustOf(dir);
+    if (why === null) scan.trusted.push(new InstanceDir(dir));
+    else scan.ignored.push({ dir, why });
+  }
+  return scan;
 }
 
+/** The live instances in a registry that we trust. */
 export function listInstances(registry: string): InstanceDir[] {
-  return allInstances(registry).filter((i) => i.isLive());
+  return scanRegistry(registry).trusted.filter((i) => i.isLive());
+}
+
+/** The untrusted entries of these registries, one line each, for a hint or the log. */
+export function describeIgnored(registries: string[]): string[] {
+  return registries.flatMap((r) => scanRegistry(r).ignored.map((e) => `ignored ${e.dir}: ${e.why}`));
 }
 
 /**
- * Removes instance dirs whose watchdog is gone (a server that was killed).
- * Young dirs without properties yet are left alone: they may be starting.
+ * Removes the instance dirs we trust whose watchdog is gone (a server that
+ * was killed), and stops the app processes they recorded. Young dirs without
+ * properties yet are left alone: they may be starting. Entries we do not
+ * trust are left alone and named through `warn`.
  */
-export function cleanStale(registry: string): string[] {
+export function cleanStale(registry: string, warn: (msg: string) => void = () => undefined): string[] {
   const removed: string[] = [];
-  for (const inst of allInstances(registry)) {
+  const scan = scanRegistry(registry);
+  for (const e of scan.ignored) warn(`instance registry: ignored ${e.dir} (${e.why})`);
+  for (const inst of scan.trusted) {
     const props = inst.readProperties();
     if (props === null) {
       let age = 0;
@@ -144,18 +214,41 @@ export function cleanStale(registry: string): string[] {
       if (age < 60_000) continue;
     } else if (isAlive(props.watchdog_pid, props.watchdog_start_ticks)) continue;
     // Kill app processes a dead instance left behind (pid-exact).
-    for (const r of inst.processRecords()) {
-      if (isAlive(r.pid, r.startTicks)) { try { process.kill(-r.pid, 'SIGKILL'); } catch { /* gone */ } }
+    if (distrustOf(inst.processesDir) === null) {
+      for (const r of inst.processRecords()) {
+        if (signalRecordedGroup(r, 'SIGKILL')) warn(`stopped app process ${r.pid} left behind by a dead server (${inst.dir})`);
+      }
     }
-    inst.remove();
-    removed.push(inst.dir);
+    try {
+      inst.remove();
+      removed.push(inst.dir);
+    } catch (e) {
+      warn(`instance registry: could not remove ${inst.dir}: ${(e as Error).message}`);
+    }
   }
   return removed;
 }
 
-export function createInstanceDir(registry: string): InstanceDir {
-  fs.mkdirSync(registry, { recursive: true });
-  cleanStale(registry);
+/**
+ * Makes the registry directory if needed (only its owner may write it) and
+ * refuses one that others could plant entries in, unless it is sticky like
+ * /tmp, where entries can be told apart by their owner.
+ */
+function ensureRegistry(registry: string): void {
+  fs.mkdirSync(registry, { recursive: true, mode: 0o755 });
+  const st = fs.statSync(registry);
+  if (!st.isDirectory()) throw new ConfigError(`the instance registry ${registry} is not a directory`);
+  if (st.uid !== euid() && st.uid !== 0) {
+    throw new ConfigError(`the instance registry ${registry} belongs to uid ${st.uid}, neither this user nor root`, 'choose another with --instance-registry-dir');
+  }
+  if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0) {
+    throw new ConfigError(`the instance registry ${registry} may be written by others (mode ${(st.mode & 0o7777).toString(8)}) and is not sticky`, 'choose another with --instance-registry-dir');
+  }
+}
+
+export function createInstanceDir(registry: string, warn?: (msg: string) => void): InstanceDir {
+  ensureRegistry(registry);
+  cleanStale(registry, warn);
   const dir = fs.mkdtempSync(path.join(registry, INSTANCE_PREFIX));
   fs.chmodSync(dir, 0o755);
   const inst = new InstanceDir(dir);
@@ -181,8 +274,9 @@ export function selectInstance(registries: string | string[], name?: string): In
     return found;
   }
   if (live.length === 0) {
+    const ignored = describeIgnored(dirs);
     throw new PassengerError('E_NO_INSTANCE', `no running server found in ${registry}`,
-      'start one with `passenger start`, or pass --instance-registry-dir (or set PASSENGER_INSTANCE_REGISTRY_DIR) if it uses another directory');
+      `start one with \`passenger start\`, or pass --instance-registry-dir (or set PASSENGER_INSTANCE_REGISTRY_DIR) if it uses another directory${ignored.length ? `; ${ignored.join('; ')}` : ''}`);
   }
   if (live.length > 1) {
     const rows = live.map((i) => {

@@ -11,6 +11,7 @@ interface Addon {
   getPeerCredentials(fd: number): PeerCredentials;
   listenTcp(host: string, port: number, backlog: number): number;
   listenUnix(path: string, backlog: number): number;
+  removeTree(parent: string, name: string, ownerUid: number): void;
   setCloexec(fd: number): void;
 }
 
@@ -50,4 +51,13 @@ export function listenUnix(path: string, backlog = 511): number {
 /** Marks an inherited fd close-on-exec, so processes we start do not inherit it too. */
 export function setCloexec(fd: number): void {
   load().setCloexec(fd);
+}
+
+/**
+ * Removes the directory `parent/name` (which must belong to `ownerUid`) and
+ * everything in it, without following any symlink, even one swapped in while
+ * it runs. A missing directory is not an error.
+ */
+export function removeTree(parent: string, name: string, ownerUid: number): void {
+  load().removeTree(parent, name, ownerUid);
 }
