@@ -72,7 +72,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { prop: 'daemonize', key: 'daemonize', flag: '--daemonize', kind: 'bool', help: 'run in the background' },
   { prop: 'pidFile', key: 'pid_file', flag: '--pid-file', kind: 'string', arg: 'PATH', help: 'where to write the PID file' },
   { prop: 'logFile', key: 'log_file', flag: '--log-file', kind: 'string', arg: 'PATH', help: 'where to write the log (default: the terminal; daemonized: passenger.PORT.log in the app)' },
-  { prop: 'instanceRegistryDir', key: 'instance_registry_dir', flag: '--instance-registry-dir', kind: 'string', arg: 'PATH', help: 'where the instance directory goes (default $TMPDIR or /tmp)' },
+  { prop: 'instanceRegistryDir', key: 'instance_registry_dir', flag: '--instance-registry-dir', kind: 'string', arg: 'PATH', help: 'where the instance directory goes (default /run/passenger-ts as root, else $TMPDIR or /tmp)' },
   { prop: 'environment', key: 'environment', flag: '--environment', kind: 'string', arg: 'NAME', help: 'app environment: PASSENGER_APP_ENV and NODE_ENV (default development)' },
   { prop: 'appType', key: 'app_type', flag: '--app-type', kind: 'apptype', arg: 'NAME', help: 'the app type: node' },
   { prop: 'startupFile', key: 'startup_file', flag: '--startup-file', kind: 'string', arg: 'FILE', help: 'the app\'s entry file (default app.js)' },

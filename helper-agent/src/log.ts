@@ -1,6 +1,7 @@
 // The agent's log: one line per event, with level, time and pid/role, as
 // Passenger's: `[ W 2026-11-23 19:40:00.123 1234/core ]: message`.
 import * as fs from 'node:fs';
+import { openOwnFile } from './platform/safe-files';
 
 const LETTERS = ['C', 'E', 'W', 'N', 'I', 'D', 'D', 'D'];
 
@@ -8,16 +9,26 @@ export class Logger {
   private reopenPath: string | null;
   private fd: number;
 
-  /** `file` undefined = stdout. Writes are synchronous appends: a line is never lost when we die. */
+  /**
+   * `file` undefined = stdout. Writes are synchronous appends: a line is never
+   * lost when we die. The file is opened without following a symlink and must
+   * be our own regular file (it may sit in a directory another user owns).
+   */
   constructor(file: string | undefined, public level: number, readonly role: string) {
     this.reopenPath = file ?? null;
-    this.fd = file ? fs.openSync(file, 'a') : 1;
+    this.fd = file ? openOwnFile(file, 'append') : 1;
   }
 
-  /** For log rotation: reopen the file by name. */
+  /** For log rotation: reopen the file by name (on failure, keep writing where we were and say why). */
   reopen(): void {
     if (!this.reopenPath) return;
-    const fd = fs.openSync(this.reopenPath, 'a');
+    let fd: number;
+    try {
+      fd = openOwnFile(this.reopenPath, 'append');
+    } catch (e) {
+      this.error(`cannot reopen the log file: ${(e as Error).message}`);
+      return;
+    }
     const old = this.fd;
     this.fd = fd;
     try { fs.closeSync(old); } catch { /* gone */ }

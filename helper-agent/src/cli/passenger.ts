@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { AGENT_OPTION_SPECS, OPTION_SPECS, defaults, parseFlags, resolveOptions, usageOfOptions, type Options } from '../config';
 import { ConfigError, PassengerError } from '../errors';
 import { isAlive } from '../platform/procfs';
+import { distrustOfFile, openOwnFile, readTrustedFile } from '../platform/safe-files';
 import { gidOf, uidOf } from '../platform/users';
 import { SERVICE_REGISTRY_DIR, listInstances, registryDirs, type InstanceProperties } from '../instance/instance-dir';
 import { runWatchdog } from '../watchdog/watchdog';
@@ -94,21 +95,58 @@ function startOptions(argv: string[]): Options {
   }
   o.pidFile ??= defaultPidFile(o.appRoot, o.port);
   if (o.daemonize) o.logFile ??= defaultLogFile(o.appRoot, o.port);
+  refuseUnsafe(o.pidFile, '--pid-file');
+  if (o.logFile) refuseUnsafe(o.logFile, '--log-file');
   refuseIfRunning(o.pidFile);
   return o;
 }
 
+/** PID and log files may sit in a directory another user owns: never write through a link planted there. */
+function refuseUnsafe(file: string, flag: string): void {
+  const why = distrustOfFile(file);
+  if (why !== null) throw new ConfigError(`refusing to write ${file}: ${why}`, `remove it, or choose another path with ${flag}`);
+}
+
 function refuseIfRunning(pidFile: string): void {
   const pid = readPid(pidFile);
-  if (pid !== null && isAlive(pid)) {
+  if (pid !== null && isOurServer(pid)) {
     throw new ConfigError(`a server already runs with PID ${pid} (PID file ${pidFile})`, 'stop it with `passenger stop`, or choose another --port or --pid-file');
   }
 }
 
+/** The PID in a PID file, believed only when the file is ours or root's and not a link. */
 function readPid(file: string): number | null {
+  const text = readTrustedFile(file);
+  if (text === null) return null;
+  const n = parseInt(text.trim(), 10);
+  return Number.isInteger(n) && n > 1 ? n : null;
+}
+
+/**
+ * Whether `pid` is a server of ours: alive, running this CLI's `start` (or
+ * the background watchdog it forks), and owned by us unless we are root. A
+ * PID file can outlive its server and the PID be reused by anything else.
+ */
+function isOurServer(pid: number): boolean {
+  if (!isAlive(pid)) return false;
+  const argv = cmdlineArgs(pid);
+  const i = argv.findIndex((a) => path.basename(a) === path.basename(__filename));
+  if (i === -1 || (argv[i + 1] !== 'start' && argv[i + 1] !== '__watchdog')) return false;
+  const me = process.geteuid?.() ?? 0;
+  return me === 0 || ownerOf(pid) === me;
+}
+
+function cmdlineArgs(pid: number): string[] {
   try {
-    const n = parseInt(fs.readFileSync(file, 'utf8').trim(), 10);
-    return Number.isInteger(n) && n > 1 ? n : null;
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0+$/, '').split('\0');
+  } catch {
+    return [];
+  }
+}
+
+function ownerOf(pid: number): number | null {
+  try {
+    return fs.statSync(`/proc/${pid}`).uid;
   } catch {
     return null;
   }
@@ -131,7 +169,7 @@ async function start(argv: string[]): Promise<number> {
 /** Runs the watchdog in the background and returns once it serves (or failed). */
 function daemonize(o: Options): Promise<number> {
   fs.mkdirSync(path.dirname(o.logFile as string), { recursive: true });
-  const fd = fs.openSync(o.logFile as string, 'a');
+  const fd = openOwnFile(o.logFile as string, 'append');
   const child = spawn(process.execPath, [__filename, '__watchdog'], {
     env: { ...process.env, PASSENGER_WATCHDOG_OPTIONS: JSON.stringify(o) },
     stdio: ['ignore', fd, fd, 'ipc'],
@@ -189,14 +227,16 @@ function findServer(argv: string[]): Found | PassengerError {
   const { values, positionals } = parseFlags(argv, specs);
   const file = values.pidFile ? path.resolve(values.pidFile) : defaultPidFile(path.resolve(positionals[0] ?? '.'), values.port ?? 3000);
   const pid = readPid(file);
-  if (pid !== null && isAlive(pid)) return { pid, how: `PID file ${file}` };
-  const missing = new PassengerError('E_NOT_RUNNING', `no server is running according to ${file}`, pid === null ? 'the PID file is missing or empty' : `PID ${pid} is not running`);
+  if (pid !== null && isOurServer(pid)) return { pid, how: `PID file ${file}` };
+  const missing = new PassengerError('E_NOT_RUNNING', `no server is running according to ${file}`,
+    pid !== null ? `PID ${pid} is not a running server of ours`
+      : distrustOfFile(file) !== null ? `the PID file is not to be trusted: ${distrustOfFile(file)}` : 'the PID file is missing or empty');
   if (values.pidFile) return missing;
   const port = String(values.port ?? 3000);
   const root = positionals[0] ? path.resolve(positionals[0]) : null;
   const matches = registryDirs(values.instanceRegistryDir).flatMap((r) => listInstances(r)).map((i) => i.readProperties()).filter((p): p is InstanceProperties =>
     p !== null && p.mode === 'standalone' && /:(\d+)$/.exec(p.server)?.[1] === port && (root === null || p.app_root === root));
-  if (matches.length === 1) return { pid: matches[0].watchdog_pid, how: `instance ${matches[0].name}, serving ${matches[0].app_root} on ${matches[0].server}` };
+  if (matches.length === 1 && isOurServer(matches[0].watchdog_pid)) return { pid: matches[0].watchdog_pid, how: `instance ${matches[0].name}, serving ${matches[0].app_root} on ${matches[0].server}` };
   return missing;
 }
 
@@ -268,8 +308,6 @@ async function agent(argv: string[]): Promise<number> {
   const o: Options = { ...defaults('/'), environment: 'production', ...values, mode: 'agent' };
   o.socket = path.resolve(o.socket ?? DEFAULT_AGENT_SOCKET);
   for (const p of ['logFile', 'instanceRegistryDir', 'pidFile'] as const) if (o[p]) o[p] = path.resolve(o[p] as string);
-  // As a service (root), the instance lives outside /tmp: systemd's PrivateTmp would hide it from the tools.
-  if (!o.instanceRegistryDir && !process.env.PASSENGER_INSTANCE_REGISTRY_DIR && process.getuid?.() === 0) o.instanceRegistryDir = SERVICE_REGISTRY_DIR;
   o.appRootAllow = o.appRootAllow.map((d) => {
     const abs = path.resolve(d);
     if (!fs.existsSync(abs) || !fs.statSync(abs).isDirectory()) throw new ConfigError(`--app-root-allow ${d}: no such directory`);

@@ -5,7 +5,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Options } from '../config';
 import type { CoreConfig, CoreMessage } from '../core/core';
-import { createInstanceDir, registryDir, startTicksOf, type InstanceDir } from '../instance/instance-dir';
+import { ConfigError } from '../errors';
+import { createInstanceDir, registryDir, signalRecordedGroup, startTicksOf, type InstanceDir } from '../instance/instance-dir';
+import { UnsafeFileError, writeOwnFile } from '../platform/safe-files';
 import { Logger } from '../log';
 import { listenTcp, listenUnix } from '../platform/native';
 import { isAlive } from '../platform/procfs';
@@ -31,10 +33,22 @@ export interface WatchdogRun {
 }
 
 export function runWatchdog(o: Options, reporter: WatchdogReporter): WatchdogRun {
-  const log = new Logger(o.logFile, o.logLevel, 'watchdog');
-  const inst = createInstanceDir(registryDir(o.instanceRegistryDir));
+  let log: Logger;
+  try {
+    log = new Logger(o.logFile, o.logLevel, 'watchdog');
+  } catch (e) {
+    throw e instanceof UnsafeFileError ? new ConfigError(e.message, 'remove it, or choose another path with --log-file') : e;
+  }
+  const inst = createInstanceDir(registryDir(o.instanceRegistryDir), (m) => log.warn(m));
   fs.writeFileSync(inst.watchdogPidFile, `${process.pid}\n`);
-  if (o.pidFile) fs.writeFileSync(o.pidFile, `${process.pid}\n`);
+  if (o.pidFile) {
+    try {
+      writeOwnFile(o.pidFile, `${process.pid}\n`);
+    } catch (e) {
+      inst.remove();
+      throw e instanceof UnsafeFileError ? new ConfigError(e.message, 'remove it, or choose another path with --pid-file') : e;
+    }
+  }
   inst.writeProperties({
     software: SOFTWARE,
     version: VERSION,
@@ -162,8 +176,7 @@ export function runWatchdog(o: Options, reporter: WatchdogReporter): WatchdogRun
 function killLeftoverApps(inst: InstanceDir, log: Logger, all: boolean): void {
   for (const r of inst.processRecords()) {
     if (!isAlive(r.pid, r.startTicks) || (r.token !== undefined && !all)) continue;
-    log.warn(`stopping app process ${r.pid} left behind by the agent core`);
-    try { process.kill(-r.pid, 'SIGKILL'); } catch { /* gone */ }
+    if (signalRecordedGroup(r, 'SIGKILL')) log.warn(`stopped app process ${r.pid} left behind by the agent core`);
     fs.rmSync(path.join(inst.processesDir, String(r.pid)), { force: true });
   }
 }
