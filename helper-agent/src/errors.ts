@@ -12,6 +12,7 @@ export const ERROR_CODES = {
   E_ADMIN_DENIED: 'the admin API serves root and the agent\'s own user only',
   E_NOT_RUNNING: 'the server named by a pid file is not running',
   E_APP_ROOT_DENIED: 'the app root is not allowed',
+  E_NO_APP: 'the document root a request names has no app directory (404)',
   E_NO_GROUP: 'no app group has that app root',
   E_NO_PROCESS: 'no app process has that PID',
   E_QUEUE_FULL: 'the request queue is full',

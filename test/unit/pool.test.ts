@@ -7,7 +7,7 @@ import { verifyInvariants } from '../../helper-agent/src/pool/invariants';
 import { Pool } from '../../helper-agent/src/pool/pool';
 import type { AppProcess, ProcessHandle } from '../../helper-agent/src/pool/process';
 import { leastBusy } from '../../helper-agent/src/pool/routing';
-import { spawnDelay } from '../../helper-agent/src/pool/restart-policy';
+import { UNASKED_RETRIES, spawnDelay } from '../../helper-agent/src/pool/restart-policy';
 
 class FakeHandle implements ProcessHandle {
   readonly endpoint = { socketPath: '/dev/null' };
@@ -202,6 +202,58 @@ test('the backoff resets once a process has lived through the minimum uptime', a
   check();
   assert.equal(g.backingOff(), false);
   assert.equal(spawner.pending.length, 1, 'a first failure is retried at once');
+  pool.close();
+});
+
+test('an app that keeps failing to start waits for a request instead of retrying for nobody', async () => {
+  const { pool, spawner, options, check, advance } = setup({ minInstances: 1 });
+  const g = pool.group(options);
+  for (let i = 0; i <= UNASKED_RETRIES; i++) {
+    advance(60_000);
+    pool.spawnIfNeeded(g);
+    spawner.failOne();
+    await flush();
+    check();
+  }
+  advance(60_000);
+  pool.spawnIfNeeded(g);
+  assert.equal(spawner.pending.length, 0, 'no request asks for it: no more spawns');
+  let answered: Error | null | undefined;
+  g.wait((e) => { answered = e; });
+  assert.equal(spawner.pending.length, 1, 'a request asks: it is tried again');
+  spawner.finishOne();
+  await flush();
+  check();
+  assert.equal(answered, null);
+  pool.close();
+});
+
+test('behind a web server a group with no process and no request is forgotten after pool_idle_time', async () => {
+  let now = 1_000_000;
+  const spawner = new FakeSpawner();
+  const pool = new Pool({ maxPoolSize: 6, spawner, log: { info() {}, warn() {}, error() {} }, now: () => now, forgetIdleGroups: true });
+  const base = groupOptions(defaults('/app'));
+  const broken = pool.group({ ...base, appRoot: '/broken', minInstances: 1, poolIdleTime: 300 });
+  const working = pool.group({ ...base, appRoot: '/working', minInstances: 1, poolIdleTime: 300 });
+  spawner.failOne(); // /broken
+  spawner.finishOne(); // /working
+  await flush();
+  while (spawner.pending.length > 0) {
+    spawner.failOne(); // /broken, retried a few times, then left alone
+    await flush();
+    now += 60_000;
+    pool.spawnIfNeeded(broken);
+  }
+  assert.equal(broken.spawnFailures, UNASKED_RETRIES + 1);
+  now = broken.lastWanted + 299_000;
+  pool.forgetIdle();
+  assert.equal(pool.groups.size, 2, 'not idle long enough yet');
+  now += 2_000;
+  pool.forgetIdle();
+  assert.deepEqual([...pool.groups.keys()], ['/working'], 'the group with a live process stays');
+  assert.equal(broken.forgotten, true);
+  assert.equal(working.forgotten, false);
+  verifyInvariants(pool);
   pool.close();
 });
 

@@ -111,6 +111,7 @@ async function main(): Promise<void> {
   const spawner = new AppSpawner({ socketDir: inst.appsDir, channel, log, directListenFd: o.directMode ? cfg.listenFd : null });
   pool = new Pool({
     maxPoolSize: o.maxPoolSize,
+    forgetIdleGroups: o.mode === 'agent',
     spawner,
     log: { info: (m) => log.notice(m), warn: (m) => log.warn(m), error: (m) => log.error(m) },
     events: {

@@ -33,6 +33,10 @@ export class Group {
   spawnCount = 0;
   /** tmp/always_restart.txt exists: a process serves one request, then leaves. */
   alwaysRestart = false;
+  /** When a request last had to wait for this group (or its creation): what forgetting an idle group goes by. */
+  lastWanted: number;
+  /** Dropped from the pool (Pool.forgetIdle): whoever still holds it must ask the pool again. */
+  forgotten = false;
   private retryTimer: NodeJS.Timeout | null = null;
   private changeListeners: (() => void)[] = [];
 
@@ -40,7 +44,9 @@ export class Group {
     readonly pool: Pool,
     readonly name: string,
     public options: GroupOptions,
-  ) {}
+  ) {
+    this.lastWanted = pool.now();
+  }
 
   get appRoot(): string {
     return this.options.appRoot;
@@ -86,6 +92,7 @@ export class Group {
 
   /** The slow path: wait in the group's queue for the first process with room. */
   wait(fn: Waiter): QueueEntry | null {
+    this.lastWanted = this.pool.now();
     if (this.backingOff() && this.enabledCount() === 0 && this.spawning === 0 && this.lastSpawnError) {
       fn(this.lastSpawnError, null);
       return null;

@@ -4,7 +4,7 @@
 import type { GroupOptions } from '../config';
 import { Group } from './group';
 import { AppProcess, type ProcessHandle } from './process';
-import { isStableUptime } from './restart-policy';
+import { isStableUptime, retriesUnasked } from './restart-policy';
 
 export interface Spawner {
   spawn(options: GroupOptions, processId: number): Promise<ProcessHandle>;
@@ -32,6 +32,12 @@ export interface PoolConfig {
   now?: () => number;
   /** Grace period for in-flight work when a process is stopped. */
   stopGraceMs?: number;
+  /**
+   * Groups made on demand (behind a web server, one per app root a request
+   * named) are dropped once they have had no process and no request for
+   * their pool_idle_time, so requests naming many roots leave nothing behind.
+   */
+  forgetIdleGroups?: boolean;
 }
 
 const noop = (): void => {};
@@ -42,6 +48,7 @@ export class Pool {
   readonly events: PoolEvents;
   readonly now: () => number;
   readonly stopGraceMs: number;
+  readonly forgetIdleGroups: boolean;
   maxPoolSize: number;
   private readonly spawner: Spawner;
   private nextProcessId = 1;
@@ -55,6 +62,7 @@ export class Pool {
     this.events = { processAdded: cfg.events?.processAdded ?? noop, processRemoved: cfg.events?.processRemoved ?? noop };
     this.now = cfg.now ?? Date.now;
     this.stopGraceMs = cfg.stopGraceMs ?? 10_000;
+    this.forgetIdleGroups = cfg.forgetIdleGroups ?? false;
   }
 
   /** The group for an app root, created (and brought to min_instances) on first use. */
@@ -112,6 +120,9 @@ export class Pool {
     if (this.closing) return;
     let want = g.wanted();
     if (want <= 0) return;
+    // An app that keeps failing to start is retried while requests wait for
+    // it, not for its own sake (in direct mode requests wait in the socket, unseen).
+    if (!retriesUnasked(g.spawnFailures) && g.enabledCount() === 0 && g.queue.length === 0 && !g.options.directMode) return;
     if (g.backingOff()) {
       g.scheduleRetry();
       return;
@@ -180,7 +191,7 @@ export class Pool {
   /** Starts the idle-process reaper (pool_idle_time) and the backoff reset. */
   startHousekeeping(intervalMs = 1000): void {
     if (this.idleTimer) return;
-    this.idleTimer = setInterval(() => { this.reapIdle(); this.forgiveStable(); }, intervalMs);
+    this.idleTimer = setInterval(() => { this.reapIdle(); this.forgiveStable(); if (this.forgetIdleGroups) this.forgetIdle(); }, intervalMs);
     this.idleTimer.unref();
   }
 
@@ -207,6 +218,19 @@ export class Pool {
           spare--;
         }
       }
+    }
+  }
+
+  /** Drops groups that have had no process, spawn or request for their pool_idle_time. */
+  forgetIdle(): void {
+    const now = this.now();
+    for (const g of [...this.groups.values()]) {
+      const idleMs = g.options.poolIdleTime * 1000;
+      if (idleMs <= 0 || g.processes.length > 0 || g.spawning > 0 || g.queue.length > 0 || now - g.lastWanted < idleMs) continue;
+      g.cancelTimers();
+      g.forgotten = true;
+      this.groups.delete(g.name);
+      this.log.info(`app group ${g.name} had no process and no request for ${Math.round((now - g.lastWanted) / 1000)} s: forgotten`);
     }
   }
 

@@ -19,3 +19,14 @@ export function spawnDelay(failures: number): number {
 export function isStableUptime(uptimeMs: number): boolean {
   return uptimeMs >= MIN_UPTIME_MS;
 }
+
+/**
+ * Failed spawns retried without a request asking for the app. Past this an
+ * app that cannot start waits for the next request (in its group's queue)
+ * instead of retrying forever for nobody.
+ */
+export const UNASKED_RETRIES = 2;
+
+export function retriesUnasked(failures: number): boolean {
+  return failures <= UNASKED_RETRIES;
+}

@@ -31,10 +31,10 @@ export class AppRootResolver {
       return new PassengerError('E_APP_ROOT_DENIED', 'the request names no app: the web server must send X-Passenger-Document-Root (include the shipped snippet)');
     }
     const hit = this.cache.get(docRoot);
-    if (hit !== undefined) return hit;
+    if (hit !== undefined && (hit as Group).forgotten !== true) return hit;
     const result = this.resolve(docRoot);
-    // A broken Passengerfile.json may be fixed any moment: only settled answers are kept.
-    if (!(result instanceof PassengerError && result.code === 'E_CONFIG')) {
+    // A broken Passengerfile.json may be fixed and a missing app deployed any moment: only settled answers are kept.
+    if (!(result instanceof PassengerError && (result.code === 'E_CONFIG' || result.code === 'E_NO_APP'))) {
       if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
       this.cache.set(docRoot, result);
     }
@@ -60,14 +60,31 @@ export class AppRootResolver {
     return this.allowed.some((a) => appRoot === a || appRoot.startsWith(a.endsWith('/') ? a : `${a}/`));
   }
 
-  private resolve(docRoot: string): Group | PassengerError {
-    let real: string;
+  /**
+   * The app root a document root names, by real path: the parent of the
+   * document root, or, when the document root does not exist (an app without
+   * public/), the real path of its parent. Null when neither exists. Every
+   * link is resolved before the allowed roots are checked, so a link inside
+   * an allowed root cannot lead out of it.
+   */
+  private appRootOf(docRoot: string): string | null {
+    if (!path.isAbsolute(docRoot) || docRoot.includes('\0')) return null;
     try {
-      real = fs.realpathSync(docRoot);
+      return path.dirname(fs.realpathSync(docRoot));
+    } catch { /* no document root: the app root itself may exist */ }
+    try {
+      const root = fs.realpathSync(path.dirname(docRoot));
+      return fs.statSync(root).isDirectory() ? root : null;
     } catch {
-      real = path.resolve(docRoot);
+      return null;
     }
-    const appRoot = path.dirname(real);
+  }
+
+  private resolve(docRoot: string): Group | PassengerError {
+    const appRoot = this.appRootOf(docRoot);
+    if (appRoot === null) {
+      return new PassengerError('E_NO_APP', `Not Found: no app at ${path.dirname(docRoot)}`);
+    }
     if (!this.isAllowed(appRoot)) {
       this.log.warn(`refused a request for app root ${appRoot}: not under an --app-root-allow directory (${this.allowed.join(', ') || 'none given'})`);
       return new PassengerError('E_APP_ROOT_DENIED', `Forbidden: this server does not serve the app at ${appRoot}`);
