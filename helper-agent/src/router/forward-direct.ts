@@ -292,7 +292,12 @@ export class DirectForwarder {
 
   /** The request listener for the HTTP server. */
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
-    if (this.ctx.staticFiles !== undefined && this.ctx.staticFiles.tryServe(req, res)) return;
+    if (this.ctx.staticFiles !== undefined && this.ctx.staticFiles.tryServe(req, res, this.forward)) return;
+    this.forward(req, res);
+  };
+
+  /** Sends the request to its app: at once, or after a static file turned out not to be one. */
+  private readonly forward = (req: IncomingMessage, res: ServerResponse): void => {
     const g = this.ctx.groupFor(req);
     if (g instanceof PassengerError) {
       sendAgentResponse(res, g, null);
