@@ -198,9 +198,9 @@ export function killEverything(registry: string, watchdogPid?: number): void {
  * Starts `passenger start APP --port <free> --address 127.0.0.1 --instance-registry-dir <tmp> ...args`
  * in the foreground and waits until it serves. Stopped and cleaned up after the test.
  */
-export async function startServer(t: TestContext, appDir: string, args: string[] = [], opts: { waitFor?: 'ready' | 'none'; env?: NodeJS.ProcessEnv } = {}): Promise<Server> {
+export async function startServer(t: TestContext, appDir: string, args: string[] = [], opts: { waitFor?: 'ready' | 'none'; env?: NodeJS.ProcessEnv; registry?: string } = {}): Promise<Server> {
   const port = await freePort();
-  const registry = tmpDir(t, 'ptest-reg-');
+  const registry = opts.registry ?? tmpDir(t, 'ptest-reg-');
   const child = spawn(process.execPath, [BIN.passenger, 'start', appDir, '--port', String(port), '--address', '127.0.0.1',
     '--instance-registry-dir', registry, '--pid-file', path.join(registry, 'server.pid'), ...args], {
     env: { ...process.env, ...opts.env },

@@ -17,6 +17,9 @@
 namespace {
 
 constexpr int kMaxDepth = 64;
+constexpr int kMaxPasses = 8;
+
+int EmptyDirectory(int fd, int depth);
 
 // Removes `name` inside `parentFd`: a directory (emptied first) or anything
 // else (a file, a socket, a symlink itself). Returns 0 or an errno value.
@@ -32,12 +35,33 @@ int RemoveAt(int parentFd, const char* name, int depth) {
     if (errno == EISDIR) return RemoveAt(parentFd, name, depth + 1);  // became a directory meanwhile
     return errno;
   }
-  DIR* dir = fdopendir(fd);
+  // Entries renamed while we list may be missed: list again (a few times) until the directory can go.
+  int result = 0;
+  for (int pass = 0; pass < kMaxPasses; pass++) {
+    result = EmptyDirectory(fd, depth);
+    if (result != 0) break;
+    if (unlinkat(parentFd, name, AT_REMOVEDIR) == 0 || errno == ENOENT) {
+      close(fd);
+      return 0;
+    }
+    result = errno;
+    if (result != ENOTEMPTY && result != EEXIST) break;
+  }
+  close(fd);
+  return result;
+}
+
+// Removes everything inside the open directory `fd`. Returns 0 or an errno value.
+int EmptyDirectory(int fd, int depth) {
+  int listFd = dup(fd);  // closedir closes the descriptor it was given
+  if (listFd < 0) return errno;
+  DIR* dir = fdopendir(listFd);
   if (dir == nullptr) {
     int err = errno;
-    close(fd);
+    close(listFd);
     return err;
   }
+  rewinddir(dir);
   int result = 0;
   for (;;) {
     errno = 0;
@@ -58,10 +82,8 @@ int RemoveAt(int parentFd, const char* name, int depth) {
     }
     if (err != 0 && result == 0) result = err;
   }
-  closedir(dir);  // closes fd too
-  if (result != 0) return result;
-  if (unlinkat(parentFd, name, AT_REMOVEDIR) == 0 || errno == ENOENT) return 0;
-  return errno;
+  closedir(dir);
+  return result;
 }
 
 }  // namespace
