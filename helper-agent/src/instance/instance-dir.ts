@@ -43,6 +43,9 @@ export interface ProcessRecord {
   token?: string;
   /** Direct mode: told to leave over the channel, it drains its own connections. */
   direct?: boolean;
+  /** The user and group it runs as when the agent switched users (root); an adopted process keeps them. */
+  uid?: number;
+  gid?: number;
 }
 
 export class InstanceDir {
@@ -159,7 +162,10 @@ export function createInstanceDir(registry: string): InstanceDir {
   const dir = fs.mkdtempSync(path.join(registry, INSTANCE_PREFIX));
   fs.chmodSync(dir, 0o755);
   const inst = new InstanceDir(dir);
-  fs.mkdirSync(inst.appsDir, { mode: 0o700 });
+  // Apps running as other users pass through apps/ to their own socket
+  // directories (0700 each) but may not list or write it.
+  fs.mkdirSync(inst.appsDir, { mode: 0o711 });
+  fs.chmodSync(inst.appsDir, 0o711);
   fs.mkdirSync(inst.processesDir, { mode: 0o700 });
   return inst;
 }
