@@ -7,7 +7,9 @@ import { AGENT_OPTION_SPECS, OPTION_SPECS, defaults, parseFlags, resolveOptions,
 import { ConfigError, PassengerError } from '../errors';
 import { isAlive } from '../platform/procfs';
 import { gidOf, uidOf } from '../platform/users';
-import { SERVICE_REGISTRY_DIR, listInstances, registryDirs, type InstanceProperties } from '../instance/instance-dir';
+import { SERVICE_REGISTRY_DIR, listInstances, registryDir, registryDirs, type InstanceProperties } from '../instance/instance-dir';
+import { checkAppUsers } from '../spawn/app-user';
+import { serverUserOf } from '../watchdog/server-user';
 import { runWatchdog } from '../watchdog/watchdog';
 import { VERSION } from '../version';
 import { die, runMain } from './common';
@@ -94,6 +96,8 @@ function startOptions(argv: string[]): Options {
   }
   o.pidFile ??= defaultPidFile(o.appRoot, o.port);
   if (o.daemonize) o.logFile ??= defaultLogFile(o.appRoot, o.port);
+  // As root: --user NAME runs everything as NAME; without it, the app runs as its user.
+  if (serverUserOf(o, registryDir(o.instanceRegistryDir)) === null) checkAppUsers(o);
   refuseIfRunning(o.pidFile);
   return o;
 }
@@ -278,6 +282,7 @@ async function agent(argv: string[]): Promise<number> {
   if (o.socketMode && !/^0?[0-7]{3}$/.test(o.socketMode)) throw new ConfigError(`--socket-mode: expected an octal mode like 0660, got ${o.socketMode}`);
   if (o.socketOwner && uidOf(o.socketOwner) === null) throw new ConfigError(`--socket-owner ${o.socketOwner}: no such user`);
   if (o.socketGroup && gidOf(o.socketGroup) === null) throw new ConfigError(`--socket-group ${o.socketGroup}: no such group`);
+  checkAppUsers(o);
   try {
     fs.mkdirSync(path.dirname(o.socket), { recursive: true, mode: 0o755 });
   } catch (e) {

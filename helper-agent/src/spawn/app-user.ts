@@ -5,7 +5,7 @@
 // default user. Never root: an app is code the agent does not trust.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { PASSENGERFILE, type GroupOptions } from '../config';
+import { PASSENGERFILE, type GroupOptions, type Options } from '../config';
 import { ConfigError, SpawnError } from '../errors';
 import { groupEntry, userEntry, type GroupEntry, type UserEntry } from '../platform/users';
 
@@ -76,6 +76,12 @@ export function defaultIdentity(policy: UserPolicy, db: UserDb = SYSTEM_USER_DB)
   }
   if (gid === 0) throw new ConfigError('the default group must not be root\'s group', 'name another group with --default-group');
   return { user, gid };
+}
+
+/** As root, at start: the default user and group must exist and not be root (ConfigError otherwise). */
+export function checkAppUsers(o: Options): void {
+  if (process.getuid?.() !== 0) return;
+  defaultIdentity({ switching: o.userSwitching, defaultUser: o.defaultUser, defaultGroup: o.defaultGroup });
 }
 
 /** Who the app runs as; throws SpawnError (step "user") for a user or group that does not exist. */

@@ -11,6 +11,7 @@ import { listenTcp, listenUnix } from '../platform/native';
 import { isAlive } from '../platform/procfs';
 import { gidOf, uidOf } from '../platform/users';
 import { SOFTWARE, VERSION } from '../version';
+import { dropPrivileges, handOver, serverUserOf } from './server-user';
 
 const CORE_MAIN = path.join(__dirname, '..', 'core', 'core.js');
 const CORE_STOP_MS = 25_000;
@@ -32,6 +33,7 @@ export interface WatchdogRun {
 
 export function runWatchdog(o: Options, reporter: WatchdogReporter): WatchdogRun {
   const log = new Logger(o.logFile, o.logLevel, 'watchdog');
+  const serverUser = serverUserOf(o, registryDir(o.instanceRegistryDir));
   const inst = createInstanceDir(registryDir(o.instanceRegistryDir));
   fs.writeFileSync(inst.watchdogPidFile, `${process.pid}\n`);
   if (o.pidFile) fs.writeFileSync(o.pidFile, `${process.pid}\n`);
@@ -89,6 +91,15 @@ export function runWatchdog(o: Options, reporter: WatchdogReporter): WatchdogRun
     if (o.pidFile) fs.rmSync(o.pidFile, { force: true });
     resolveDone(1);
     return { inst, done };
+  }
+  if (serverUser) {
+    // The socket is bound (a port below 1024 too): from here on we are the server's user.
+    for (const f of [inst.dir, inst.appsDir, inst.processesDir, inst.propertiesFile, inst.watchdogPidFile, o.pidFile, o.logFile]) {
+      if (f) handOver(f, serverUser);
+    }
+    if (o.socket) fs.lchownSync(o.socket, serverUser.uid, serverUser.gid);
+    dropPrivileges(serverUser);
+    log.notice(`running as user ${serverUser.name} (uid ${serverUser.uid}, gid ${serverUser.gid})`);
   }
   /** fd 4 in the core: stdio 0-2, the IPC channel at 3. */
   const CORE_LISTEN_FD = 4;
