@@ -217,6 +217,11 @@ export class AppSpawner implements Spawner {
   }
 
   async spawn(o: GroupOptions, id: number): Promise<ProcessHandle> {
+    const startup = path.resolve(o.appRoot, o.startupFile);
+    if (!o.appStartCommand && !fs.existsSync(startup)) {
+      throw new SpawnError('load', `the startup file ${startup} does not exist`, '',
+        `create it, or name the app's entry file with --startup-file (Passengerfile.json: "startup_file")`);
+    }
     const who = this.cfg.users ? appUserFor(o, this.cfg.users) : null;
     const env: NodeJS.ProcessEnv = {
       ...process.env,
@@ -239,11 +244,6 @@ export class AppSpawner implements Spawner {
       args = ['-c', o.appStartCommand];
       endpoint = { host: '127.0.0.1', port };
     } else {
-      const startup = path.resolve(o.appRoot, o.startupFile);
-      if (!fs.existsSync(startup)) {
-        throw new SpawnError('load', `the startup file ${startup} does not exist`, '',
-          `create it, or name the app's entry file with --startup-file (Passengerfile.json: "startup_file")`);
-      }
       let dir: string;
       try {
         dir = makeSocketDir(this.cfg.socketDir, id, who);
