@@ -1,6 +1,6 @@
 // Shared test helpers: start real servers from the built CLI, wait on
 // conditions (never fixed sleeps), talk HTTP, and clean up every process.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
@@ -73,6 +73,9 @@ export function stopAfter(t: TestContext, stop: () => unknown): void {
 
 export function tmpDir(t: TestContext, prefix = 'ptest-'): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  // Run as root, the agent starts apps as other users (nobody for root's
+  // files): they must reach the app and the instance registry in here.
+  fs.chmodSync(d, 0o755);
   cleanupOf(t).dirs.push(d);
   return d;
 }
@@ -198,9 +201,11 @@ export function killEverything(registry: string, watchdogPid?: number): void {
  * Starts `passenger start APP --port <free> --address 127.0.0.1 --instance-registry-dir <tmp> ...args`
  * in the foreground and waits until it serves. Stopped and cleaned up after the test.
  */
-export async function startServer(t: TestContext, appDir: string, args: string[] = [], opts: { waitFor?: 'ready' | 'none'; env?: NodeJS.ProcessEnv; registry?: string } = {}): Promise<Server> {
+export async function startServer(t: TestContext, appDir: string, args: string[] = [], opts: { waitFor?: 'ready' | 'none'; env?: NodeJS.ProcessEnv; registry?: string; registryOwner?: { uid: number; gid: number } } = {}): Promise<Server> {
   const port = await freePort();
   const registry = opts.registry ?? tmpDir(t, 'ptest-reg-');
+  // A server that runs as another user (--user) writes its instance and PID file there.
+  if (opts.registryOwner) fs.chownSync(registry, opts.registryOwner.uid, opts.registryOwner.gid);
   const child = spawn(process.execPath, [BIN.passenger, 'start', appDir, '--port', String(port), '--address', '127.0.0.1',
     '--instance-registry-dir', registry, '--pid-file', path.join(registry, 'server.pid'), ...args], {
     env: { ...process.env, ...opts.env },
@@ -301,4 +306,66 @@ export function steadyLoad(port: number, conns = 4, urlPath = '/pid', limitMs = 
       return { count, failures: failedFrom(0), failedFrom };
     },
   };
+}
+
+export const IS_ROOT = process.getuid?.() === 0;
+/** For tests that switch users: skipped, with the reason, unless run as root (as CI does). */
+export const ROOT_ONLY = IS_ROOT ? {} : { skip: 'needs root: only root can run apps as other users' };
+
+/** What /proc/PID/status says a process runs as: real, effective, saved and fs ids, groups, effective capabilities. */
+export function idsOf(pid: number): { uid: number[]; gid: number[]; groups: number[]; capEff: string } {
+  const text = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const field = (name: string): string => new RegExp(`^${name}:\\s*(.*)$`, 'm').exec(text)?.[1].trim() ?? '';
+  const nums = (v: string): number[] => v.split(/\s+/).filter(Boolean).map(Number);
+  return { uid: nums(field('Uid')), gid: nums(field('Gid')), groups: nums(field('Groups')).sort((a, b) => a - b), capEff: field('CapEff') };
+}
+
+/** The environment a process started with (as root, any process's). */
+export function environOf(pid: number): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const kv of fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0')) {
+    const eq = kv.indexOf('=');
+    if (eq > 0) out[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  return out;
+}
+
+export interface TestUser { name: string; uid: number; gid: number; group: string; groupGid: number }
+
+function run(cmd: string, args: string[]): void {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr || r.error?.message}`);
+}
+
+/**
+ * A user made for the test (useradd), with its own primary group and one
+ * supplementary group; both removed after the test (userdel, groupdel). Root only.
+ */
+export function testUser(t: TestContext): TestUser {
+  const tag = `${process.pid.toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+  const name = `pts${tag}`;
+  const group = `ptsg${tag}`;
+  run('groupadd', [group]);
+  try {
+    run('useradd', ['--no-create-home', '--home-dir', `/nonexistent-${name}`, '--shell', '/bin/sh', '--user-group', '--groups', group, name]);
+  } catch (e) {
+    run('groupdel', [group]);
+    throw e;
+  }
+  // After every process of the test has stopped (cleanup runs in reverse).
+  cleanupOf(t).stops.unshift(() => { spawnSync('userdel', [name]); spawnSync('groupdel', [group]); });
+  const ids = (flag: string, who = name): number => Number(spawnSync('id', [flag, who], { encoding: 'utf8' }).stdout.trim());
+  const groupGid = Number(spawnSync('getent', ['group', group], { encoding: 'utf8' }).stdout.split(':')[2]);
+  return { name, uid: ids('-u'), gid: ids('-g'), group, groupGid };
+}
+
+/** Gives a directory tree to a user (chown -R), readable by others too. */
+export function giveTo(dir: string, uid: number, gid: number): void {
+  fs.chownSync(dir, uid, gid);
+  fs.chmodSync(dir, 0o755);
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) giveTo(p, uid, gid);
+    else fs.chownSync(p, uid, gid);
+  }
 }

@@ -46,6 +46,16 @@ export interface Options {
   mode: 'standalone' | 'agent';
   /** The app processes accept client connections themselves; the agent only supervises and accounts. */
   directMode: boolean;
+  /** Standalone: the user the server and its apps run as (as root). Behind a web server: the app's user (its Passengerfile.json). */
+  user: string | undefined;
+  /** The app's group (default: the user's primary group). */
+  group: string | undefined;
+  /** As root: who apps run as when their startup file belongs to root, or when user switching is off. */
+  defaultUser: string;
+  /** Default: the default user's primary group. */
+  defaultGroup: string | undefined;
+  /** As root: each app runs as the owner of its startup file (or its `user`); off: every app runs as the default user. */
+  userSwitching: boolean;
 }
 
 type Kind = 'int' | 'string' | 'bool' | 'envvar' | 'loglevel' | 'apptype' | 'forwarder' | 'list';
@@ -97,6 +107,11 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { prop: 'friendlyErrorPages', key: 'friendly_error_pages', flag: '--friendly-error-pages', kind: 'bool', negatable: true, help: 'show app start errors in the browser (default: in development)' },
   { prop: 'directMode', key: 'direct_mode', flag: '--direct-mode', kind: 'bool', help: 'app processes accept connections themselves (Node apps; the agent supervises and accounts)' },
   { prop: 'forwarder', key: 'forwarder', flag: '--forwarder', kind: 'forwarder', arg: 'NAME', help: 'request path: direct (default, lean) or reply-from (through @fastify/reply-from)' },
+  { prop: 'user', key: 'user', flag: '--user', kind: 'string', arg: 'NAME', help: 'as root: run the server and its apps as this user' },
+  { prop: 'group', key: 'group', flag: '--group', kind: 'string', arg: 'NAME', help: 'with --user, or for the app: this group (default: the user\'s primary group)' },
+  { prop: 'userSwitching', key: 'user_switching', flag: '--user-switching', kind: 'bool', negatable: true, help: 'as root: run each app as the owner of its startup file (default on); off: as the default user' },
+  { prop: 'defaultUser', key: 'default_user', flag: '--default-user', kind: 'string', arg: 'NAME', help: 'as root: who apps owned by root run as (default nobody; never root)' },
+  { prop: 'defaultGroup', key: 'default_group', flag: '--default-group', kind: 'string', arg: 'NAME', help: 'the default user\'s group (default: its primary group)' },
   { prop: 'logLevel', key: 'log_level', flag: '--log-level', kind: 'loglevel', arg: 'LEVEL', help: '0 (crit) to 7 (debug3), or a name: crit error warn notice info debug (default 3)' },
 ];
 
@@ -142,6 +157,11 @@ export function defaults(appRoot: string): Options {
     socketMode: undefined,
     mode: 'standalone',
     directMode: false,
+    user: undefined,
+    group: undefined,
+    defaultUser: 'nobody',
+    defaultGroup: undefined,
+    userSwitching: true,
   };
 }
 
@@ -259,7 +279,8 @@ export const AGENT_SPECS: readonly OptionSpec[] = [
 
 /** Flags of `passenger agent`: the pool and logging flags of `passenger start`, and its own. */
 export const AGENT_OPTION_SPECS: readonly OptionSpec[] = [
-  ...OPTION_SPECS.filter((s) => !['address', 'port', 'daemonize', 'appType', 'startupFile', 'appStartCommand', 'envvars', 'forwarder', 'directMode'].includes(s.prop)),
+  // `user` and `group` belong to each app (its Passengerfile.json) behind a web server.
+  ...OPTION_SPECS.filter((s) => !['address', 'port', 'daemonize', 'appType', 'startupFile', 'appStartCommand', 'envvars', 'forwarder', 'directMode', 'user', 'group'].includes(s.prop)),
   ...AGENT_SPECS,
 ];
 
@@ -359,7 +380,7 @@ const GROUP_KEYS = [
   'appRoot', 'environment', 'startupFile', 'appStartCommand', 'envvars', 'minInstances', 'poolIdleTime', 'startTimeout',
   'maxRequests', 'memoryLimit', 'maxRequestQueueSize', 'stickySessions', 'stickySessionsCookieName', 'scaleAtSessions',
   'maxRequestQueueTime', 'requestQueueOverflowStatusCode', 'maxRequestTime', 'statThrottleRate',
-  'stickySessionsCookieAttributes', 'directMode',
+  'stickySessionsCookieAttributes', 'directMode', 'user', 'group',
 ] as const;
 
 /** What an app's own Passengerfile.json may set behind a web server: its group's options. */

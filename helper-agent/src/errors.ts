@@ -46,7 +46,7 @@ export class ConfigError extends PassengerError {
 }
 
 /** The step of a spawn that failed, shown on the error page and in the log. */
-export type SpawnStep = 'fork' | 'load' | 'listen' | 'timeout';
+export type SpawnStep = 'user' | 'fork' | 'load' | 'listen' | 'timeout';
 
 export class SpawnError extends PassengerError {
   readonly step: SpawnStep;

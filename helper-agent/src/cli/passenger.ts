@@ -6,9 +6,11 @@ import * as path from 'node:path';
 import { AGENT_OPTION_SPECS, OPTION_SPECS, defaults, parseFlags, resolveOptions, usageOfOptions, type Options } from '../config';
 import { ConfigError, PassengerError } from '../errors';
 import { isAlive } from '../platform/procfs';
-import { distrustOfFile, openOwnFile, readTrustedFile } from '../platform/safe-files';
+import { distrustOfFile, openOwnFile, readRegularFile } from '../platform/safe-files';
 import { gidOf, uidOf } from '../platform/users';
-import { SERVICE_REGISTRY_DIR, listInstances, registryDirs, type InstanceProperties } from '../instance/instance-dir';
+import { SERVICE_REGISTRY_DIR, listInstances, registryDirs, serverRegistryDir, type InstanceProperties } from '../instance/instance-dir';
+import { checkAppUsers } from '../spawn/app-user';
+import { serverUserOf } from '../watchdog/server-user';
 import { runWatchdog } from '../watchdog/watchdog';
 import { VERSION } from '../version';
 import { die, runMain } from './common';
@@ -97,6 +99,8 @@ function startOptions(argv: string[]): Options {
   if (o.daemonize) o.logFile ??= defaultLogFile(o.appRoot, o.port);
   refuseUnsafe(o.pidFile, '--pid-file');
   if (o.logFile) refuseUnsafe(o.logFile, '--log-file');
+  // As root: --user NAME runs everything as NAME; without it, the app runs as its user.
+  if (serverUserOf(o, serverRegistryDir(o)) === null) checkAppUsers(o);
   refuseIfRunning(o.pidFile);
   return o;
 }
@@ -114,12 +118,19 @@ function refuseIfRunning(pidFile: string): void {
   }
 }
 
-/** The PID in a PID file, believed only when the file is ours or root's and not a link. */
+/**
+ * The PID in a PID file, believed only when the file is not a link and is
+ * ours or root's, or (a server run with --user hands its PID file to its
+ * user) when the PID runs as the file's owner: a file another user planted
+ * can name only that user's own processes.
+ */
 function readPid(file: string): number | null {
-  const text = readTrustedFile(file);
-  if (text === null) return null;
-  const n = parseInt(text.trim(), 10);
-  return Number.isInteger(n) && n > 1 ? n : null;
+  const f = readRegularFile(file);
+  if (f === null) return null;
+  const n = parseInt(f.text.trim(), 10);
+  if (!Number.isInteger(n) || n <= 1) return null;
+  const me = process.geteuid?.() ?? 0;
+  return f.uid === me || f.uid === 0 || ownerOf(n) === f.uid ? n : null;
 }
 
 /**
@@ -316,6 +327,7 @@ async function agent(argv: string[]): Promise<number> {
   if (o.socketMode && !/^0?[0-7]{3}$/.test(o.socketMode)) throw new ConfigError(`--socket-mode: expected an octal mode like 0660, got ${o.socketMode}`);
   if (o.socketOwner && uidOf(o.socketOwner) === null) throw new ConfigError(`--socket-owner ${o.socketOwner}: no such user`);
   if (o.socketGroup && gidOf(o.socketGroup) === null) throw new ConfigError(`--socket-group ${o.socketGroup}: no such group`);
+  checkAppUsers(o);
   try {
     fs.mkdirSync(path.dirname(o.socket), { recursive: true, mode: 0o755 });
   } catch (e) {

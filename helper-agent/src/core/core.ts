@@ -22,7 +22,7 @@ import { Channel } from '../spawn/channel';
 import { MemoryLimiter, RestartFileWatcher } from './housekeeping';
 import { FrontendRegistry } from './frontends';
 import { createRequestServer, type RequestServer } from './request-server';
-import { AppSpawner } from '../spawn/spawner';
+import { AppSpawner, LOADER_PATH, type SpawnerConfig } from '../spawn/spawner';
 
 export interface CoreConfig {
   options: Options;
@@ -108,7 +108,7 @@ async function main(): Promise<void> {
       void app.firstResponse.then(() => { clearTimeout(cap); resolve(); });
     };
   });
-  const spawner = new AppSpawner({ socketDir: inst.appsDir, channel, log, directListenFd: o.directMode ? cfg.listenFd : null });
+  const spawner = new AppSpawner({ socketDir: inst.appsDir, channel, log, directListenFd: o.directMode ? cfg.listenFd : null, ...appUsers(o, inst, log) });
   pool = new Pool({
     maxPoolSize: o.maxPoolSize,
     forgetIdleGroups: o.mode === 'agent',
@@ -121,7 +121,7 @@ async function main(): Promise<void> {
         const rec: ProcessRecord = {
           pid: p.pid, startTicks: readStatSync(p.pid)?.startTicks ?? 0, group: p.group.name, id: p.id,
           spawnedAt: p.spawnedAt, endpoint: p.handle.endpoint,
-          token: p.handle.channelToken, direct: p.handle.direct,
+          token: p.handle.channelToken, direct: p.handle.direct, uid: p.handle.user?.uid, gid: p.handle.user?.gid,
         };
         fs.writeFile(path.join(inst.processesDir, String(p.pid)), JSON.stringify(rec), () => undefined);
       },
@@ -198,6 +198,29 @@ async function main(): Promise<void> {
 
   log.notice(`serving ${o.mode === 'agent' ? `the apps under ${o.appRootAllow.join(', ') || '(no allowed root)'}` : o.appRoot} on ${server} (instance ${inst.name})`);
   tell({ type: 'ready', server });
+}
+
+/**
+ * As root, apps run as their users (spawn/app-user.ts), never as root. They
+ * preload the loader from a copy in the instance directory, which every user
+ * can read wherever the agent is installed. Not root: apps run as we do.
+ */
+function appUsers(o: Options, inst: InstanceDir, log: Logger): Pick<SpawnerConfig, 'users' | 'loaderPath'> {
+  if (process.getuid?.() !== 0) return { users: null };
+  const loaderPath = path.join(inst.dir, 'node-loader.js');
+  fs.rmSync(loaderPath, { force: true });
+  fs.copyFileSync(LOADER_PATH, loaderPath, fs.constants.COPYFILE_EXCL);
+  fs.chmodSync(loaderPath, 0o644);
+  // App users reach the channel and their sockets through the registry directory.
+  for (let d = path.dirname(inst.dir); d !== path.dirname(d); d = path.dirname(d)) {
+    try {
+      if ((fs.statSync(d).mode & 0o001) === 0) {
+        log.warn(`${d} is not traversable by other users: apps running as other users cannot reach the instance directory ${inst.dir}; use another --instance-registry-dir`);
+        break;
+      }
+    } catch { break; }
+  }
+  return { users: { switching: o.userSwitching, defaultUser: o.defaultUser, defaultGroup: o.defaultGroup }, loaderPath };
 }
 
 /**

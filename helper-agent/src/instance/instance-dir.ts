@@ -44,6 +44,9 @@ export interface ProcessRecord {
   token?: string;
   /** Direct mode: told to leave over the channel, it drains its own connections. */
   direct?: boolean;
+  /** The user and group it runs as when the agent switched users (root); an adopted process keeps them. */
+  uid?: number;
+  gid?: number;
 }
 
 export class InstanceDir {
@@ -160,6 +163,19 @@ export function registryDir(flag?: string): string {
   return path.resolve(flag || process.env.PASSENGER_INSTANCE_REGISTRY_DIR || process.env.TMPDIR || os.tmpdir() || '/tmp');
 }
 
+/**
+ * The registry of a server about to start: registryDir(), except that a
+ * standalone server root starts as another user (--user NAME) keeps its
+ * instance where that user could keep it ($TMPDIR or /tmp), since the
+ * instance directory becomes the user's.
+ */
+export function serverRegistryDir(o: { instanceRegistryDir?: string; user?: string; mode: string }): string {
+  if (o.mode === 'standalone' && o.user !== undefined && !o.instanceRegistryDir && !process.env.PASSENGER_INSTANCE_REGISTRY_DIR) {
+    return path.resolve(process.env.TMPDIR || os.tmpdir() || '/tmp');
+  }
+  return registryDir(o.instanceRegistryDir);
+}
+
 /** Where the tools look: the flag or $PASSENGER_INSTANCE_REGISTRY_DIR if given, else $TMPDIR (or /tmp) and the service's directory. */
 export function registryDirs(flag?: string): string[] {
   if (flag || process.env.PASSENGER_INSTANCE_REGISTRY_DIR) return [registryDir(flag)];
@@ -234,11 +250,11 @@ export function cleanStale(registry: string, warn: (msg: string) => void = () =>
  * refuses one that others could plant entries in, unless it is sticky like
  * /tmp, where entries can be told apart by their owner.
  */
-function ensureRegistry(registry: string): void {
+function ensureRegistry(registry: string, serverUid: number | undefined): void {
   fs.mkdirSync(registry, { recursive: true, mode: 0o755 });
   const st = fs.statSync(registry);
   if (!st.isDirectory()) throw new ConfigError(`the instance registry ${registry} is not a directory`);
-  if (st.uid !== euid() && st.uid !== 0) {
+  if (st.uid !== euid() && st.uid !== 0 && st.uid !== serverUid) {
     throw new ConfigError(`the instance registry ${registry} belongs to uid ${st.uid}, neither this user nor root`, 'choose another with --instance-registry-dir');
   }
   if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0) {
@@ -246,13 +262,17 @@ function ensureRegistry(registry: string): void {
   }
 }
 
-export function createInstanceDir(registry: string, warn?: (msg: string) => void): InstanceDir {
-  ensureRegistry(registry);
+/** `serverUid`: the user a server started by root will run as (--user), whose registry it may use. */
+export function createInstanceDir(registry: string, warn?: (msg: string) => void, serverUid?: number): InstanceDir {
+  ensureRegistry(registry, serverUid);
   cleanStale(registry, warn);
   const dir = fs.mkdtempSync(path.join(registry, INSTANCE_PREFIX));
   fs.chmodSync(dir, 0o755);
   const inst = new InstanceDir(dir);
-  fs.mkdirSync(inst.appsDir, { mode: 0o700 });
+  // Apps running as other users pass through apps/ to their own socket
+  // directories (0700 each) but may not list or write it.
+  fs.mkdirSync(inst.appsDir, { mode: 0o711 });
+  fs.chmodSync(inst.appsDir, 0o711);
   fs.mkdirSync(inst.processesDir, { mode: 0o700 });
   return inst;
 }

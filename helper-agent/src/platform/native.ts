@@ -7,12 +7,30 @@ export interface PeerCredentials {
   gid: number;
 }
 
+/** A user's entry, as getpwnam(3) gives it, with the groups initgroups(3) would set. */
+export interface UserEntry {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+  shell: string;
+  /** Supplementary groups (getgrouplist(3)): the user's own group and every group listing it. */
+  groups: number[];
+}
+
+export interface GroupEntry {
+  name: string;
+  gid: number;
+}
+
 interface Addon {
   getPeerCredentials(fd: number): PeerCredentials;
   listenTcp(host: string, port: number, backlog: number): number;
   listenUnix(path: string, backlog: number): number;
   removeTree(parent: string, name: string, ownerUid: number): void;
   setCloexec(fd: number): void;
+  lookupUser(key: string | number, gid?: number): UserEntry | null;
+  lookupGroup(key: string | number): GroupEntry | null;
 }
 
 const ADDON_PATH = path.resolve(__dirname, '..', '..', '..', '..', 'native', 'build', 'Release', 'passenger_native.node');
@@ -60,4 +78,18 @@ export function setCloexec(fd: number): void {
  */
 export function removeTree(parent: string, name: string, ownerUid: number): void {
   load().removeTree(parent, name, ownerUid);
+}
+
+/**
+ * A user by name or uid through the C library (so directory-service users
+ * count); null if there is none. Its groups start from `gid` when given (as
+ * initgroups(name, gid) would set them), else from its own group.
+ */
+export function lookupUser(key: string | number, gid?: number): UserEntry | null {
+  return load().lookupUser(key, gid);
+}
+
+/** A group by name or gid through the C library; null if there is none. */
+export function lookupGroup(key: string | number): GroupEntry | null {
+  return load().lookupGroup(key);
 }

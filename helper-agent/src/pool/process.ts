@@ -24,6 +24,8 @@ export interface ProcessHandle {
   readonly channelToken?: string;
   /** Direct mode: it accepts client connections itself and drains them when it leaves. */
   readonly direct?: boolean;
+  /** The user and group it runs as, when the agent (as root) switched to them; kept in its record across core restarts. */
+  readonly user?: { uid: number; gid: number };
 }
 
 /** What a process in direct mode reports (batched, about once a second). */

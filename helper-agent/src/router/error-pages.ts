@@ -15,6 +15,7 @@ export function queueFullPage(): string {
 }
 
 const STEP_TEXT: Record<string, string> = {
+  user: 'choosing the user the app runs as',
   fork: 'starting the process',
   load: 'loading the app',
   listen: 'waiting for the app to listen',

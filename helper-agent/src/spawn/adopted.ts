@@ -6,6 +6,7 @@ import type { ProcessRecord } from '../instance/instance-dir';
 import { isAlive } from '../platform/procfs';
 import type { ProcessHandle, ProcessReport } from '../pool/process';
 import { reportOf, type Channel } from './channel';
+import { removeAppSocket } from './spawner';
 
 const POLL_MS = 250;
 
@@ -18,6 +19,7 @@ export class AdoptedProcess implements ProcessHandle {
   readonly endpoint: ProcessRecord['endpoint'];
   readonly channelToken: string | undefined;
   readonly direct: boolean;
+  readonly user: { uid: number; gid: number } | undefined;
   private exited = false;
   private reportCb: ((r: ProcessReport) => void) | null = null;
   private readonly exitCbs: ((code: number | null, signal: string | null) => void)[] = [];
@@ -29,6 +31,7 @@ export class AdoptedProcess implements ProcessHandle {
     this.endpoint = rec.endpoint;
     this.channelToken = rec.token;
     this.direct = rec.direct === true;
+    this.user = rec.uid !== undefined && rec.gid !== undefined ? { uid: rec.uid, gid: rec.gid } : undefined;
     this.timer = setInterval(() => this.poll(), POLL_MS);
     this.timer.unref();
     if (rec.token) {
@@ -54,6 +57,7 @@ export class AdoptedProcess implements ProcessHandle {
     clearInterval(this.timer);
     if (this.channelToken) this.channel.forget(this.channelToken);
     signalGroup(this.pid, 'SIGKILL'); // what it left behind goes with it
+    if ('socketPath' in this.endpoint) removeAppSocket(this.endpoint.socketPath);
     for (const cb of this.exitCbs.splice(0)) cb(null, null);
   }
 

@@ -2,6 +2,9 @@
 // a Unix socket we choose and report over the channel), anything else through
 // app_start_command with PORT set (ready once the port accepts). Each process
 // leads its own process group, so stopping it reaches its children too.
+// When the agent runs as root, each process runs as its app's user (see
+// app-user.ts), started through setpriv(1) so its supplementary groups are the
+// user's own: Node's spawn() sets a uid and gid but not the groups.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -12,9 +15,14 @@ import { SpawnError } from '../errors';
 import type { Logger } from '../log';
 import type { Spawner } from '../pool/pool';
 import type { ProcessHandle, ProcessReport } from '../pool/process';
+import { appUserFor, userEnv, type AppUser, type UserPolicy } from './app-user';
 import { reportOf, type Channel } from './channel';
 
 export const LOADER_PATH = path.join(__dirname, 'node-loader.js');
+/** util-linux's setpriv: Essential on Debian, so always there. */
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((f) => fs.existsSync(f)) ?? 'setpriv';
+/** An app's socket, in a directory of its own that only the app's user (and root) may enter. */
+const APP_SOCKET_NAME = 'app.sock';
 const OUTPUT_CAP = 32 * 1024;
 /** After stdin is closed, how long a process gets to leave on its own before TERM. */
 const STDIN_GRACE_MS = 1000;
@@ -29,6 +37,36 @@ export interface SpawnerConfig {
   baseEnv?: NodeJS.ProcessEnv;
   /** Direct mode: the listening socket (an fd of ours) the apps accept from. */
   directListenFd?: number | null;
+  /** The agent runs as root: who each app runs as. Null: apps run as the agent's own user. */
+  users?: UserPolicy | null;
+  /** The loader apps preload (a copy every app user can read, when users are switched). */
+  loaderPath?: string;
+}
+
+/**
+ * Removes an app's socket and then its directory, never recursively: the
+ * directory belongs to the app's user, who could have planted a symlink
+ * inside for a recursive removal to follow.
+ */
+export function removeAppSocket(socketFile: string): void {
+  fs.rm(socketFile, { force: true }, () => fs.rmdir(path.dirname(socketFile), () => undefined));
+}
+
+/**
+ * A fresh directory for one process's socket (never one left behind): mode
+ * 0700, owned by the app's user, so no other app can reach or replace the
+ * socket in it. Its parent (apps/) is ours and only traversable by others.
+ */
+function makeSocketDir(parent: string, id: number, who: AppUser | null): string {
+  const dir = fs.mkdtempSync(path.join(parent, `${id}-`));
+  if (who) fs.chownSync(dir, who.uid, who.gid);
+  return dir;
+}
+
+/** The command line that runs `cmd` as `who`: real, effective and saved ids, and the supplementary groups. */
+function asUser(who: AppUser, cmd: string, args: string[]): [string, string[]] {
+  const groups = who.groups.length > 0 ? ['--groups', who.groups.join(',')] : ['--clear-groups'];
+  return [SETPRIV, ['--reuid', String(who.uid), '--regid', String(who.gid), ...groups, '--', cmd, ...args]];
 }
 
 function signalGroup(pgid: number, sig: NodeJS.Signals): boolean {
@@ -57,6 +95,7 @@ class SpawnedProcess implements ProcessHandle {
     /** Direct mode: the process drains its own connections after stdin closes, for up to the grace period. */
     readonly direct: boolean,
     private readonly log: Logger,
+    readonly user: { uid: number; gid: number } | undefined,
   ) {
     this.pid = child.pid as number;
     child.once('exit', (code, signal) => {
@@ -64,7 +103,7 @@ class SpawnedProcess implements ProcessHandle {
       this.exitInfo = [code, signal];
       // Whatever the app left behind in its group goes with it.
       signalGroup(this.pid, 'SIGKILL');
-      if (this.socketFile) fs.rm(this.socketFile, { force: true }, () => undefined);
+      if (this.socketFile) removeAppSocket(this.socketFile);
       for (const cb of this.exitCbs.splice(0)) cb(code, signal);
     });
   }
@@ -178,9 +217,16 @@ export class AppSpawner implements Spawner {
   }
 
   async spawn(o: GroupOptions, id: number): Promise<ProcessHandle> {
+    const startup = path.resolve(o.appRoot, o.startupFile);
+    if (!o.appStartCommand && !fs.existsSync(startup)) {
+      throw new SpawnError('load', `the startup file ${startup} does not exist`, '',
+        `create it, or name the app's entry file with --startup-file (Passengerfile.json: "startup_file")`);
+    }
+    const who = this.cfg.users ? appUserFor(o, this.cfg.users) : null;
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       ...this.cfg.baseEnv,
+      ...(who ? userEnv(who) : {}),
       ...o.envvars,
       PASSENGER_APP_ENV: o.environment,
       NODE_ENV: o.environment,
@@ -198,23 +244,25 @@ export class AppSpawner implements Spawner {
       args = ['-c', o.appStartCommand];
       endpoint = { host: '127.0.0.1', port };
     } else {
-      const startup = path.resolve(o.appRoot, o.startupFile);
-      if (!fs.existsSync(startup)) {
-        throw new SpawnError('load', `the startup file ${startup} does not exist`, '',
-          `create it, or name the app's entry file with --startup-file (Passengerfile.json: "startup_file")`);
+      let dir: string;
+      try {
+        dir = makeSocketDir(this.cfg.socketDir, id, who);
+      } catch (e) {
+        throw new SpawnError('fork', `cannot create a socket directory in ${this.cfg.socketDir}: ${(e as Error).message}`, '', 'check the instance directory');
       }
-      socketFile = path.join(this.cfg.socketDir, `${id}.sock`);
+      socketFile = path.join(dir, APP_SOCKET_NAME);
       env.PASSENGER_LOADER_SOCKET = socketFile;
       if (o.directMode && this.cfg.directListenFd != null) env.PASSENGER_LOADER_LISTEN_FD = '3';
       env.PASSENGER_LOADER_CHANNEL = this.cfg.channel.path;
       env.PASSENGER_LOADER_TOKEN = token;
       cmd = process.execPath;
-      args = ['--require', LOADER_PATH, startup];
+      args = ['--require', this.cfg.loaderPath ?? LOADER_PATH, startup];
       endpoint = { socketPath: socketFile };
     }
 
     const direct = !o.appStartCommand && o.directMode && this.cfg.directListenFd != null;
     const stdio: ('pipe' | number)[] = direct ? ['pipe', 'pipe', 'pipe', this.cfg.directListenFd as number] : ['pipe', 'pipe', 'pipe'];
+    if (who) [cmd, args] = asUser(who, cmd, args);
     const child = spawn(cmd, args, { cwd: o.appRoot, env, stdio, detached: true });
     const tail = new OutputTail();
     const log = this.cfg.log;
@@ -243,10 +291,14 @@ export class AppSpawner implements Spawner {
         if (child.pid !== undefined) signalGroup(child.pid, 'SIGKILL');
       };
       this.starting.add(abort);
-      child.once('error', (e) => finish(new SpawnError('fork', `could not start ${cmd}: ${e.message}`, tail.toString(),
-        o.appStartCommand ? 'check app_start_command' : 'check that node is installed')));
+      child.once('error', (e) => {
+        if (socketFile && child.pid === undefined) removeAppSocket(socketFile);
+        finish(new SpawnError('fork', `could not start ${cmd}: ${e.message}`, tail.toString(),
+          o.appStartCommand ? 'check app_start_command' : 'check that node is installed'));
+      });
       if (child.pid === undefined) return;
-      handle = new SpawnedProcess(child, endpoint, socketFile, o.appStartCommand ? undefined : token, direct, log);
+      handle = new SpawnedProcess(child, endpoint, socketFile, o.appStartCommand ? undefined : token, direct, log,
+        who ? { uid: who.uid, gid: who.gid } : undefined);
       const prefix = `App ${child.pid} (${o.appRoot}) `;
       stopOut.push(forwardLines(child.stdout, log, `${prefix}stdout: `, tail));
       stopOut.push(forwardLines(child.stderr, log, `${prefix}stderr: `, tail));

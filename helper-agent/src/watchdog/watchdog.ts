@@ -6,13 +6,14 @@ import * as path from 'node:path';
 import type { Options } from '../config';
 import type { CoreConfig, CoreMessage } from '../core/core';
 import { ConfigError } from '../errors';
-import { createInstanceDir, registryDir, signalRecordedGroup, startTicksOf, type InstanceDir } from '../instance/instance-dir';
+import { cleanStale, createInstanceDir, serverRegistryDir, signalRecordedGroup, startTicksOf, type InstanceDir } from '../instance/instance-dir';
 import { UnsafeFileError, writeOwnFile } from '../platform/safe-files';
 import { Logger } from '../log';
 import { listenTcp, listenUnix } from '../platform/native';
 import { isAlive } from '../platform/procfs';
 import { gidOf, uidOf } from '../platform/users';
 import { SOFTWARE, VERSION } from '../version';
+import { dropPrivileges, handOver, serverUserOf } from './server-user';
 
 const CORE_MAIN = path.join(__dirname, '..', 'core', 'core.js');
 const CORE_STOP_MS = 25_000;
@@ -39,7 +40,9 @@ export function runWatchdog(o: Options, reporter: WatchdogReporter): WatchdogRun
   } catch (e) {
     throw e instanceof UnsafeFileError ? new ConfigError(e.message, 'remove it, or choose another path with --log-file') : e;
   }
-  const inst = createInstanceDir(registryDir(o.instanceRegistryDir), (m) => log.warn(m));
+  const registry = serverRegistryDir(o);
+  const serverUser = serverUserOf(o, registry);
+  const inst = createInstanceDir(registry, (m) => log.warn(m), serverUser?.uid);
   fs.writeFileSync(inst.watchdogPidFile, `${process.pid}\n`);
   if (o.pidFile) {
     try {
@@ -103,6 +106,17 @@ export function runWatchdog(o: Options, reporter: WatchdogReporter): WatchdogRun
     if (o.pidFile) fs.rmSync(o.pidFile, { force: true });
     resolveDone(1);
     return { inst, done };
+  }
+  if (serverUser) {
+    // The socket is bound (a port below 1024 too): from here on we are the server's user.
+    for (const f of [inst.dir, inst.appsDir, inst.processesDir, inst.propertiesFile, inst.watchdogPidFile, o.pidFile, o.logFile]) {
+      if (f) handOver(f, serverUser);
+    }
+    if (o.socket) fs.lchownSync(o.socket, serverUser.uid, serverUser.gid);
+    dropPrivileges(serverUser);
+    log.notice(`running as user ${serverUser.name} (uid ${serverUser.uid}, gid ${serverUser.gid})`);
+    // Root left the user's own stale entries alone (it trusts only its own): clean them as the user.
+    cleanStale(registry, (m) => log.warn(m));
   }
   /** fd 4 in the core: stdio 0-2, the IPC channel at 3. */
   const CORE_LISTEN_FD = 4;
