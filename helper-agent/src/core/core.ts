@@ -69,6 +69,10 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.notice(`shutting down (${why})`);
+    // In direct mode the apps accept, not us: our copy of the listening socket
+    // goes now, so that new connections are refused once the watchdog's and the
+    // apps' copies are closed too (the request server closes its own in close()).
+    if (o.directMode && cfg.listenFd !== null) { try { fs.closeSync(cfg.listenFd); } catch { /* closed */ } }
     await Promise.allSettled([app?.close(), pool?.close()]);
     await admin?.close().catch(() => undefined);
     channel?.close();
