@@ -8,6 +8,9 @@ export function die(message: string, hint?: string): never {
 }
 
 export function runMain(name: string, main: (argv: string[]) => Promise<number>): void {
+  // An unhandled SIGUSR1 would open Node's inspector on 127.0.0.1:9229; log
+  // rotation scripts send it. A tool has no log to reopen: it ignores it.
+  process.on('SIGUSR1', () => undefined);
   main(process.argv.slice(2)).then(
     (code) => exitAfterOutput(code),
     (e: unknown) => {

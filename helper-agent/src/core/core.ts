@@ -53,6 +53,16 @@ async function main(): Promise<void> {
   const inst = new InstanceDir(cfg.instanceDir);
   const log = new Logger(o.logFile, o.logLevel, 'core');
   const server = serverAddress(o);
+  // Log rotation sends SIGUSR1: reopen the log by name. Left unhandled, it
+  // would open Node's inspector on 127.0.0.1:9229 instead.
+  process.on('SIGUSR1', () => {
+    try {
+      log.reopen();
+      log.notice('reopened the log file');
+    } catch (e) {
+      log.error(`cannot reopen the log file: ${(e as Error).message}`);
+    }
+  });
 
   process.on('uncaughtException', (e) => {
     log.crit(`uncaught exception in the agent core: ${e.stack ?? e}`);
