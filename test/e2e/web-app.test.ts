@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { BIN, eventually, isAlive, request, runCli, startServer, steadyLoad } from '../helpers';
@@ -19,9 +20,9 @@ interface Target {
 
 type Kind = 'standalone' | 'nginx' | 'apache';
 
-async function setUp(t: TestContext, kind: Kind): Promise<Target> {
+async function setUp(t: TestContext, kind: Kind, fixture = 'basic'): Promise<Target> {
   const dir = sharedDir(t, `ptest-e2e-${kind}-`);
-  const appDir = webApp(t, dir);
+  const appDir = webApp(t, dir, fixture);
   if (kind === 'standalone') {
     const s = await startServer(t, appDir, ['--min-instances', '2', '--max-pool-size', '2', '--stat-throttle-rate', '1', '--environment', 'production']);
     fs.chmodSync(s.registry, 0o755); // others may look (and be refused by the admin API)
@@ -30,6 +31,18 @@ async function setUp(t: TestContext, kind: Kind): Promise<Target> {
   const agent = await startAgent(t, dir, dir);
   const web = kind === 'nginx' ? await startNginx(t, dir, agent.socket, [appDir]) : await startApache(t, dir, agent.socket, [appDir]);
   return { port: web.port, appDir, registry: agent.registry, web, output: agent.output };
+}
+
+/** A GET with a request target no HTTP client library would send as is; the response body. */
+function rawGet(port: number, target: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1', () => sock.write(`GET ${target} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`));
+    let got = '';
+    sock.setEncoding('latin1');
+    sock.on('data', (d: string) => { got += d; });
+    sock.on('error', reject);
+    sock.on('close', () => resolve(got));
+  });
 }
 
 const available: Record<Kind, boolean> = { standalone: true, nginx: NGINX !== null, apache: APACHE !== null };
@@ -53,6 +66,26 @@ for (const kind of ['standalone', 'nginx', 'apache'] as const) {
     assert.match(h['x-forwarded-for'], /^127\.0\.0\.1$/);
     assert.equal(h.host, `127.0.0.1:${s.port}`);
     for (const k of Object.keys(h)) assert.ok(!k.startsWith('x-passenger-'), `${k} reached the app`);
+  });
+
+  test(`${kind}: the app gets the request target exactly as the client sent it`, opts, async (t) => {
+    const s = await setUp(t, kind, 'echo-url');
+    const targets = [
+      '/a%20b', '/search/%3Fq', '/caf%C3%A9', '/%25x', '/%252e%252e/etc', '/a%2Fb/c%2fd', '/x+y',
+      '/q?x=%20y&z=%3F%25&w=a+b&u=caf%C3%A9&s=%2F', '/p%3Bq;r?', '/?a=1',
+    ];
+    for (const target of targets) {
+      const r = await request(s.port, target);
+      assert.equal(r.status, 200, `${target}: ${r.body}${s.web ? `\n${s.web.errorLog().split('\n').slice(-5).join('\n')}` : ''}`);
+      assert.equal(r.body, target);
+    }
+    if (s.web) {
+      // The absolute form (GET http://host/path) reaches the app as its path and query.
+      const abs = await rawGet(s.port, `http://127.0.0.1:${s.port}/abs%20x?y=%25`);
+      assert.match(abs, /^HTTP\/1\.1 200 [^]*\r\n\r\n[0-9a-f]+\r\n\/abs%20x\?y=%25\r\n/, abs);
+    }
+    // What exists under public/ is still the web server's (the app would echo).
+    assert.equal((await request(s.port, '/hello.txt')).body, 'static file\n');
   });
 
   test(`${kind}: a killed app process is replaced and requests keep succeeding`, opts, async (t) => {

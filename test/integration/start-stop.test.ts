@@ -1,6 +1,8 @@
 // passenger start / stop / status, the instance directory, daemonize and the PID file.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { BIN, appCopy, eventually, freePort, isAlive, killEverything, request, runCli, startServer, stopAfter, tmpDir } from '../helpers';
@@ -98,3 +100,48 @@ test('a stale instance dir from a killed server is cleaned at the next start', a
   assert.ok(!fs.existsSync(staleDir), 'stale instance dir removed');
   await eventually(() => appPids.every((p) => !isAlive(p)), 10_000, 'orphaned apps to be gone');
 });
+
+/** Opens a connection and closes it: 'refused' if nothing listens, 'accepted' if something (or a backlog) took it. */
+function probe(where: { port: number } | { path: string }): Promise<'refused' | 'accepted' | string> {
+  return new Promise((resolve) => {
+    const sock = 'path' in where ? net.connect(where.path) : net.connect(where.port, '127.0.0.1');
+    sock.once('connect', () => { sock.destroy(); resolve('accepted'); });
+    sock.once('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'ECONNREFUSED' ? 'refused' : String(e.code)));
+  });
+}
+
+for (const [name, args] of [
+  ['proxy mode', []],
+  ['the reply-from forwarder', ['--forwarder', 'reply-from']],
+  ['direct mode', ['--direct-mode']],
+  ['a Unix socket', ['--socket', 'SOCKET']],
+] as const) {
+  test(`stop with ${name}: new connections are refused at once while a request in flight finishes`, async (t) => {
+    const sockPath = path.join(tmpDir(t, 'ptest-sock-'), 'server.sock');
+    const s = await startServer(t, appCopy(t, 'basic'), ['--min-instances', '1', ...args.map((a) => (a === 'SOCKET' ? sockPath : a))]);
+    const where = (args as readonly string[]).includes('--socket') ? { path: sockPath } : { port: s.port };
+    const get = (p: string): Promise<{ status: number; body: string }> => new Promise((resolve, reject) => {
+      const req = http.get({ ...('path' in where ? { socketPath: where.path } : { host: '127.0.0.1', port: where.port }), path: p, agent: false }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => { body += d; });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+    });
+    assert.equal((await get('/')).status, 200);
+    let slowDone = false;
+    const slow = get('/sleep?ms=8000').finally(() => { slowDone = true; });
+    await eventually(async () => (await s.status()).groups[0].processes.some((p) => p.sessions === 1), 20_000, 'the slow request to reach the app');
+    s.child.kill('SIGTERM');
+    // Before the stop, the backlog took every connection (and the core
+    // accepted it); now none is taken, while the slow request still runs.
+    await eventually(async () => (await probe(where)) === 'refused', 20_000, 'a new connection to be refused');
+    assert.equal(slowDone, false, 'refused while the request in flight still ran');
+    const r = await slow;
+    assert.equal(r.status, 200);
+    assert.match(r.body, /^slept 8000/);
+    await eventually(() => s.child.exitCode !== null, 30_000, 'the server to exit');
+    assert.equal(s.child.exitCode, 0);
+  });
+}

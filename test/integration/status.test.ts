@@ -1,5 +1,7 @@
 // passenger-status: Passenger's text layout, the JSON document, several instances.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as http from 'node:http';
 import { test } from 'node:test';
 import { BIN, appCopy, eventually, request, runCli, startServer, tmpDir } from '../helpers';
 
@@ -71,4 +73,33 @@ test('passenger-status with no server says where it looked', async (t) => {
   const r = await runCli(BIN.status, ['--instance-registry-dir', reg]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, new RegExp(`no running server found in ${reg}`));
+});
+
+test('the tools write all of their output into a pipe: a status bigger than 64 KiB arrives whole', async (t) => {
+  // One process taking one request at a time: the rest wait in the agent's queue, listed by the tools.
+  const s = await startServer(t, appCopy(t, 'basic'), ['--min-instances', '1', '--max-pool-size', '1',
+    '--force-max-concurrent-requests-per-process', '1', '--max-request-queue-size', '0']);
+  await eventually(async () => (await s.appPids()).length === 1, 20_000, 'a process');
+  const n = 1000;
+  const pending: http.ClientRequest[] = [];
+  t.after(() => { for (const r of pending) r.destroy(); });
+  for (let i = 0; i < n; i++) {
+    const req = http.get({ host: '127.0.0.1', port: s.port, path: `/sleep?ms=600000&pad=${'x'.repeat(60)}&i=${i}`, agent: false });
+    req.on('error', () => undefined);
+    pending.push(req);
+  }
+  await eventually(async () => (await s.status()).groups[0].queue === n - 1, 60_000, 'the requests to queue');
+  // `tool | cat`: a pipe(2), whose 64 KiB buffer the tools used to fill and then exit, dropping the rest.
+  const piped = (bin: string, args: string[]): { code: number | null; stdout: string; stderr: string } => {
+    const r = spawnSync('bash', ['-o', 'pipefail', '-c', '"$0" "$@" | cat', process.execPath, bin, ...args], { encoding: 'utf8', maxBuffer: 64 << 20, timeout: 60_000 });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  const json = piped(BIN.config, ['api-call', 'GET', '/requests.json', '--instance-registry-dir', s.registry]);
+  assert.equal(json.code, 0, json.stderr);
+  assert.ok(json.stdout.length > 64 * 1024, `${json.stdout.length} bytes`);
+  assert.equal((JSON.parse(json.stdout) as { requests: unknown[] }).requests.length, n);
+  const text = piped(BIN.status, ['--show=requests', '--instance-registry-dir', s.registry]);
+  assert.equal(text.code, 0, text.stderr);
+  assert.ok(text.stdout.length > 64 * 1024, `${text.stdout.length} bytes`);
+  assert.equal(text.stdout.trimEnd().split('\n').length, n + 1, 'a heading and one line per request');
 });

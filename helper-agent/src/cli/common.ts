@@ -8,17 +8,41 @@ export function die(message: string, hint?: string): never {
 }
 
 export function runMain(name: string, main: (argv: string[]) => Promise<number>): void {
+  // An unhandled SIGUSR1 would open Node's inspector on 127.0.0.1:9229; log
+  // rotation scripts send it. A tool has no log to reopen: it ignores it.
+  process.on('SIGUSR1', () => undefined);
   main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
+    (code) => exitAfterOutput(code),
     (e: unknown) => {
       if (e instanceof PassengerError) {
         process.stderr.write(`${name}: ${e.message}${e.hint ? ` (${e.hint})` : ''}\n`);
-        process.exit(e instanceof ConfigError || e.code === 'E_USAGE' ? 2 : 1);
+        exitAfterOutput(e instanceof ConfigError || e.code === 'E_USAGE' ? 2 : 1);
+        return;
       }
       process.stderr.write(`${name}: unexpected error: ${(e as Error)?.stack ?? e}\n`);
-      process.exit(1);
+      exitAfterOutput(1);
     },
   );
+}
+
+/**
+ * Exits once stdout and stderr have handed everything to the OS. Into a pipe
+ * a write completes later, as the reader makes room; exiting at once would
+ * drop what did not fit in the pipe's buffer (64 KiB). The process still
+ * exits, rather than waiting for its event loop to empty, because a tool may
+ * leave timers or sockets behind (a stopped server's, a watch loop's).
+ */
+export function exitAfterOutput(code: number): void {
+  process.exitCode = code;
+  let pending = 2;
+  const done = (): void => {
+    if (--pending === 0) process.exit(code);
+  };
+  for (const out of [process.stdout, process.stderr]) {
+    // A reader that went away (EPIPE) takes nothing more: exit all the same.
+    out.on('error', () => undefined);
+    out.write('', done);
+  }
 }
 
 /** Splits `--name=value` / `--name value` style flags for the small tools. Unknown flags are usage errors. */

@@ -53,6 +53,16 @@ async function main(): Promise<void> {
   const inst = new InstanceDir(cfg.instanceDir);
   const log = new Logger(o.logFile, o.logLevel, 'core');
   const server = serverAddress(o);
+  // Log rotation sends SIGUSR1: reopen the log by name. Left unhandled, it
+  // would open Node's inspector on 127.0.0.1:9229 instead.
+  process.on('SIGUSR1', () => {
+    try {
+      log.reopen();
+      log.notice('reopened the log file');
+    } catch (e) {
+      log.error(`cannot reopen the log file: ${(e as Error).message}`);
+    }
+  });
 
   process.on('uncaughtException', (e) => {
     log.crit(`uncaught exception in the agent core: ${e.stack ?? e}`);
@@ -69,6 +79,10 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.notice(`shutting down (${why})`);
+    // In direct mode the apps accept, not us: our copy of the listening socket
+    // goes now, so that new connections are refused once the watchdog's and the
+    // apps' copies are closed too (the request server closes its own in close()).
+    if (o.directMode && cfg.listenFd !== null) { try { fs.closeSync(cfg.listenFd); } catch { /* closed */ } }
     await Promise.allSettled([app?.close(), pool?.close()]);
     await admin?.close().catch(() => undefined);
     channel?.close();

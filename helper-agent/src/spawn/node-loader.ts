@@ -23,6 +23,10 @@ function install(): void {
   const token = process.env[ENV_TOKEN] ?? '';
   const listenFd = process.env[ENV_LISTEN_FD] ? Number(process.env[ENV_LISTEN_FD]) : null;
   if (!socketPath) return;
+  // Log rotation scripts send SIGUSR1 to whatever they find; unhandled, it
+  // would open Node's inspector on 127.0.0.1:9229 in the app. A listener that
+  // does nothing keeps it shut; the app's own listeners still run.
+  process.on('SIGUSR1', () => undefined);
   delete process.env[ENV_LISTEN_FD];
   // The app's own child processes must not inherit the hook or the agent's socket.
   delete process.env[ENV_SOCKET];

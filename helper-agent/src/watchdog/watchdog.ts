@@ -77,7 +77,7 @@ export function runWatchdog(o: Options, reporter: WatchdogReporter): WatchdogRun
   const cleanup = (code: number): void => {
     if (restartTimer) clearTimeout(restartTimer);
     killLeftoverApps(inst, log, true);
-    try { fs.closeSync(listenFd); } catch { /* closed */ }
+    stopListening();
     if (o.socket) fs.rmSync(o.socket, { force: true });
     inst.remove();
     if (o.pidFile) {
@@ -118,6 +118,16 @@ export function runWatchdog(o: Options, reporter: WatchdogReporter): WatchdogRun
     // Root left the user's own stale entries alone (it trusts only its own): clean them as the user.
     cleanStale(registry, (m) => log.warn(m));
   }
+  // Closed once, at the start of a stop: from then on new connections are
+  // refused at once (once the core and any direct-mode app have closed their
+  // copies too) instead of waiting in the backlog for a core that will never
+  // accept them. A dead core alone keeps it open: its successor accepts.
+  let listening = true;
+  const stopListening = (): void => {
+    if (!listening) return;
+    listening = false;
+    try { fs.closeSync(listenFd); } catch { /* closed */ }
+  };
   /** fd 4 in the core: stdio 0-2, the IPC channel at 3. */
   const CORE_LISTEN_FD = 4;
 
@@ -166,6 +176,7 @@ export function runWatchdog(o: Options, reporter: WatchdogReporter): WatchdogRun
     }
     stopping = true;
     log.notice(`received ${sig}: stopping`);
+    stopListening();
     const c = core;
     if (!c) {
       cleanup(0);
