@@ -143,7 +143,18 @@ test('behind the agent: user and group keys, root-owned apps as nobody, a missin
     const fs = require('fs'), net = require('net');
     const tryIt = (f) => { try { f(); return 'ok'; } catch (e) { return e.code; } };
     const connect = (p) => new Promise((r) => { const s = net.connect(p); s.on('connect', () => { s.destroy(); r('ok'); }); s.on('error', (e) => r(e.code)); });
+    const http = require('http');
+    const admin = (method, p) => new Promise((r) => {
+      const req = http.request({ socketPath: ${JSON.stringify(path.join(inst, 'admin.sock'))}, method, path: p }, (res) => {
+        let b = ''; res.on('data', (d) => { b += d; }); res.on('end', () => r({ status: res.statusCode, body: JSON.parse(b) }));
+      });
+      req.on('error', (e) => r({ status: e.code })); req.end();
+    });
     (async () => {
+      const pool = await admin('GET', '/pool.json');
+      const other = await admin('POST', '/restart-app?root=' + encodeURIComponent(${JSON.stringify(rooted)}));
+      const detach = await admin('POST', '/detach-process?pid=${rootedPid}');
+      const logs = await admin('POST', '/reopen-logs');
       console.log(JSON.stringify({
         listApps: tryIt(() => fs.readdirSync(${JSON.stringify(path.join(inst, 'apps'))})),
         listRecords: tryIt(() => fs.readdirSync(${JSON.stringify(path.join(inst, 'processes'))})),
@@ -151,14 +162,32 @@ test('behind the agent: user and group keys, root-owned apps as nobody, a missin
         otherSocket: await connect(${JSON.stringify(rec(rootedPid).endpoint.socketPath)}),
         otherDir: tryIt(() => fs.readdirSync(${JSON.stringify(path.dirname(rec(rootedPid).endpoint.socketPath))})),
         ownSocket: await connect(${JSON.stringify(rec(minePid).endpoint.socketPath)}),
-        admin: await connect(${JSON.stringify(path.join(inst, 'admin.sock'))}),
         channel: await connect(${JSON.stringify(path.join(inst, 'channel.sock'))}),
+        poolGroups: pool.body.groups.map((g) => g.app_root),
+        restartOther: [other.status, other.body.code],
+        detachOther: [detach.status, detach.body.code],
+        reopenLogs: [logs.status, logs.body.code],
       }));
     })();`;
   assert.deepEqual(JSON.parse(runAs(u.uid, u.gid, probe)), {
     listApps: 'EACCES', listRecords: 'EACCES', writeRecord: 'EACCES', otherSocket: 'EACCES', otherDir: 'EACCES',
-    ownSocket: 'ok', admin: 'EACCES', channel: 'ok',
+    ownSocket: 'ok', channel: 'ok',
+    // The admin API answers another user with that user's apps alone.
+    poolGroups: [mine], restartOther: [403, 'E_ADMIN_DENIED'], detachOther: [403, 'E_ADMIN_DENIED'], reopenLogs: [403, 'E_ADMIN_DENIED'],
   });
+  assert.ok(idsOf(rootedPid).uid.length > 0, 'the other app was not detached');
+  const own = JSON.parse(runAs(u.uid, u.gid, `
+    const http = require('http');
+    const req = http.request({ socketPath: ${JSON.stringify(path.join(inst, 'admin.sock'))}, method: 'POST', path: '/restart-app?root=' + encodeURIComponent(${JSON.stringify(mine)}) }, (res) => {
+      let b = ''; res.on('data', (d) => { b += d; }); res.on('end', () => console.log(JSON.stringify({ status: res.statusCode, body: JSON.parse(b) })));
+    });
+    req.end();`));
+  assert.equal(own.status, 200, JSON.stringify(own.body));
+  assert.equal(own.body.restarted, mine);
+  // passenger-status as that user shows their own app only.
+  const asUser = spawnSync('setpriv', ['--reuid', String(u.uid), '--regid', String(u.gid), '--clear-groups', '--', process.execPath, BIN.status, '--show=json', '--instance-registry-dir', agent.registry], { encoding: 'utf8', timeout: 20_000 });
+  if (asUser.status === 0) assert.deepEqual(JSON.parse(asUser.stdout).groups.map((g: { app_root: string }) => g.app_root), [mine]);
+  else t.diagnostic(`passenger-status could not run as the test user here (the checkout is not readable by it): ${asUser.stderr.split('\n')[0]}`);
 });
 
 test('passenger start --user: the watchdog, the core and the app run as that user, and it stops cleanly', ROOT_ONLY, async (t) => {

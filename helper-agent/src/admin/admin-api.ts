@@ -8,7 +8,9 @@ import type { ErrorCode } from '../errors';
 import { getPeerCredentials } from '../platform/native';
 import type { InstanceDir } from '../instance/instance-dir';
 import { isLiveStat, lifetimeCpuPercent, privateDirtyKB, readStat, uptimeTicksSync } from '../platform/procfs';
+import type { Group } from '../pool/group';
 import type { Pool } from '../pool/pool';
+import type { AppProcess } from '../pool/process';
 import { snapshotPool, type PoolSnapshot } from '../pool/snapshot';
 import { VERSION } from '../version';
 
@@ -51,6 +53,16 @@ export interface AdminContext {
   reopenLogs(): string | null;
 }
 
+/** The uid a process runs as: the one the agent switched it to, else the agent's own. */
+function uidOf(p: AppProcess, me: number): number {
+  return p.handle.user?.uid ?? me;
+}
+
+/** A group belongs to a user when its processes run as that user (a group with none belongs to no one but root). */
+function ownsGroup(g: Group, uid: number, me: number): boolean {
+  return g.processes.some((p) => uidOf(p, me) === uid);
+}
+
 function fail(reply: FastifyReply, status: number, code: ErrorCode, message: string): FastifyReply {
   return reply.code(status).send({ code, message });
 }
@@ -60,28 +72,53 @@ export async function createAdminApi(ctx: AdminContext): Promise<AdminHandler> {
   // The admin socket's server hands requests over; fastify never listens.
   let route: http.RequestListener = () => undefined;
   const app = Fastify({ logger: false, serverFactory: (handler) => { route = handler; return http.createServer(); } });
-  // Root and the agent's own user only, told apart by the connection's peer
-  // credentials (the socket's mode already keeps others out; this holds even
-  // if someone loosens it).
+  // Who asks, by the connection's peer credentials: root and the agent's own
+  // user see and do everything; any other local user (a person, or an app
+  // running as them) sees and restarts only the apps that run as them, as
+  // Passenger's admin API allows. Unknown credentials get nothing.
   const me = process.getuid?.() ?? 0;
+  const viewers = new WeakMap<object, number | null>();
+  const viewerOf = (req: { raw: object }): number | null => viewers.get(req.raw) ?? null;
   app.addHook('onRequest', async (req, reply) => {
     const fd = (req.raw.socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
     let uid: number | null = null;
     try { uid = typeof fd === 'number' ? getPeerCredentials(fd).uid : null; } catch { uid = null; }
-    if (uid !== 0 && uid !== me) {
-      return fail(reply, 403, 'E_ADMIN_DENIED', `the admin API serves root and the agent's user (uid ${me}) only; you are uid ${uid ?? 'unknown'}`);
-    }
+    if (uid === null) return fail(reply, 403, 'E_ADMIN_DENIED', 'the admin API could not tell who you are');
+    // null: sees everything.
+    viewers.set(req.raw, uid === 0 || uid === me ? null : uid);
     return undefined;
   });
+  const mayTouch = (req: { raw: object }, g: Group): boolean => {
+    const v = viewerOf(req);
+    return v === null || ownsGroup(g, v, me);
+  };
+  const fullOnly = (req: { raw: object }, reply: FastifyReply, what: string): FastifyReply | null => {
+    const v = viewerOf(req);
+    return v === null ? null : fail(reply, 403, 'E_ADMIN_DENIED', `${what} is for root and the agent's user (uid ${me}) only; you are uid ${v}`);
+  };
   app.get('/ping', async () => ({ ok: true }));
-  app.get('/pool.json', async () => statusDocument(pool, inst, server, watchdogPid));
-  app.get('/requests.json', async () => ({ schema: 1, time: new Date().toISOString(), requests: ctx.requests() }));
+  app.get('/pool.json', async (req) => {
+    const doc = await statusDocument(pool, inst, server, watchdogPid);
+    const v = viewerOf(req);
+    if (v === null) return doc;
+    // Another user's view: their own groups only, and the pool's totals as they are.
+    const own = new Set([...pool.groups.values()].filter((g) => ownsGroup(g, v, me)).map((g) => g.name));
+    return { ...doc, groups: doc.groups.filter((g) => own.has(g.name)) };
+  });
+  app.get('/requests.json', async (req) => {
+    const v = viewerOf(req);
+    const all = ctx.requests() as { group?: string }[];
+    const own = v === null ? null : new Set([...pool.groups.values()].filter((g) => ownsGroup(g, v, me)).map((g) => g.name));
+    return { schema: 1, time: new Date().toISOString(), requests: own === null ? all : all.filter((r) => r.group !== undefined && own.has(r.group)) };
+  });
 
   // Restarts an app group; answers when it is done. ?root=APP_ROOT[&rolling=1]
   app.post('/restart-app', async (req, reply) => {
     const q = req.query as { root?: string; rolling?: string };
     const g = q.root ? pool.groups.get(path.resolve(q.root)) : undefined;
-    if (!g) return fail(reply, 404, 'E_NO_GROUP', `no app group for ${q.root ?? '(no root given)'}; groups: ${[...pool.groups.keys()].join(', ') || 'none'}`);
+    const visible = [...pool.groups.values()].filter((x) => mayTouch(req, x)).map((x) => x.name);
+    if (g && !mayTouch(req, g)) return fail(reply, 403, 'E_ADMIN_DENIED', `not allowed: the app ${g.name} does not run as you (uid ${viewerOf(req)})`);
+    if (!g) return fail(reply, 404, 'E_NO_GROUP', `no app group for ${q.root ?? '(no root given)'}; groups: ${visible.join(', ') || 'none'}`);
     const rolling = q.rolling === '1' || q.rolling === 'true';
     try {
       await g.restart(rolling);
@@ -91,7 +128,7 @@ export async function createAdminApi(ctx: AdminContext): Promise<AdminHandler> {
     return { restarted: g.name, rolling, pids: g.processes.filter((p) => p.life === 'alive').map((p) => p.pid) };
   });
 
-  app.post('/reopen-logs', async () => ({ log_file: ctx.reopenLogs() }));
+  app.post('/reopen-logs', async (req, reply) => fullOnly(req, reply, 'reopening the logs') ?? { log_file: ctx.reopenLogs() });
 
   // Takes one process out of its group (it finishes its requests first). ?pid=PID
   app.post('/detach-process', async (req, reply) => {
@@ -99,6 +136,7 @@ export async function createAdminApi(ctx: AdminContext): Promise<AdminHandler> {
     for (const g of pool.groups.values()) {
       const p = g.processes.find((x) => x.pid === pid);
       if (p) {
+        if (!mayTouch(req, g)) return fail(reply, 403, 'E_ADMIN_DENIED', `not allowed: process ${pid} does not run as you (uid ${viewerOf(req)})`);
         g.detach(p);
         return { detached: pid, group: g.name };
       }

@@ -1,4 +1,5 @@
-// The admin socket (mode 0600, in the instance directory). It is bound as
+// The admin socket (in the instance directory; any local user may connect,
+// the admin API answers each by its peer credentials). It is bound as
 // soon as the core starts, with plain node:http, so passenger-status reaches a
 // server whose apps are still booting; the admin API behind it loads on the
 // first admin request or when the core asks for it, whichever comes first.
@@ -16,8 +17,8 @@ export class AdminSocket {
   private constructor(private readonly server: http.Server, private readonly load: () => Promise<AdminHandler>) {}
 
   /**
-   * Binds in a private (0700) directory, makes the socket owner-only, then
-   * moves it into place: no window where others could connect. (A process-wide
+   * Binds in a private (0700) directory, sets the socket's mode, then moves
+   * it into place: no window with another mode. (A process-wide
    * umask would also reach any app spawned while the bind is under way.)
    */
   static async bind(socketPath: string, load: () => Promise<AdminHandler>): Promise<AdminSocket> {
@@ -37,7 +38,8 @@ export class AdminSocket {
         server.once('error', reject);
         server.listen(bound, () => { server.off('error', reject); resolve(); });
       });
-      fs.chmodSync(bound, 0o600);
+      // Any local user may ask; the admin API answers each by its peer credentials.
+      fs.chmodSync(bound, 0o666);
       fs.renameSync(bound, socketPath);
     } finally {
       fs.rmSync(privateDir, { recursive: true, force: true });

@@ -97,7 +97,7 @@ async function main(): Promise<void> {
   fs.writeFileSync(inst.corePidFile, `${process.pid}\n`);
   // The inherited listening socket must not leak into the apps we start.
   if (cfg.listenFd !== null) setCloexec(cfg.listenFd);
-  channel = new Channel(inst.channelSocket);
+  channel = new Channel(inst.channelSocket, (m) => log.warn(m));
   await channel.listen();
 
   // The admin socket answers at once; the admin API (fastify) behind it loads

@@ -35,8 +35,8 @@ export class AdoptedProcess implements ProcessHandle {
     this.timer = setInterval(() => this.poll(), POLL_MS);
     this.timer.unref();
     if (rec.token) {
-      channel.on(rec.token, (msg) => {
-        if (msg.pid !== this.pid || msg.type !== 'stats') return;
+      channel.on(rec.token, rec.pid, (msg) => {
+        if (msg.type !== 'stats') return;
         this.reportCb?.(reportOf(msg));
       });
     }

@@ -1,11 +1,15 @@
 // The agent's end of the channel app loaders talk back on: a Unix socket in the
 // instance directory carrying JSON lines. Loaders report readiness and, in
-// direct mode, their counters; each message carries the spawn's token, so a
-// process cannot speak for another. The agent can answer on the connection a
-// token last spoke on (a process adopted after a core crash is told to leave
-// that way: its stdin belonged to the dead core).
+// direct mode, their counters. Apps of every user may connect, so a message
+// counts only when it comes from the very process its token was given to:
+// the connection's peer credentials (taken by the kernel at connect time)
+// must name that pid, and so must the message. A token read from another
+// process's environment is of no use elsewhere. The agent can answer on the
+// connection a token last spoke on (a process adopted after a core crash is
+// told to leave that way: its stdin belonged to the dead core).
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import { getPeerCredentials } from '../platform/native';
 import type { ProcessReport } from '../pool/process';
 
 export interface LoaderMessage {
@@ -15,18 +19,32 @@ export interface LoaderMessage {
   [k: string]: unknown;
 }
 
-/** The counters in a direct-mode loader's "stats" message. */
+/** Upper bounds of what a process may report of itself: a lying or broken app skews only its own routing, and within reason. */
+const MAX_SESSIONS = 100_000;
+const MAX_PROCESSED = Number.MAX_SAFE_INTEGER;
+
+function bounded(v: unknown, max: number): number {
+  const n = Math.floor(Number(v));
+  return Number.isFinite(n) ? Math.min(Math.max(n, 0), max) : 0;
+}
+
+/** The counters in a direct-mode loader's "stats" message, bounded. */
 export function reportOf(msg: LoaderMessage): ProcessReport {
-  return { sessions: Number(msg.sessions) || 0, processed: Number(msg.processed) || 0, lastUsed: Number(msg.lastUsed) || 0 };
+  return { sessions: bounded(msg.sessions, MAX_SESSIONS), processed: bounded(msg.processed, MAX_PROCESSED), lastUsed: bounded(msg.lastUsed, Date.now()) };
+}
+
+interface Listener {
+  pid: number;
+  cb: (msg: LoaderMessage) => void;
 }
 
 export class Channel {
-  private readonly listeners = new Map<string, (msg: LoaderMessage) => void>();
+  private readonly listeners = new Map<string, Listener>();
   /** The connection each listened-for token last spoke on. */
   private readonly sockets = new Map<string, net.Socket>();
   private server: net.Server | null = null;
 
-  constructor(readonly path: string) {}
+  constructor(readonly path: string, private readonly warn: (msg: string) => void = () => undefined) {}
 
   async listen(): Promise<void> {
     try { fs.unlinkSync(this.path); } catch { /* none */ }
@@ -44,9 +62,9 @@ export class Channel {
     fs.chmodSync(this.path, 0o666);
   }
 
-  /** Calls `cb` for every message that carries `token`, until forget(token). */
-  on(token: string, cb: (msg: LoaderMessage) => void): void {
-    this.listeners.set(token, cb);
+  /** Calls `cb` for every message that carries `token` and comes from process `pid` itself, until forget(token). */
+  on(token: string, pid: number, cb: (msg: LoaderMessage) => void): void {
+    this.listeners.set(token, { pid, cb });
   }
 
   forget(token: string): void {
@@ -63,6 +81,12 @@ export class Channel {
   }
 
   private onConnection(sock: net.Socket): void {
+    let peerPid = 0;
+    try {
+      const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
+      if (typeof fd === 'number') peerPid = getPeerCredentials(fd).pid;
+    } catch { /* unknown: nothing it says will count */ }
+    let refused = false;
     let buf = '';
     sock.setEncoding('utf8');
     sock.on('error', () => undefined);
@@ -82,11 +106,15 @@ export class Channel {
         } catch {
           continue;
         }
-        const cb = typeof msg.token === 'string' ? this.listeners.get(msg.token) : undefined;
-        if (cb) {
-          this.sockets.set(msg.token, sock);
-          cb(msg);
+        const l = typeof msg.token === 'string' ? this.listeners.get(msg.token) : undefined;
+        if (l === undefined) continue;
+        if (peerPid !== l.pid || msg.pid !== l.pid) {
+          if (!refused) this.warn(`loader channel: refused a message for process ${l.pid} from process ${peerPid || 'unknown'} (it may speak only for itself)`);
+          refused = true;
+          continue;
         }
+        this.sockets.set(msg.token, sock);
+        l.cb(msg);
       }
     });
   }

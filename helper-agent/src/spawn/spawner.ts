@@ -324,8 +324,7 @@ export class AppSpawner implements Spawner {
         void poll();
       } else {
         const h = handle;
-        this.cfg.channel.on(token, (msg) => {
-          if (msg.pid !== child.pid) return;
+        this.cfg.channel.on(token, child.pid as number, (msg) => {
           if (msg.type === 'ready') finish(null);
           else if (msg.type === 'stats') h.report(reportOf(msg));
         });
