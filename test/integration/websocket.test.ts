@@ -153,3 +153,12 @@ test('a `ws` client against a `ws` server app', async (t) => {
   assert.equal(await closed, 1000);
   await eventually(async () => (await processes(s))[0].websockets === 0, 10_000, 'the socket to be freed');
 });
+
+test('stopping the server with a WebSocket open closes it and exits', async (t) => {
+  const s = await startServer(t, appCopy(t, 'websocket'), ['--min-instances', '1']);
+  const h = await wsHandshake(s.port, '/');
+  assert.equal(h.status, 101);
+  assert.equal((await h.ws!.echo('x')).data.toString(), 'x');
+  assert.equal(await s.stop(), 0);
+  await h.ws!.closed;
+});
