@@ -162,3 +162,45 @@ test('stopping the server with a WebSocket open closes it and exits', async (t) 
   assert.equal(await s.stop(), 0);
   await h.ws!.closed;
 });
+
+function privateDirtyMB(pid: number): number {
+  const txt = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  let kb = 0;
+  for (const m of txt.matchAll(/^Private_Dirty:\s+(\d+) kB/gm)) kb += Number(m[1]);
+  return kb / 1024;
+}
+
+test('100 MB through a WebSocket both ways without the agent holding them', async (t) => {
+  const s = await startServer(t, appCopy(t, 'websocket'), ['--min-instances', '1']);
+  const corePid = Number(fs.readFileSync(path.join(s.instanceDir(), 'core.pid'), 'utf8'));
+  const h = await wsHandshake(s.port, '/');
+  assert.equal(h.status, 101);
+  const ws = h.ws!;
+  const before = privateDirtyMB(corePid);
+  let peak = before;
+  const watch = setInterval(() => { try { peak = Math.max(peak, privateDirtyMB(corePid)); } catch { /* gone */ } }, 50);
+  t.after(() => clearInterval(watch));
+  const chunk = Buffer.alloc(1024 * 1024, 5);
+  const total = 100;
+  let sent = 0;
+  // Sends as fast as the socket takes it; the echoes are read meanwhile.
+  const sending = (async () => {
+    while (sent < total) {
+      sent++;
+      ws.send(chunk);
+      if (ws.socket.writableNeedDrain) await new Promise((r) => ws.socket.once('drain', r));
+    }
+  })();
+  let got = 0;
+  while (got < total * chunk.length) {
+    const m = await ws.next(60_000);
+    assert.ok(m !== null, 'the connection stayed open');
+    got += m.data.length;
+  }
+  await sending;
+  clearInterval(watch);
+  assert.equal(got, total * chunk.length);
+  t.diagnostic(`agent private dirty memory: ${before.toFixed(1)} MB before, ${peak.toFixed(1)} MB at most`);
+  assert.ok(peak - before < 100, `agent private memory grew by ${(peak - before).toFixed(1)} MB while 200 MB passed`);
+  await ws.close();
+});

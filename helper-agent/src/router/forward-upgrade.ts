@@ -46,6 +46,8 @@ class Upgrade {
   stickyId: string | null = null;
   readonly startedAt = Date.now();
   private appReq: http.ClientRequest | null = null;
+  /** The app's answer when it was not a 101, while it is relayed. */
+  private appRes: http.IncomingMessage | null = null;
   private appSock: Socket | null = null;
 
   constructor(
@@ -149,6 +151,7 @@ class Upgrade {
     for (let i = 0; i < raw.length; i += 2) if (!HOP_BY_HOP.has(raw[i].toLowerCase())) kept.push(raw[i], raw[i + 1]);
     // The body goes out as the app's parser delivers it: delimited by its
     // content-length if it had one, else by the end of the connection.
+    this.appRes = res;
     this.client.write(headLines(res.statusCode ?? 502, res.statusMessage, kept, ['connection', 'close']), 'latin1');
     res.on('end', () => this.finish());
     res.on('error', () => this.client.destroy());
@@ -198,6 +201,9 @@ class Upgrade {
     }
     this.appReq?.destroy();
     this.appReq = null;
+    // A client that left in the middle of a relayed answer cuts it off at the app too.
+    if (this.appRes !== null && !this.appRes.complete) this.appRes.destroy();
+    this.appRes = null;
     const p = this.proc;
     this.proc = null;
     if (p !== null) {
@@ -235,6 +241,7 @@ function endThenDestroy(s: Socket): void {
 function sendAgentResponse(client: Socket, err: Error, group: Group | null): void {
   const r = agentErrorResponse(err, group);
   client.end(headLines(r.status, undefined, ['content-type', r.type, 'content-length', String(Buffer.byteLength(r.body)), 'connection', 'close'], []) + r.body);
+  client.once('finish', () => client.destroy());
 }
 
 export class UpgradeForwarder {
