@@ -19,7 +19,7 @@ export function sharedDir(t: TestContext, prefix: string): string {
   return d;
 }
 
-function chmodTree(dir: string): void {
+export function chmodTree(dir: string): void {
   fs.chmodSync(dir, 0o755);
   for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
     const p = path.join(dir, e.name);
@@ -92,10 +92,10 @@ export interface WebServer {
   errorLog(): string;
 }
 
-function snippet(server: 'nginx' | 'apache', socket: string, dir: string): string {
-  const r = spawnSync(process.execPath, [BIN.config, `${server}-snippet`, '--socket', socket], { encoding: 'utf8' });
+function snippet(server: 'nginx' | 'apache', socket: string, dir: string, http = false): string {
+  const r = spawnSync(process.execPath, [BIN.config, `${server}-snippet`, '--socket', socket, ...(http ? ['--http'] : [])], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(r.stderr);
-  const file = path.join(dir, `${server}-passenger.conf`);
+  const file = path.join(dir, `${server}-passenger${http ? '-http' : ''}.conf`);
   fs.writeFileSync(file, r.stdout);
   return file;
 }
@@ -120,11 +120,16 @@ async function stopWebServer(child: ChildProcess, name: string): Promise<void> {
   await eventually(() => !isAlive(child.pid as number), 15_000, `${name} to stop`).catch(() => child.kill('SIGKILL'));
 }
 
-/** nginx with one server block per app root: `root <app>/public; include <snippet>;`. */
-export async function startNginx(t: TestContext, dir: string, socket: string, appRoots: string[]): Promise<WebServer & { ports: number[] }> {
+/**
+ * nginx with one server block per app root: `root <app>/public; include <snippet>;`.
+ * `keepalive`: the keep-alive pair instead (passenger-http.conf at the http
+ * level, as `nginx-snippet --http` prints it, and passenger-keepalive.conf).
+ */
+export async function startNginx(t: TestContext, dir: string, socket: string, appRoots: string[], opts: { keepalive?: boolean } = {}): Promise<WebServer & { ports: number[] }> {
   if (!NGINX) throw new Error('nginx is not installed');
   const ports = await Promise.all(appRoots.map(() => freePort()));
-  const inc = snippet('nginx', socket, dir);
+  const inc = opts.keepalive ? path.join(ROOT, 'nginx-conf', 'passenger-keepalive.conf') : snippet('nginx', socket, dir);
+  const httpLevel = opts.keepalive ? `  include ${snippet('nginx', socket, dir, true)};\n` : '';
   const tmp = path.join(dir, 'nginx-tmp');
   fs.mkdirSync(tmp);
   const conf = path.join(dir, 'nginx.conf');
@@ -137,7 +142,7 @@ events { worker_connections 1024; }
 http {
   access_log off;
   client_body_temp_path ${tmp}/body; proxy_temp_path ${tmp}/proxy; fastcgi_temp_path ${tmp}/fcgi; uwsgi_temp_path ${tmp}/uwsgi; scgi_temp_path ${tmp}/scgi;
-${appRoots.map((root, i) => `  server {
+${httpLevel}${appRoots.map((root, i) => `  server {
     listen 127.0.0.1:${ports[i]};
     root ${root}/public;
     include ${inc};

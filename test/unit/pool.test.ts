@@ -68,6 +68,46 @@ test('routing: fewest sessions first; ties go to the oldest process', () => {
   assert.equal(leastBusy([], 0), null);
 });
 
+test('routing: open WebSockets only break ties between equally busy processes', () => {
+  const mk = (sessions: number, websockets: number) => ({ sessions, websockets, hasCapacity: (max: number) => max === 0 || sessions < max }) as unknown as AppProcess;
+  const many = mk(0, 50);
+  const few = mk(0, 2);
+  const busy = mk(1, 0);
+  assert.equal(leastBusy([many, few], 0), few, 'new sockets spread out');
+  assert.equal(leastBusy([busy, many], 0), many, 'requests in flight weigh more than idle sockets');
+  assert.equal(leastBusy([many], 1), many, 'sockets take no request slot');
+});
+
+test('a WebSocket is counted apart from sessions: no slot, no spawn, no idle shutdown, freed on close', async () => {
+  const { pool, spawner, options, check, advance } = setup({ minInstances: 0, maxConcurrency: 1, scaleAtSessions: 2, poolIdleTime: 60 });
+  const g = pool.group(options);
+  g.wait(() => undefined);
+  spawner.finishOne();
+  await flush();
+  const p = g.processes[0];
+  g.release(p);
+  for (let i = 0; i < 5; i++) {
+    const q = g.checkout();
+    assert.equal(q, p, 'the handshake takes the slot like any request');
+    g.upgraded(p);
+    check();
+  }
+  assert.equal(p.websockets, 5);
+  assert.equal(p.sessions, 0);
+  assert.equal(g.checkout(), p, 'the process still takes a request');
+  g.release(p);
+  assert.equal(spawner.pending.length, 0, 'sockets make the group spawn nothing');
+  advance(120_000);
+  pool.reapIdle();
+  assert.equal(p.life, 'alive', 'a process with open WebSockets is not idle');
+  for (let i = 0; i < 5; i++) g.websocketClosed(p);
+  check();
+  assert.equal(p.websockets, 0);
+  advance(120_000);
+  pool.reapIdle();
+  assert.notEqual(p.life, 'alive', 'once they closed, it is');
+});
+
 test('a group spawns min_instances processes, one at a time while it has none', async () => {
   const { pool, spawner, options, check } = setup({ minInstances: 3 });
   const g = pool.group(options);

@@ -77,7 +77,9 @@ export function renderPool(doc: StatusDocument, header: boolean, paint: Paint = 
       const mem = p.private_dirty_kb === null ? '?' : `${Math.round(p.private_dirty_kb / 1024)}M`;
       const cpu = p.cpu_percent === null ? '?' : `${p.cpu_percent}%`;
       const state = p.state === 'alive' ? '' : paint.warn('    (shutting down)');
-      out.push(`  * PID: ${paint.name(pad(String(p.pid), 8))}Sessions: ${pad(String(p.sessions), 8)}Processed: ${pad(String(p.processed), 8)}Uptime: ${formatDuration(p.uptime_s)}${state}`);
+      // Open WebSockets are not sessions (README.md, "WebSockets"): shown apart, when there are any.
+      const ws = p.websockets > 0 ? `  WebSockets: ${p.websockets}` : '';
+      out.push(`  * PID: ${paint.name(pad(String(p.pid), 8))}Sessions: ${pad(String(p.sessions), 8)}Processed: ${pad(String(p.processed), 8)}Uptime: ${formatDuration(p.uptime_s)}${ws}${state}`);
       out.push(`    CPU: ${pad(cpu, 8)}Memory  : ${pad(mem, 8)}Last used: ${formatDuration((now - p.last_used) / 1000)} ago`);
     }
     out.push('');

@@ -33,12 +33,25 @@ function firstResponseOf(server: http.Server): Promise<void> {
   return new Promise((resolve) => server.once('request', (_req: http.IncomingMessage, res: http.ServerResponse) => res.once('close', resolve)));
 }
 
+/**
+ * Upgrade requests (WebSockets) go to the 'upgrade' event; without a
+ * listener Node would hand them to the request listener as plain requests
+ * and the app would answer them with a page instead of a 101.
+ */
+async function upgradeForwarder(server: http.Server, ctx: ForwardingContext): Promise<{ requests(): RequestSnapshot[] }> {
+  const { UpgradeForwarder } = await import('../router/forward-upgrade.js');
+  const up = new UpgradeForwarder(ctx);
+  server.on('upgrade', up.handle);
+  return up;
+}
+
 export async function createRequestServer(o: Options, listenFd: number | null, ctx: ForwardingContext, onConnection?: (sock: Socket) => void): Promise<RequestServer> {
   if (o.forwarder === 'reply-from') {
     const { default: Fastify } = await import('fastify');
     const { registerReplyFromForwarding } = await import('../router/forward-reply-from.js');
     const app = Fastify({ logger: false, keepAliveTimeout: KEEP_ALIVE_MS, requestTimeout: 0, return503OnClosing: false, forceCloseConnections: 'idle' });
     await registerReplyFromForwarding(app, ctx);
+    const upgrades = await upgradeForwarder(app.server, ctx);
     if (onConnection) app.server.on('connection', onConnection);
     return {
       firstResponse: firstResponseOf(app.server),
@@ -50,12 +63,13 @@ export async function createRequestServer(o: Options, listenFd: number | null, c
         });
       },
       close: () => app.close(),
-      requests: () => [],
+      requests: () => upgrades.requests(),
     };
   }
   const { DirectForwarder } = await import('../router/forward-direct.js');
   const forwarder = new DirectForwarder(ctx);
   const server = http.createServer({ keepAliveTimeout: KEEP_ALIVE_MS, requestTimeout: 0 }, forwarder.handle);
+  const upgrades = await upgradeForwarder(server, ctx);
   if (onConnection) server.on('connection', onConnection);
   return {
     firstResponse: firstResponseOf(server),
@@ -70,6 +84,6 @@ export async function createRequestServer(o: Options, listenFd: number | null, c
       server.close(() => resolve());
       server.closeIdleConnections();
     }),
-    requests: () => forwarder.requests(),
+    requests: () => [...forwarder.requests(), ...upgrades.requests()].sort((a, b) => b.age_ms - a.age_ms),
   };
 }

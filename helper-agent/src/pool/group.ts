@@ -153,6 +153,21 @@ export class Group {
     if (this.queue.length > 0) this.pump();
   }
 
+  /**
+   * The app answered a session's request with 101: the request is over (as
+   * release() counts it) and the connection lives on as a WebSocket.
+   */
+  upgraded(p: AppProcess): void {
+    p.websockets++;
+    this.release(p);
+  }
+
+  /** A WebSocket on the process closed. */
+  websocketClosed(p: AppProcess): void {
+    p.websockets--;
+    p.lastUsed = this.pool.now();
+  }
+
   /** Hands queued requests to processes with room, oldest request first. */
   pump(): void {
     while (this.queue.length > 0) {

@@ -11,6 +11,7 @@ export function verifyInvariants(pool: Pool): void {
     const max = g.options.maxConcurrency;
     for (const p of g.processes) {
       if (p.sessions < 0) fail(`${g.name}: process ${p.pid} has ${p.sessions} sessions`);
+      if (p.websockets < 0) fail(`${g.name}: process ${p.pid} has ${p.websockets} WebSockets`);
       if (max > 0 && p.sessions > max) fail(`${g.name}: process ${p.pid} has ${p.sessions} sessions > limit ${max}`);
       if (p.life === 'dead') fail(`${g.name}: dead process ${p.pid} still listed`);
       if (p.life === 'shuttingDown' && p.enabled === 'enabled') fail(`${g.name}: process ${p.pid} shutting down but enabled`);

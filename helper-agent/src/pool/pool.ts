@@ -145,7 +145,7 @@ export class Pool {
     for (const other of this.groups.values()) {
       if (other === g) continue;
       for (const p of other.processes) {
-        if (p.life === 'alive' && p.sessions === 0 && (victim === null || p.lastUsed < victim.lastUsed)) victim = p;
+        if (p.life === 'alive' && p.sessions === 0 && p.websockets === 0 && (victim === null || p.lastUsed < victim.lastUsed)) victim = p;
       }
     }
     if (victim === null) return;
@@ -212,7 +212,8 @@ export class Pool {
       let spare = g.enabledCount() - g.options.minInstances;
       for (const p of [...g.processes]) {
         if (spare <= 0) break;
-        if (p.life === 'alive' && p.sessions === 0 && now - p.lastUsed >= idleMs) {
+        // An open WebSocket is a client still being served, however quiet.
+        if (p.life === 'alive' && p.sessions === 0 && p.websockets === 0 && now - p.lastUsed >= idleMs) {
           this.log.info(`process ${p.pid} of ${g.name} was idle for ${Math.round((now - p.lastUsed) / 1000)} s: shutting it down`);
           g.detach(p);
           spare--;

@@ -37,7 +37,14 @@ export interface ProcessReport {
 }
 
 export class AppProcess {
+  /** HTTP requests in flight: what routing, max concurrency and scale_at_sessions go by. */
   sessions = 0;
+  /**
+   * Open WebSockets (upgraded connections). Counted apart from sessions: an
+   * idle socket costs the app next to nothing, so it neither keeps a process
+   * from taking requests nor makes the group spawn.
+   */
+  websockets = 0;
   processed = 0;
   lastUsed: number;
   life: LifeStatus = 'alive';

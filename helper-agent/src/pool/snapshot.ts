@@ -6,7 +6,10 @@ export interface ProcessSnapshot {
   pid: number;
   /** lifetime: alive, shutting_down */
   state: 'alive' | 'shutting_down';
+  /** HTTP requests in flight */
   sessions: number;
+  /** open WebSockets (not counted in sessions) */
+  websockets: number;
   processed: number;
   /** ms since the epoch */
   spawned_at: number;
@@ -52,6 +55,7 @@ export function snapshotPool(pool: Pool): PoolSnapshot {
         pid: p.pid,
         state: p.life === 'alive' ? 'alive' : 'shutting_down',
         sessions: p.sessions,
+        websockets: p.websockets,
         processed: p.processed,
         spawned_at: p.spawnedAt,
         uptime_s: Math.floor((now - p.spawnedAt) / 1000),

@@ -34,7 +34,7 @@ const COMMA = ', ';
  * X-Forwarded-For/-Proto. Names are compared lowercased only when their
  * length matches one we drop.
  */
-function appHeaders(req: IncomingMessage): string[] {
+export function appHeaders(req: IncomingMessage): string[] {
   const raw = req.rawHeaders;
   const out: string[] = [];
   let xff: string | null = null;
@@ -83,7 +83,8 @@ export interface RequestSnapshot {
   group: string;
   /** null while it waits for a process */
   pid: number | null;
-  state: 'queued' | 'forwarded' | 'responding';
+  /** websocket: an upgraded connection, open since age_ms */
+  state: 'queued' | 'forwarded' | 'responding' | 'websocket';
   age_ms: number;
   client: string | null;
 }
@@ -241,7 +242,7 @@ class Exchange implements ResponseHandler {
 }
 
 /** The sticky cookie for a process: Secure only when the client came over HTTPS (else browsers drop it). */
-function stickyCookie(name: string, id: number, attributes: string, req: IncomingMessage): string {
+export function stickyCookie(name: string, id: number, attributes: string, req: IncomingMessage): string {
   const https = (req.socket as { encrypted?: boolean }).encrypted === true || req.headers['x-forwarded-proto'] === 'https';
   const attrs = attributes.replace(/;?\s*Secure\s*;?/i, ';').replace(/^;|;\s*$/g, '').trim();
   return `${name}=${id}; Path=/${attrs ? `; ${attrs}` : ''}${https ? '; Secure' : ''}`;

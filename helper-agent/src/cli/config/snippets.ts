@@ -16,8 +16,13 @@ export function snippetCommand(server: 'nginx' | 'apache'): Command {
 
 Prints ${path.join(dir, 'passenger.conf')} with PATH as the agent's socket
 (default ${DEFAULT_SOCKET}).${server === 'nginx' ? `
---http prints passenger-http.conf instead: the http-level upstream that
-passenger-keepalive.conf (the faster server-level snippet) uses.` : ''}
+--http prints passenger-http.conf instead: the http-level upstream (and the
+map for WebSocket upgrades) that passenger-keepalive.conf, the faster
+server-level snippet, uses. Both snippets carry WebSockets.` : `
+Needs mod_proxy, mod_proxy_http, mod_headers and mod_rewrite
+(a2enmod proxy proxy_http headers rewrite). WebSockets pass through
+mod_proxy_http itself (upgrade=websocket, Apache 2.4.47 or later):
+mod_proxy_wstunnel is not needed.`}
 
 Example:
   passenger-config ${server}-snippet --socket /tmp/agent.sock > /etc/${server}/passenger.conf`,
