@@ -73,9 +73,10 @@ test('a request whose process refuses the connection is retried on another proce
   const s = await startServer(t, appCopy(t, 'basic'), ['--min-instances', '2', '--max-pool-size', '2', '--environment', 'production']);
   await eventually(async () => (await s.appPids()).length === 2, 20_000, 'two processes');
   // Break one process's socket: connecting to it now fails, as to a process that just died.
+  // (each process listens in a directory of its own under apps/)
   const socks = path.join(s.instanceDir(), 'apps');
-  const broken = fs.readdirSync(socks).sort()[0];
-  fs.rmSync(path.join(socks, broken));
+  const broken = path.join(socks, fs.readdirSync(socks).sort()[0]);
+  for (const f of fs.readdirSync(broken)) fs.rmSync(path.join(broken, f));
   const results = await Promise.all(Array.from({ length: 10 }, () => request(s.port, '/pid')));
   for (const r of results) assert.equal(r.status, 200, r.body);
   assert.match(s.output(), /refused a connection \(ENOENT\); taking it out of rotation/);
