@@ -3,7 +3,7 @@
 import type { GroupOptions } from '../config';
 import { PassengerError } from '../errors';
 import { AppProcess, type ProcessReport } from './process';
-import { isStableUptime, spawnDelay } from './restart-policy';
+import { spawnDelay } from './restart-policy';
 import { leastBusy } from './routing';
 import type { Pool } from './pool';
 
@@ -216,9 +216,12 @@ export class Group {
     if (i !== -1) this.processes.splice(i, 1);
     const how = signal ? `signal ${signal}` : `exit code ${code}`;
     if (wasAlive) {
+      // A crash, not a failed start: it was up (only a process that passed its
+      // readiness joins the group). It is replaced at once and waiting requests
+      // go to the replacement; backoff is for apps that cannot start, and a
+      // process killed soon after its start says nothing about that.
       const uptime = this.pool.now() - p.spawnedAt;
       this.pool.log.warn(`process ${p.pid} of ${this.name} exited unexpectedly (${how}) after ${Math.round(uptime / 1000)} s; replacing it`);
-      if (!isStableUptime(uptime)) this.noteSpawnFailure(new PassengerError('E_SPAWN', `the app exited ${Math.round(uptime / 1000)} s after it started`));
     } else {
       this.pool.log.info(`process ${p.pid} of ${this.name} stopped (${how})`);
     }
