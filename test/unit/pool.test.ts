@@ -215,6 +215,39 @@ test('a process that exits is replaced; a spawn failure fails waiting requests a
   pool.close();
 });
 
+test('a process that dies soon after it came up is a crash: replaced at once, no backoff, waiting requests go to the replacement', async () => {
+  const { pool, spawner, options, check, advance } = setup({ minInstances: 2, maxConcurrency: 1 });
+  const g = pool.group(options);
+  spawner.finishOne();
+  await flush();
+  spawner.finishOne();
+  await flush();
+  check();
+  // Both busy, a third request waits; then a kill storm: every process killed within a second of its start.
+  assert.ok(g.checkout() && g.checkout());
+  let served: AppProcess | null = null;
+  let failed: Error | null = null;
+  g.wait((e, p) => { failed = e; served = p; });
+  for (let i = 0; i < 6; i++) {
+    advance(300);
+    const victim = g.processes[g.processes.length - 1];
+    (victim.handle as FakeHandle).exit(null, 'SIGKILL');
+    check();
+    assert.equal(g.spawnFailures, 0, 'a crash is not a failed spawn');
+    assert.equal(g.backingOff(), false);
+    assert.equal(spawner.pending.length, 1, 'replaced at once');
+    assert.equal(failed, null, 'the waiting request was not failed');
+    spawner.finishOne();
+    await flush();
+    check();
+    if (i === 0) assert.ok(served, 'the waiting request went to the replacement');
+  }
+  while (spawner.pending.length > 0) { spawner.finishOne(); await flush(); }
+  check();
+  assert.equal(g.processes.filter((p) => p.life === 'alive').length, 2, 'back at min_instances');
+  pool.close();
+});
+
 test('the backoff resets once a process has lived through the minimum uptime', async () => {
   const { pool, spawner, options, check, advance } = setup({ minInstances: 1 });
   const g = pool.group(options);

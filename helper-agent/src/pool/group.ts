@@ -3,19 +3,30 @@
 import type { GroupOptions } from '../config';
 import { PassengerError } from '../errors';
 import { AppProcess, type ProcessReport } from './process';
-import { isStableUptime, spawnDelay } from './restart-policy';
+import { spawnDelay } from './restart-policy';
 import { leastBusy } from './routing';
 import type { Pool } from './pool';
 
 /** Called once with the process that took the request's session, or with why none will. */
 export type Waiter = (err: Error | null, proc: AppProcess | null) => void;
 
-/** A request waiting in the group's queue. */
-export interface QueueEntry {
-  readonly fn: Waiter;
-  readonly since: number;
-  timer: NodeJS.Timeout | null;
+/** A request's place in the group's queue: cancel() gives it up (the client left). Safe to call twice, or after it was served. */
+export class QueueTicket {
+  timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly group: Group,
+    readonly fn: Waiter,
+    readonly since: number,
+  ) {}
+
+  cancel(): void {
+    this.group.cancelWait(this);
+  }
 }
+
+/** @deprecated the earlier name of QueueTicket, kept while modules move over. */
+export type QueueEntry = QueueTicket;
 
 /** Spawns at once for waiting requests, at most. */
 export const MAX_PARALLEL_SPAWNS = 4;
@@ -23,7 +34,7 @@ export const MAX_PARALLEL_SPAWNS = 4;
 export class Group {
   /** Alive and shutting-down processes, oldest first. */
   readonly processes: AppProcess[] = [];
-  readonly queue: QueueEntry[] = [];
+  readonly queue: QueueTicket[] = [];
   spawning = 0;
   spawnFailures = 0;
   lastSpawnError: Error | null = null;
@@ -91,7 +102,7 @@ export class Group {
   }
 
   /** The slow path: wait in the group's queue for the first process with room. */
-  wait(fn: Waiter): QueueEntry | null {
+  wait(fn: Waiter): QueueTicket | null {
     this.lastWanted = this.pool.now();
     if (this.backingOff() && this.enabledCount() === 0 && this.spawning === 0 && this.lastSpawnError) {
       fn(this.lastSpawnError, null);
@@ -102,7 +113,7 @@ export class Group {
       fn(new PassengerError('E_QUEUE_FULL', `the request queue of ${this.name} is full (${limit} waiting)`), null);
       return null;
     }
-    const entry: QueueEntry = { fn, since: this.pool.now(), timer: null };
+    const entry = new QueueTicket(this, fn, this.pool.now());
     const maxWait = this.options.maxRequestQueueTime;
     if (maxWait > 0) {
       entry.timer = setTimeout(() => {
@@ -120,11 +131,11 @@ export class Group {
   }
 
   /** The request left before it got a process (the client went away). */
-  cancelWait(entry: QueueEntry): void {
+  cancelWait(entry: QueueTicket): void {
     if (this.removeFromQueue(entry)) this.notifyChange();
   }
 
-  private removeFromQueue(entry: QueueEntry): boolean {
+  private removeFromQueue(entry: QueueTicket): boolean {
     const i = this.queue.indexOf(entry);
     if (i === -1) return false;
     this.queue.splice(i, 1);
@@ -174,7 +185,7 @@ export class Group {
       const p = leastBusy(this.processes, this.options.maxConcurrency);
       if (p === null) return;
       p.sessions++;
-      const entry = this.queue.shift() as QueueEntry;
+      const entry = this.queue.shift() as QueueTicket;
       if (entry.timer) clearTimeout(entry.timer);
       entry.fn(null, p);
     }
@@ -231,9 +242,12 @@ export class Group {
     if (i !== -1) this.processes.splice(i, 1);
     const how = signal ? `signal ${signal}` : `exit code ${code}`;
     if (wasAlive) {
+      // A crash, not a failed start: it was up (only a process that passed its
+      // readiness joins the group). It is replaced at once and waiting requests
+      // go to the replacement; backoff is for apps that cannot start, and a
+      // process killed soon after its start says nothing about that.
       const uptime = this.pool.now() - p.spawnedAt;
       this.pool.log.warn(`process ${p.pid} of ${this.name} exited unexpectedly (${how}) after ${Math.round(uptime / 1000)} s; replacing it`);
-      if (!isStableUptime(uptime)) this.noteSpawnFailure(new PassengerError('E_SPAWN', `the app exited ${Math.round(uptime / 1000)} s after it started`));
     } else {
       this.pool.log.info(`process ${p.pid} of ${this.name} stopped (${how})`);
     }

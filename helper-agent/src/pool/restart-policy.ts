@@ -1,6 +1,8 @@
 // When to try spawning again after failures: a pure function of the history.
+// Only spawns that fail before the process is up (listening) count: a process
+// that was up and dies is a crash, replaced at once (group.ts onExit).
 
-/** Spawn attempts that fail (or processes that die within MIN_UPTIME_MS) count as failures. */
+/** A process that lives this long clears its group's failed spawns (and so its backoff). */
 export const MIN_UPTIME_MS = 10_000;
 export const BACKOFF_BASE_MS = 500;
 export const BACKOFF_CAP_MS = 30_000;

@@ -7,12 +7,13 @@
 // this work per request; README.md has the numbers.)
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PassengerError } from '../errors';
-import type { Group, QueueEntry } from '../pool/group';
+import type { Group, QueueTicket } from '../pool/group';
 import type { AppProcess } from '../pool/process';
 import { agentErrorResponse } from './error-pages';
 import { hasBody, isConnectFailure, mayRetry, rootCode } from './retry';
 import type { StaticFiles } from './static-files';
 import type { AppRequest, ResponseHandler } from './app-client';
+import { connectionOf, type ClientConnection, type ConnectionRequest } from './client-connection';
 import { appClientOf } from './transport';
 
 export interface ForwardingContext {
@@ -89,14 +90,22 @@ export interface RequestSnapshot {
   client: string | null;
 }
 
-/** One client request on its way to (and back from) an app process. */
-class Exchange implements ResponseHandler {
+/**
+ * One client request on its way to (and back from) an app process. It holds
+ * at most one session (`proc`) or one queue ticket at a time; close() gives
+ * back whichever it holds and cuts off the app's side, once, whatever the
+ * exchange was doing.
+ */
+class Exchange implements ResponseHandler, ConnectionRequest {
   proc: AppProcess | null = null;
   attempts = 0;
   responded = false;
+  /** No more is written to the client (answered, cut short, or it left). */
   finished = false;
+  /** Over: nothing held, nothing more to do. */
+  closed = false;
   /** Its place in the group's queue while it waits for a process. */
-  queued: QueueEntry | null = null;
+  queued: QueueTicket | null = null;
   readonly startedAt = Date.now();
   private abortUpstream: ((err?: Error) => void) | null = null;
   private resume: (() => void) | null = null;
@@ -110,6 +119,7 @@ class Exchange implements ResponseHandler {
     readonly req: IncomingMessage,
     readonly res: TrackedResponse,
     readonly group: Group,
+    readonly conn: ClientConnection,
   ) {
     const withBody = hasBody(req.headers);
     this.opts = { path: req.url as string, method: req.method as string, headers: appHeaders(req), body: withBody ? req : null };
@@ -119,7 +129,16 @@ class Exchange implements ResponseHandler {
     return this.opts.body !== null;
   }
 
+  /** Its turn on the client connection came (pipelined behind others): route it. */
+  admit(): void {
+    this.forwarder.start(this);
+  }
+
   dispatch(p: AppProcess): void {
+    if (this.closed) {
+      p.group.release(p);
+      return;
+    }
     this.proc = p;
     this.queued = null;
     this.attempts++;
@@ -145,6 +164,7 @@ class Exchange implements ResponseHandler {
     if (this.responded) {
       this.finished = true;
       this.res.destroy();
+      this.close();
     } else {
       this.forwarder.respond(this, new PassengerError('E_REQUEST_TIMEOUT', `the request ran longer than ${limit} s (max_request_time)`));
     }
@@ -153,14 +173,33 @@ class Exchange implements ResponseHandler {
 
   onConnect(abort: (err?: Error) => void): void {
     this.abortUpstream = abort;
-    if (this.res.destroyed) abort();
+    if (this.closed) abort();
   }
 
-  /** The client left before its response was over: stop the app's side too, so its connection is not left paused. */
-  clientLeft(): void {
-    if (this.finished) return;
-    this.finished = true;
-    this.abortUpstream?.(new Error('the client left'));
+  /**
+   * The exchange is over, or its client left: the queue ticket or session is
+   * given back, and a response still under way is cut off at the app's side
+   * too (else its connection is left paused). Idempotent.
+   */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.forwarder.inFlight.delete(this);
+    this.clearTimer();
+    if (this.queued !== null) {
+      this.queued.cancel();
+      this.queued = null;
+    }
+    const p = this.proc;
+    if (p !== null) {
+      this.proc = null;
+      p.group.release(p);
+    }
+    if (!this.finished) {
+      this.finished = true;
+      this.abortUpstream?.(new Error('the client left'));
+    }
+    this.conn.leave(this);
   }
 
   onHeaders(status: number, headers: string[], resume: () => void, statusText: string): boolean {
@@ -192,8 +231,10 @@ class Exchange implements ResponseHandler {
 
   onComplete(): void {
     this.finished = true;
-    this.clearTimer();
     this.res.end();
+    // The app's part is over: its process is free even while the response
+    // still waits, pipelined, behind an earlier one to the client.
+    this.close();
   }
 
   clearTimer(): void {
@@ -208,10 +249,16 @@ class Exchange implements ResponseHandler {
     if (this.responded) {
       // The response was under way: the client must see it cut short.
       this.forwarder.log.warn(`${this.req.method} ${this.req.url} on process ${p?.pid}: the response broke off (${code ?? err.message})`);
+      this.finished = true;
       this.res.destroy();
+      this.close();
       return;
     }
-    if (this.res.destroyed) return; // the client left; the close handler releases the session
+    if (this.closed) return;
+    if (this.res.destroyed) {
+      this.close();
+      return;
+    }
     if (p !== null) {
       this.proc = null;
       if (isConnectFailure(code)) {
@@ -264,22 +311,13 @@ export function cookieValue(header: string | undefined, name: string): string | 
   return null;
 }
 
-/** Releases the session when the client's response is over, finished or cut short. */
+/**
+ * The client's response is over, finished or cut short. (Node emits this only
+ * for the response that owns the socket; pipelined ones behind it are closed
+ * with the connection, client-connection.ts.)
+ */
 function onResponseClose(this: TrackedResponse): void {
-  const ex = this[kExchange];
-  if (ex === undefined) return;
-  ex.forwarder.inFlight.delete(ex);
-  ex.clearTimer();
-  if (ex.queued !== null) {
-    ex.group.cancelWait(ex.queued);
-    ex.queued = null;
-  }
-  const p = ex.proc;
-  if (p !== null) {
-    ex.proc = null;
-    p.group.release(p);
-    ex.clientLeft();
-  }
+  this[kExchange]?.close();
 }
 
 export class DirectForwarder {
@@ -304,7 +342,7 @@ export class DirectForwarder {
       sendAgentResponse(res, g, null);
       return;
     }
-    const ex = new Exchange(this, req, res as TrackedResponse, g);
+    const ex = new Exchange(this, req, res as TrackedResponse, g, connectionOf(req.socket));
     // A request without a body is read (nothing) now: else the server drains
     // it after the response, with a listener sweep and a tick per request.
     if (!ex.withBody) req.read();
@@ -312,9 +350,15 @@ export class DirectForwarder {
     // on(), not once(): once() wraps the listener in a new closure per call.
     res.on('close', onResponseClose);
     this.inFlight.add(ex);
-    if (g.options.stickySessions && this.routeSticky(ex)) return;
-    this.route(ex);
+    if (ex.conn.join(ex)) this.start(ex);
   };
+
+  /** Routes an exchange whose turn on its client connection has come. */
+  start(ex: Exchange): void {
+    if (ex.closed) return;
+    if (ex.group.options.stickySessions && this.routeSticky(ex)) return;
+    this.route(ex);
+  }
 
   /** A client with a sticky cookie for a live process with room goes to that process. */
   private routeSticky(ex: Exchange): boolean {
@@ -337,10 +381,6 @@ export class DirectForwarder {
     ex.queued = ex.group.wait((err, proc) => {
       ex.queued = null;
       if (proc !== null) {
-        if (ex.res.destroyed) {
-          proc.group.release(proc);
-          return;
-        }
         ex.dispatch(proc);
       } else {
         this.respond(ex, err ?? new Error('no process'));
@@ -350,8 +390,8 @@ export class DirectForwarder {
 
   respond(ex: Exchange, err: Error): void {
     ex.finished = true;
-    ex.clearTimer();
     sendAgentResponse(ex.res, err, ex.group);
+    ex.close();
   }
 
   requests(): RequestSnapshot[] {
