@@ -25,8 +25,6 @@ export class QueueTicket {
   }
 }
 
-/** @deprecated the earlier name of QueueTicket, kept while modules move over. */
-export type QueueEntry = QueueTicket;
 
 /** Spawns at once for waiting requests, at most. */
 export const MAX_PARALLEL_SPAWNS = 4;

@@ -10,7 +10,7 @@
 import * as http from 'node:http';
 import type { Socket } from 'node:net';
 import { PassengerError } from '../errors';
-import type { Group, QueueEntry } from '../pool/group';
+import type { Group, QueueTicket } from '../pool/group';
 import type { AppProcess } from '../pool/process';
 import { agentErrorResponse } from './error-pages';
 import { appHeaders, cookieValue, stickyCookie, type ForwardingContext, type RequestSnapshot } from './forward-direct';
@@ -38,7 +38,7 @@ function clientOf(req: http.IncomingMessage): string | null {
 /** One upgrade request, from the client's handshake to the end of its tunnel. */
 class Upgrade {
   proc: AppProcess | null = null;
-  queued: QueueEntry | null = null;
+  queued: QueueTicket | null = null;
   state: 'queued' | 'forwarded' | 'websocket' = 'queued';
   attempts = 0;
   /** Over: answered, or the tunnel closed. */
@@ -196,7 +196,7 @@ class Upgrade {
     if (this.done) return;
     this.done = true;
     if (this.queued !== null) {
-      this.group.cancelWait(this.queued);
+      this.queued.cancel();
       this.queued = null;
     }
     this.appReq?.destroy();
