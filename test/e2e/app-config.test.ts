@@ -130,12 +130,17 @@ for (const kind of ['nginx', 'apache'] as const) {
       ['--app-root', path.join(allowed, 'sneaky'), '--base-uri', '/sneaky'],
       ['--app-root', inside, '--base-uri', '/in'],
       ['--app-root', path.join(allowed, 'missing'), '--base-uri', '/missing'],
+      ['--app-root', inside, '--base-uri', '/small', '--max-body-size', '1m'],
     ] }]);
     assert.equal((await request(web.port, '/out/')).status, 403);
     assert.equal((await request(web.port, '/sneaky/')).status, 403);
     assert.equal((await request(web.port, '/missing/')).status, 404);
     assert.equal((await info(web.port, '/in/')).cwd, inside);
     assert.deepEqual((await status(agent.registry)).groups.map((g) => g.app_root), [inside]);
+    // The request body limit a user sets with the snippet.
+    const big = await request(web.port, '/small/upload', { method: 'POST', body: Buffer.alloc(2 * 1024 * 1024, 1), timeoutMs: 60_000 }).catch((e: Error) => ({ status: 0, body: e.message }));
+    assert.equal(big.status, 413, big.body.slice(0, 200));
+    assert.equal((await request(web.port, '/small/upload', { method: 'POST', body: Buffer.alloc(1000, 1) })).body, '1000');
   });
 
   test(`${kind}: a deploy's current link switched to a new release moves every process there, none failing with --rolling`, opts, async (t) => {

@@ -42,6 +42,16 @@ export function sizeBytes(size: string): number {
 }
 
 /**
+ * Apache: a body larger than `bytes` (as its Content-Length declares) gets
+ * 413; its LimitRequestBody does not apply to proxied requests. Only under
+ * URIs matching `uriRe`, when given. Nothing for 0 (no limit).
+ */
+export function bodyLimitRule(uriRe: string, bytes: number): string {
+  if (bytes === 0) return '';
+  return `${uriRe ? `RewriteCond %{REQUEST_URI} ${uriRe}\n` : ''}RewriteCond expr "%{HTTP:Content-Length} -gt ${bytes}"\nRewriteRule ^ - [R=413,L]\n`;
+}
+
+/**
  * The app's options as the JSON of X-Passenger-App-Options, with every
  * character of a string outside a plain set written as \uXXXX: the text
  * then needs no escaping in nginx's or Apache's quotes, holds no `$` or `%`
@@ -134,20 +144,20 @@ export function apacheAppSnippet(shipped: string, s: AppSnippetSpec, socket: str
   const uriRe = s.baseUri.replace(/[.+=,~@-]/g, (c) => `\\${c}`);
   // The shipped snippet's settings for every forwarded request: the proxy worker, headers, limits.
   const common = shipped.slice(shipped.indexOf('AllowEncodedSlashes'))
+    .replace(/^# The largest request body[^]*?\nRewriteRule .*\n/m, '')
     .replace(/^RewriteCond %\{DOCUMENT_ROOT\}.*\n/m, '')
     .replace(/^RewriteCond %\{THE_REQUEST\}.*\n/m, '')
-    .replace(/^RewriteRule .*\n/m, '')
-    .replace(/^LimitRequestBody \d+$/m, `LimitRequestBody ${sizeBytes(s.maxBodySize)}`);
+    .replace(/^RewriteRule .*\n/m, '');
   return `${banner('apache', s, argv)}# Include it inside a <VirtualHost>; several apps' snippets may share one
 # (before the shipped passenger.conf, if that is included too).
-# The largest request body is LimitRequestBody (--max-body-size).
+# Request bodies larger than --max-body-size get 413.
 
 ${s.baseUri === '' ? `Alias / ${pub}/` : `Alias ${s.baseUri} ${pub}`}
 <Directory ${pub}>
     Require all granted
 </Directory>
 ${common.trimEnd()}
-# ${s.baseUri || '/'} and below: what is no file under public/ goes to the app
+${bodyLimitRule(`^${uriRe}(/.*)?$`, sizeBytes(s.maxBodySize))}# ${s.baseUri || '/'} and below: what is no file under public/ goes to the app
 # as the client sent it (see the shipped snippet), marked as this app's.
 RewriteCond %{REQUEST_URI} ^${uriRe}(/.*)?$
 RewriteCond ${pub}%1 !-f

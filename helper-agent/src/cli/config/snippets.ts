@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { APP_OPTION_SPECS, parseFlags, usageOfOptions } from '../../config';
 import { PACKAGE_ROOT } from '../../version';
 import { die } from '../common';
-import { apacheAppSnippet, checkAppRoot, checkBaseUri, nginxAppSnippet, sizeBytes } from './app-snippet';
+import { apacheAppSnippet, bodyLimitRule, checkAppRoot, checkBaseUri, nginxAppSnippet, sizeBytes } from './app-snippet';
 import type { Command } from './command';
 
 const DEFAULT_SOCKET = '/run/passenger-ts/agent.sock';
@@ -85,7 +85,7 @@ Examples:
       const file = path.join(dir, flags['--http'] ? 'passenger-http.conf' : flags['--keepalive'] ? 'passenger-keepalive.conf' : 'passenger.conf');
       let text = fs.readFileSync(file, 'utf8').split(DEFAULT_SOCKET).join(socket);
       text = text.replace(/^client_max_body_size \S+;$/m, `client_max_body_size ${maxBody};`)
-        .replace(/^LimitRequestBody \d+$/m, `LimitRequestBody ${sizeBytes(maxBody)}`);
+        .replace(/^RewriteCond expr "%\{HTTP:Content-Length\} -gt \d+"\nRewriteRule .*\n/m, bodyLimitRule('', sizeBytes(maxBody)));
       const appRoot = flags['--app-root'] as string | undefined;
       if (appRoot === undefined) {
         if (rest.length > 0 || flags['--base-uri'] !== undefined) die(`${rest[0] ?? '--base-uri'}: app options need --app-root`, 'see --help');
