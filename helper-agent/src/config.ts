@@ -282,7 +282,7 @@ export const AGENT_SPECS: readonly OptionSpec[] = [
   { prop: 'socketOwner', key: 'socket_owner', flag: '--socket-owner', kind: 'string', arg: 'USER', help: 'owner of the request socket (default: the agent\'s user)' },
   { prop: 'socketGroup', key: 'socket_group', flag: '--socket-group', kind: 'string', arg: 'GROUP', help: 'group of the request socket (default: www-data when it exists)' },
   { prop: 'socketMode', key: 'socket_mode', flag: '--socket-mode', kind: 'string', arg: 'OCTAL', help: 'mode of the request socket (default 0660: owner and group only)' },
-  { prop: 'preStart', key: 'pre_start', flag: '--pre-start', kind: 'list', arg: 'APP_ROOT|URL', help: 'start this app with the agent and after a restart of its core, before any request: an app root (its Passengerfile.json and the defaults), or a URL the agent requests through the web server, as Passenger\'s pre_start (repeatable)' },
+  { prop: 'preStart', key: 'pre_start', flag: '--pre-start', kind: 'list', arg: 'APP_ROOT|URL', help: 'start an app with the agent (and each restarted core): an app root, or a URL requested through the web server (repeatable)' },
 ];
 
 /** Flags of `passenger agent`: the pool and logging flags of `passenger start`, and its own. */
