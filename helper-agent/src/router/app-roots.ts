@@ -152,7 +152,7 @@ export class AppRootResolver {
       return new PassengerError('E_NO_APP', `Not Found: no app at ${root}`);
     }
     if (!this.allows(root)) {
-      this.log.warn(`refused a request for app root ${root}${real !== root ? ` (${real})` : ''}: not under an --app-root-allow directory (${this.allowed.join(', ') || 'none given'})`);
+      this.log.warn(`refused a request for app root ${real}${real !== root ? ` (named ${root})` : ''}: not under an --app-root-allow directory (${this.allowed.join(', ') || 'none given'})`);
       return new PassengerError('E_APP_ROOT_DENIED', `Forbidden: this server does not serve the app at ${root}`);
     }
     const existing = this.pool.groups.get(root);
