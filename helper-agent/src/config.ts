@@ -56,6 +56,10 @@ export interface Options {
   defaultGroup: string | undefined;
   /** As root: each app runs as the owner of its startup file (or its `user`); off: every app runs as the default user. */
   userSwitching: boolean;
+  /** The Node interpreter the app runs with (Passenger's `nodejs`). */
+  nodejs: string | undefined;
+  /** `passenger agent`: app roots or URLs whose apps start with the agent, before any request (Passenger's pre_start). */
+  preStart: string[];
 }
 
 type Kind = 'int' | 'string' | 'bool' | 'envvar' | 'loglevel' | 'apptype' | 'forwarder' | 'list';
@@ -86,6 +90,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { prop: 'environment', key: 'environment', flag: '--environment', kind: 'string', arg: 'NAME', help: 'app environment: PASSENGER_APP_ENV and NODE_ENV (default development)' },
   { prop: 'appType', key: 'app_type', flag: '--app-type', kind: 'apptype', arg: 'NAME', help: 'the app type: node' },
   { prop: 'startupFile', key: 'startup_file', flag: '--startup-file', kind: 'string', arg: 'FILE', help: 'the app\'s entry file (default app.js)' },
+  { prop: 'nodejs', key: 'nodejs', flag: '--nodejs', kind: 'string', arg: 'PATH', help: 'the Node interpreter the app runs with (default: the one running the agent)' },
   { prop: 'appStartCommand', key: 'app_start_command', flag: '--app-start-command', kind: 'string', arg: 'COMMAND', help: 'run any program instead; it must listen on $PORT' },
   { prop: 'envvars', key: 'envvars', flag: '--envvar', kind: 'envvar', arg: 'NAME=VALUE', help: 'pass an environment variable to the app (repeatable)' },
   { prop: 'maxPoolSize', key: 'max_pool_size', flag: '--max-pool-size', kind: 'int', min: 1, arg: 'NUMBER', help: 'most app processes in all (default 6)' },
@@ -162,6 +167,8 @@ export function defaults(appRoot: string): Options {
     defaultUser: 'nobody',
     defaultGroup: undefined,
     userSwitching: true,
+    nodejs: undefined,
+    preStart: [],
   };
 }
 
@@ -275,6 +282,7 @@ export const AGENT_SPECS: readonly OptionSpec[] = [
   { prop: 'socketOwner', key: 'socket_owner', flag: '--socket-owner', kind: 'string', arg: 'USER', help: 'owner of the request socket (default: the agent\'s user)' },
   { prop: 'socketGroup', key: 'socket_group', flag: '--socket-group', kind: 'string', arg: 'GROUP', help: 'group of the request socket (default: www-data when it exists)' },
   { prop: 'socketMode', key: 'socket_mode', flag: '--socket-mode', kind: 'string', arg: 'OCTAL', help: 'mode of the request socket (default 0660: owner and group only)' },
+  { prop: 'preStart', key: 'pre_start', flag: '--pre-start', kind: 'list', arg: 'APP_ROOT|URL', help: 'start an app with the agent (and each restarted core): an app root, or a URL requested through the web server (repeatable)' },
 ];
 
 /** Flags of `passenger agent`: the pool and logging flags of `passenger start`, and its own. */
@@ -305,6 +313,11 @@ export function readPassengerfile(appRoot: string, specs: readonly OptionSpec[] 
   if (json === null || typeof json !== 'object' || Array.isArray(json)) {
     throw new ConfigError(`${file} must hold a JSON object, like {"app_type": "node", "startup_file": "app.js"}`);
   }
+  return optionsFromObject(json as Record<string, unknown>, file, specs);
+}
+
+/** Checks and converts an object of snake_case keys (a Passengerfile.json, or an app's settings from the web server). */
+function optionsFromObject(json: Record<string, unknown>, file: string, specs: readonly OptionSpec[]): Partial<Options> {
   const byKey = new Map(specs.map((s) => [s.key, s]));
   const out: Partial<Options> = {};
   for (const [key, raw] of Object.entries(json as Record<string, unknown>)) {
@@ -380,13 +393,34 @@ const GROUP_KEYS = [
   'appRoot', 'environment', 'startupFile', 'appStartCommand', 'envvars', 'minInstances', 'poolIdleTime', 'startTimeout',
   'maxRequests', 'memoryLimit', 'maxRequestQueueSize', 'stickySessions', 'stickySessionsCookieName', 'scaleAtSessions',
   'maxRequestQueueTime', 'requestQueueOverflowStatusCode', 'maxRequestTime', 'statThrottleRate',
-  'stickySessionsCookieAttributes', 'directMode', 'user', 'group',
+  'stickySessionsCookieAttributes', 'directMode', 'user', 'group', 'nodejs',
 ] as const;
 
 /** What an app's own Passengerfile.json may set behind a web server: its group's options. */
 const APP_FILE_PROPS: ReadonlySet<keyof Options> = new Set<keyof Options>([
   ...GROUP_KEYS.filter((k) => k !== 'appRoot' && k !== 'directMode'), 'appType', 'forceMaxConcurrentRequestsPerProcess', 'friendlyErrorPages',
 ]);
+
+/** The options one app's settings in the web server (or its Passengerfile.json behind one) may set. */
+export const APP_OPTION_SPECS: readonly OptionSpec[] = OPTION_SPECS.filter((s) => APP_FILE_PROPS.has(s.prop));
+
+/**
+ * An app's settings from the web server: the JSON object of the
+ * X-Passenger-App-Options header (Passengerfile.json keys, e.g.
+ * `{"startup_file":"server.js","envvars":{"A":"1"}}`), checked as strictly as
+ * the file. Only the app's own options are taken. Throws ConfigError.
+ */
+export function webAppOptions(raw: string): Partial<Options> {
+  const where = 'the web server\'s settings for the app (X-Passenger-App-Options)';
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch (e) {
+    throw new ConfigError(`${where} are not valid JSON: ${(e as Error).message}`, 'print them anew with passenger-config nginx-snippet or apache-snippet');
+  }
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new ConfigError(`${where} must be a JSON object`);
+  return optionsFromObject(json as Record<string, unknown>, where, APP_OPTION_SPECS);
+}
 
 /**
  * Behind a web server, an app's Passengerfile.json sets its group's options;

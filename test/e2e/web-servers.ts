@@ -100,6 +100,15 @@ function snippet(server: 'nginx' | 'apache', socket: string, dir: string, http =
   return file;
 }
 
+/** A snippet printed by `passenger-config <server>-snippet ARGS...` for the agent's socket, in a file of the test's directory. */
+export function printedSnippet(server: 'nginx' | 'apache', socket: string, dir: string, name: string, args: string[]): string {
+  const r = spawnSync(process.execPath, [BIN.config, `${server}-snippet`, '--socket', socket, ...args], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(r.stderr);
+  const file = path.join(dir, `${server}-${name}.conf`);
+  fs.writeFileSync(file, r.stdout);
+  return file;
+}
+
 function childrenOf(pid: number): number[] {
   const out: number[] = [];
   for (const n of fs.readdirSync('/proc')) {
@@ -126,10 +135,15 @@ async function stopWebServer(child: ChildProcess, name: string): Promise<void> {
  * level, as `nginx-snippet --http` prints it, and passenger-keepalive.conf).
  */
 export async function startNginx(t: TestContext, dir: string, socket: string, appRoots: string[], opts: { keepalive?: boolean } = {}): Promise<WebServer & { ports: number[] }> {
-  if (!NGINX) throw new Error('nginx is not installed');
-  const ports = await Promise.all(appRoots.map(() => freePort()));
   const inc = opts.keepalive ? path.join(ROOT, 'nginx-conf', 'passenger-keepalive.conf') : snippet('nginx', socket, dir);
   const httpLevel = opts.keepalive ? `  include ${snippet('nginx', socket, dir, true)};\n` : '';
+  return startNginxWith(t, dir, appRoots.map((root) => `root ${root}/public;\n    include ${inc};`), { httpLevel });
+}
+
+/** nginx with one server block per body (its directives), on the given ports or free ones. */
+export async function startNginxWith(t: TestContext, dir: string, bodies: string[], opts: { httpLevel?: string; ports?: number[] } = {}): Promise<WebServer & { ports: number[] }> {
+  if (!NGINX) throw new Error('nginx is not installed');
+  const ports = opts.ports ?? await Promise.all(bodies.map(() => freePort()));
   const tmp = path.join(dir, 'nginx-tmp');
   fs.mkdirSync(tmp);
   const conf = path.join(dir, 'nginx.conf');
@@ -142,10 +156,9 @@ events { worker_connections 1024; }
 http {
   access_log off;
   client_body_temp_path ${tmp}/body; proxy_temp_path ${tmp}/proxy; fastcgi_temp_path ${tmp}/fcgi; uwsgi_temp_path ${tmp}/uwsgi; scgi_temp_path ${tmp}/scgi;
-${httpLevel}${appRoots.map((root, i) => `  server {
+${opts.httpLevel ?? ''}${bodies.map((body, i) => `  server {
     listen 127.0.0.1:${ports[i]};
-    root ${root}/public;
-    include ${inc};
+    ${body}
   }`).join('\n')}
 }
 `);
@@ -166,11 +179,20 @@ ${httpLevel}${appRoots.map((root, i) => `  server {
 
 /** A private Apache with one VirtualHost per app root: DocumentRoot <app>/public and the snippet. */
 export async function startApache(t: TestContext, dir: string, socket: string, appRoots: string[]): Promise<WebServer & { ports: number[] }> {
-  if (!APACHE) throw new Error('apache2 is not installed');
-  const ports = await Promise.all(appRoots.map(() => freePort()));
   const inc = snippet('apache', socket, dir);
+  return startApacheWith(t, dir, appRoots.map((root) => `DocumentRoot ${root}/public
+  <Directory ${root}/public>
+    Require all granted
+  </Directory>
+  Include ${inc}`));
+}
+
+/** A private Apache with one VirtualHost per body (its directives), on the given ports or free ones. */
+export async function startApacheWith(t: TestContext, dir: string, bodies: string[], opts: { ports?: number[] } = {}): Promise<WebServer & { ports: number[] }> {
+  if (!APACHE) throw new Error('apache2 is not installed');
+  const ports = opts.ports ?? await Promise.all(bodies.map(() => freePort()));
   for (const sub of ['apache-run', 'apache-lock', 'apache-log']) fs.mkdirSync(path.join(dir, sub));
-  const mods = ['mpm_event', 'authz_core', 'mime', 'dir', 'proxy', 'proxy_http', 'headers', 'rewrite'];
+  const mods = ['mpm_event', 'authz_core', 'mime', 'dir', 'alias', 'proxy', 'proxy_http', 'headers', 'rewrite'];
   const conf = path.join(dir, 'apache2.conf');
   fs.writeFileSync(conf, `ServerRoot ${dir}
 DefaultRuntimeDir ${dir}/apache-run
@@ -185,13 +207,9 @@ ${ports.map((p) => `Listen 127.0.0.1:${p}`).join('\n')}
 ${mods.map((m) => `LoadModule ${m}_module ${APACHE_MODULES}/mod_${m}.so`).join('\n')}
 TypesConfig /etc/mime.types
 StartServers 2
-${appRoots.map((root, i) => `<VirtualHost 127.0.0.1:${ports[i]}>
+${bodies.map((body, i) => `<VirtualHost 127.0.0.1:${ports[i]}>
   ServerName 127.0.0.1
-  DocumentRoot ${root}/public
-  <Directory ${root}/public>
-    Require all granted
-  </Directory>
-  Include ${inc}
+  ${body}
 </VirtualHost>`).join('\n')}
 `);
   const env = {

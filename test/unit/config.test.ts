@@ -4,7 +4,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { parseFlags, resolveOptions } from '../../helper-agent/src/config';
+import { parseFlags, resolveOptions, webAppOptions } from '../../helper-agent/src/config';
+import { optionsJson } from '../../helper-agent/src/cli/config/app-snippet';
 import { ConfigError } from '../../helper-agent/src/errors';
 
 function appDir(t: { after(fn: () => void): void }, passengerfile?: string): string {
@@ -50,4 +51,16 @@ test('Passengerfile.json errors name the file and the key', (t) => {
   assert.throws(() => resolveOptions({}, appDir(t, '{"max_pool_size": "big"}')), /"max_pool_size": expected a whole number/);
   assert.throws(() => resolveOptions({}, appDir(t, '{"min_instances": 9}')), /larger than max_pool_size/);
   assert.throws(() => resolveOptions({}, '/nonexistent/app'), /does not exist/);
+});
+
+test('web server settings: a printed snippet\'s JSON reads back as written; only an app\'s own options are taken', () => {
+  const written = { startupFile: 'se rv$.js', envvars: { GREETING: 'a "b" $HOME %{x}e \\ caf\u00e9' }, minInstances: 2, user: 'app', nodejs: '/opt/node/bin/node' };
+  const json = optionsJson(written);
+  assert.doesNotMatch(json, /[$%'\\\u0080-\uffff](?!u[0-9a-f]{4})/, 'no character either web server or HTTP would change');
+  assert.deepEqual(webAppOptions(json), written);
+  assert.throws(() => webAppOptions('{"port": 80}'), (e: Error) => e instanceof ConfigError && /unknown key "port"/.test(e.message));
+  assert.throws(() => webAppOptions('{"max_pool_size": 80}'), ConfigError);
+  assert.throws(() => webAppOptions('{"min_instances": "many"}'), ConfigError);
+  assert.throws(() => webAppOptions('not json'), ConfigError);
+  assert.throws(() => webAppOptions('[1]'), ConfigError);
 });

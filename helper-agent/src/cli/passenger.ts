@@ -298,9 +298,12 @@ const AGENT_USAGE = `Usage: passenger agent [options]
 Runs the agent (watchdog and core) in the foreground as the service nginx or
 Apache forwards to: the web server's snippet (nginx-conf/passenger.conf,
 apache-conf/passenger.conf) names each request's document root; the app root
-is its parent. Each app's Passengerfile.json sets its options; the flags below
-are the defaults. Only app roots at or below an --app-root-allow directory are
-served: with none given, every request is refused.
+is its parent. A snippet printed by \`passenger-config nginx-snippet --app-root
+DIR\` (or apache-snippet) names the app root, its URI and its options instead.
+Each app's Passengerfile.json sets its options, the web server's settings win
+over it; the flags below are the defaults. Only app roots at or below an
+--app-root-allow directory are served: with none given, every request is
+refused.
 
 Options:
 ${usageOfOptions(AGENT_OPTION_SPECS.map((s) => (AGENT_HELP[s.prop] ? { ...s, help: AGENT_HELP[s.prop] as string } : s)))}

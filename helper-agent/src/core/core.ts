@@ -11,16 +11,17 @@ import { AdoptedProcess } from '../spawn/adopted';
 import type { GroupOptions } from '../config';
 import { Logger } from '../log';
 import { readStatSync } from '../platform/procfs';
-import { Pool } from '../pool/pool';
+import { Pool, type Spawner } from '../pool/pool';
 import { closeTransport, openTransport } from '../router/transport';
 import type { IncomingMessage } from 'node:http';
-import type { PassengerError } from '../errors';
+import { PassengerError } from '../errors';
 import type { Group } from '../pool/group';
-import { AppRootResolver } from '../router/app-roots';
+import { AppRootResolver, type WebSettings } from '../router/app-roots';
 import { StaticFiles } from '../router/static-files';
 import { Channel } from '../spawn/channel';
 import { MemoryLimiter, RestartFileWatcher } from './housekeeping';
 import { FrontendRegistry } from './frontends';
+import { preStart } from './pre-start';
 import { createRequestServer, type RequestServer } from './request-server';
 import { AppSpawner, LOADER_PATH, type SpawnerConfig } from '../spawn/spawner';
 
@@ -122,11 +123,24 @@ async function main(): Promise<void> {
       void app.firstResponse.then(() => { clearTimeout(cap); resolve(); });
     };
   });
-  const spawner = new AppSpawner({ socketDir: inst.appsDir, channel, log, directListenFd: o.directMode ? cfg.listenFd : null, ...appUsers(o, inst, log) });
+  const appSpawner = new AppSpawner({ socketDir: inst.appsDir, channel, log, directListenFd: o.directMode ? cfg.listenFd : null, ...appUsers(o, inst, log) });
+  // Behind a web server an app root may be a link (a deploy's `current`)
+  // switched at any time: each spawn checks again where it leads.
+  let resolver: AppRootResolver | null = null;
+  const spawner: Spawner = o.mode !== 'agent' ? appSpawner : {
+    spawn: async (options, id) => {
+      if (resolver !== null && !resolver.allows(options.appRoot)) {
+        throw new PassengerError('E_APP_ROOT_DENIED', `${options.appRoot} no longer leads to a directory under an --app-root-allow directory: not started`);
+      }
+      return appSpawner.spawn(options, id);
+    },
+    abortStarting: () => appSpawner.abortStarting(),
+  };
   pool = new Pool({
     maxPoolSize: o.maxPoolSize,
     forgetIdleGroups: o.mode === 'agent',
     spawner,
+    reloadOptions: o.mode === 'agent' ? (g) => (resolver as AppRootResolver).reloadOptions(g) : undefined,
     log: { info: (m) => log.notice(m), warn: (m) => log.warn(m), error: (m) => log.error(m) },
     events: {
       processAdded(p) {
@@ -136,6 +150,7 @@ async function main(): Promise<void> {
           pid: p.pid, startTicks: readStatSync(p.pid)?.startTicks ?? 0, group: p.group.name, id: p.id,
           spawnedAt: p.spawnedAt, endpoint: p.handle.endpoint,
           token: p.handle.channelToken, direct: p.handle.direct, uid: p.handle.user?.uid, gid: p.handle.user?.gid,
+          web: resolver?.webSettingsOf(p.group.name),
         };
         fs.writeFile(path.join(inst.processesDir, String(p.pid)), JSON.stringify(rec), () => undefined);
       },
@@ -153,9 +168,10 @@ async function main(): Promise<void> {
   const records = inst.processRecords();
   if (o.mode === 'agent') {
     // Behind a web server: groups come and go with the requests' app roots.
-    const resolver = new AppRootResolver(o, pool, log);
-    adoptProcesses(pool, records, (root) => resolver.optionsFor(root), inst, channel, log);
-    groupFor = (req) => resolver.groupFor(req);
+    const r = new AppRootResolver(o, pool, log);
+    resolver = r;
+    adoptProcesses(pool, records, (root, web) => r.optionsFor(root, web), inst, channel, log);
+    groupFor = (req) => r.groupFor(req);
     frontends = new FrontendRegistry(inst);
     firstProcess();
     if (o.appRootAllow.length === 0) log.warn('no --app-root-allow given: every request will be refused (403) until one is');
@@ -210,6 +226,7 @@ async function main(): Promise<void> {
     return;
   }
 
+  if (resolver !== null && o.preStart.length > 0) preStart(o.preStart, resolver, pool, { notice: (m) => log.notice(m), warn: (m) => log.warn(m) });
   log.notice(`serving ${o.mode === 'agent' ? `the apps under ${o.appRootAllow.join(', ') || '(no allowed root)'}` : o.appRoot} on ${server} (instance ${inst.name})`);
   tell({ type: 'ready', server });
 }
@@ -241,9 +258,9 @@ function appUsers(o: Options, inst: InstanceDir, log: Logger): Pick<SpawnerConfi
  * Adopts the live app processes a crashed core left (Node apps under the
  * loader outlive it); records of dead or unadoptable ones are dropped.
  */
-function adoptProcesses(pool: Pool, records: ProcessRecord[], optionsFor: (appRoot: string) => GroupOptions | null, inst: InstanceDir, channel: Channel, log: Logger): void {
+function adoptProcesses(pool: Pool, records: ProcessRecord[], optionsFor: (appRoot: string, web?: WebSettings) => GroupOptions | null, inst: InstanceDir, channel: Channel, log: Logger): void {
   for (const r of records) {
-    const options = r.token !== undefined && AdoptedProcess.isLive(r) ? optionsFor(r.group) : null;
+    const options = r.token !== undefined && AdoptedProcess.isLive(r) ? optionsFor(r.group, r.web) : null;
     if (options === null) {
       fs.rmSync(path.join(inst.processesDir, String(r.pid)), { force: true });
       continue;

@@ -47,6 +47,8 @@ export interface ProcessRecord {
   /** The user and group it runs as when the agent switched users (root); an adopted process keeps them. */
   uid?: number;
   gid?: number;
+  /** Behind a web server: the settings it sent for the app (base URI, options), so a new core starts replacements alike. */
+  web?: { baseUri?: string; options?: string };
 }
 
 export class InstanceDir {

@@ -359,9 +359,12 @@ export class Group {
    * and stops while new ones start. Rolling: one at a time, each old process
    * leaving only once its replacement serves (or, with a full pool, right
    * before it). Resolves when no old process is left; rejects if a new
-   * process fails to start (the old ones left keep serving).
+   * process fails to start, or the options cannot be read again (the old
+   * ones left keep serving).
    */
   async restart(rolling: boolean): Promise<void> {
+    // New processes start with the options as they are now; old ones keep serving if they cannot be read.
+    if (this.pool.reloadOptions) this.options = this.pool.reloadOptions(this);
     const old = this.processes.filter((p) => p.life === 'alive');
     const failuresBefore = this.spawnFailures;
     const check = (): void => {

@@ -38,6 +38,11 @@ export interface PoolConfig {
    * their pool_idle_time, so requests naming many roots leave nothing behind.
    */
   forgetIdleGroups?: boolean;
+  /**
+   * A group's options read afresh when it restarts (its Passengerfile.json,
+   * the web server's settings); throws to refuse the restart.
+   */
+  reloadOptions?: (g: Group) => GroupOptions;
 }
 
 const noop = (): void => {};
@@ -49,6 +54,7 @@ export class Pool {
   readonly now: () => number;
   readonly stopGraceMs: number;
   readonly forgetIdleGroups: boolean;
+  readonly reloadOptions: ((g: Group) => GroupOptions) | undefined;
   maxPoolSize: number;
   private readonly spawner: Spawner;
   private nextProcessId = 1;
@@ -63,6 +69,7 @@ export class Pool {
     this.now = cfg.now ?? Date.now;
     this.stopGraceMs = cfg.stopGraceMs ?? 10_000;
     this.forgetIdleGroups = cfg.forgetIdleGroups ?? false;
+    this.reloadOptions = cfg.reloadOptions;
   }
 
   /** The group for an app root, created (and brought to min_instances) on first use. */

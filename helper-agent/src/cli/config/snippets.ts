@@ -1,38 +1,103 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { APP_OPTION_SPECS, parseFlags, usageOfOptions } from '../../config';
 import { PACKAGE_ROOT } from '../../version';
-import { parseToolFlags } from '../common';
+import { die } from '../common';
+import { apacheAppSnippet, bodyLimitRule, checkAppRoot, checkBaseUri, nginxAppSnippet, sizeBytes } from './app-snippet';
 import type { Command } from './command';
 
 const DEFAULT_SOCKET = '/run/passenger-ts/agent.sock';
+const DEFAULT_MAX_BODY = '1024m';
 
-/** A shipped web server snippet with the agent's socket path put in. */
+/** The snippet command's own flags; the app's options (APP_OPTION_SPECS) are parsed apart. */
+function ownFlags(argv: readonly string[], known: Record<string, 'bool' | 'value'>): { flags: Record<string, string | true>; rest: string[] } {
+  const flags: Record<string, string | true> = {};
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const eq = a.indexOf('=');
+    const name = eq === -1 ? a : a.slice(0, eq);
+    const kind = known[name];
+    if (!kind) {
+      rest.push(a);
+      continue;
+    }
+    if (kind === 'bool') {
+      if (eq !== -1) die(`${name} takes no value`);
+      flags[name] = true;
+    } else if (eq !== -1) flags[name] = a.slice(eq + 1);
+    else {
+      const v = argv[++i];
+      if (v === undefined) die(`${name} needs a value`);
+      flags[name] = v;
+    }
+  }
+  return { flags, rest };
+}
+
+/** A shipped web server snippet with the agent's socket path put in, or one app's snippet. */
 export function snippetCommand(server: 'nginx' | 'apache'): Command {
   const dir = path.join(PACKAGE_ROOT, `${server}-conf`);
-  const httpFlag = server === 'nginx' ? ' [--http]' : '';
+  const nginxOnly = server === 'nginx' ? ' [--http | --keepalive]' : '';
   return {
-    summary: `print the ${server} snippet (${server}-conf/) for an agent socket path`,
-    usage: `Usage: passenger-config ${server}-snippet [--socket PATH]${httpFlag}
+    summary: `print the ${server} snippet (${server}-conf/) for an agent socket path, or one app's`,
+    usage: `Usage: passenger-config ${server}-snippet [--socket PATH]${nginxOnly} [--max-body-size SIZE]
+       passenger-config ${server}-snippet --app-root DIR [--base-uri URI] [app options]
 
 Prints ${path.join(dir, 'passenger.conf')} with PATH as the agent's socket
 (default ${DEFAULT_SOCKET}).${server === 'nginx' ? `
 --http prints passenger-http.conf instead: the http-level upstream (and the
 map for WebSocket upgrades) that passenger-keepalive.conf, the faster
-server-level snippet, uses. Both snippets carry WebSockets.` : `
+server-level snippet, uses; --keepalive prints passenger-keepalive.conf.
+Both snippets carry WebSockets.` : `
 Needs mod_proxy, mod_proxy_http, mod_headers and mod_rewrite
 (a2enmod proxy proxy_http headers rewrite). WebSockets pass through
 mod_proxy_http itself (upgrade=websocket, Apache 2.4.47 or later):
 mod_proxy_wstunnel is not needed.`}
+--max-body-size sets the largest request body the web server takes
+(default ${DEFAULT_MAX_BODY}; a number with k, m or g; 0: no limit).
 
-Example:
-  passenger-config ${server}-snippet --socket /tmp/agent.sock > /etc/${server}/passenger.conf`,
+With --app-root, prints the snippet of one app instead, for a ${server === 'nginx' ? 'server block' : '<VirtualHost>'}
+that serves several apps or whose document root is not the app's public/:
+the app whose root is DIR (a link such as a deploy's current/ stays the
+app's name; it must lead under an --app-root-allow directory of the agent),
+served at URI (default /: the whole site) with the files under DIR/public
+served by ${server === 'nginx' ? 'nginx' : 'Apache'} and PASSENGER_BASE_URI=URI set for the app. The
+app options below are its settings; they win over its Passengerfile.json.
+The agent takes them only from the web server: the snippets set them,
+replacing whatever a client sent.
+
+App options:
+${usageOfOptions(APP_OPTION_SPECS)}
+
+Examples:
+  passenger-config ${server}-snippet --socket /tmp/agent.sock > /etc/${server}/passenger.conf
+  passenger-config ${server}-snippet --app-root /srv/blog/current --base-uri /blog \\
+      --startup-file server.js --envvar API_URL=http://127.0.0.1:9000 --min-instances 2 > /etc/${server}/blog.conf`,
     async run(argv) {
-      const { flags } = parseToolFlags(argv, server === 'nginx' ? { '--socket': 'value', '--http': 'bool' } : { '--socket': 'value' });
+      const { flags, rest } = ownFlags(argv, {
+        '--socket': 'value', '--max-body-size': 'value', '--app-root': 'value', '--base-uri': 'value',
+        ...(server === 'nginx' ? { '--http': 'bool', '--keepalive': 'bool' } : {}),
+      } as Record<string, 'bool' | 'value'>);
       const socket = path.resolve((flags['--socket'] as string | undefined) ?? DEFAULT_SOCKET);
-      const file = path.join(dir, flags['--http'] ? 'passenger-http.conf' : 'passenger.conf');
-      process.stdout.write(fs.readFileSync(file, 'utf8').split(DEFAULT_SOCKET).join(socket));
+      const maxBody = (flags['--max-body-size'] as string | undefined) ?? DEFAULT_MAX_BODY;
+      sizeBytes(maxBody);
+      const file = path.join(dir, flags['--http'] ? 'passenger-http.conf' : flags['--keepalive'] ? 'passenger-keepalive.conf' : 'passenger.conf');
+      let text = fs.readFileSync(file, 'utf8').split(DEFAULT_SOCKET).join(socket);
+      text = text.replace(/^client_max_body_size \S+;$/m, `client_max_body_size ${maxBody};`)
+        .replace(/^RewriteCond expr "%\{HTTP:Content-Length\} -gt \d+"\nRewriteRule .*\n/m, bodyLimitRule('', sizeBytes(maxBody)));
+      const appRoot = flags['--app-root'] as string | undefined;
+      if (appRoot === undefined) {
+        if (rest.length > 0 || flags['--base-uri'] !== undefined) die(`${rest[0] ?? '--base-uri'}: app options need --app-root`, 'see --help');
+        process.stdout.write(text);
+        return 0;
+      }
+      if (flags['--http']) die('--http prints the http-level file, which is the same for every app: leave out --app-root');
+      const { values, positionals } = parseFlags(rest, APP_OPTION_SPECS);
+      if (positionals.length > 0) die(`unexpected argument ${positionals[0]}`, 'see --help');
+      const spec = { appRoot: checkAppRoot(appRoot), baseUri: checkBaseUri((flags['--base-uri'] as string | undefined) ?? ''), options: values, maxBodySize: maxBody };
+      process.stdout.write(server === 'nginx' ? nginxAppSnippet(text, spec, argv) : apacheAppSnippet(text, spec, socket, argv));
       return 0;
     },
   };
 }
-
