@@ -1,0 +1,70 @@
+// A Passenger user's commands, files and environment work unchanged: short
+// flags, PASSENGER_<KEY> variables, the environment's default, Passenger-only
+// keys in Passengerfile.json.
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { BIN, appCopy, eventually, freePort, isAlive, killEverything, request, runCli, startServer, stopAfter, tmpDir } from '../helpers';
+
+interface Report { pid: number; env: Record<string, string | undefined>; execPath: string; execArgv: string[]; version: string; remoteAddress: string | null }
+
+async function report(port: number, urlPath = '/'): Promise<Report> {
+  const r = await request(port, urlPath);
+  assert.equal(r.status, 200, r.body);
+  return JSON.parse(r.body) as Report;
+}
+
+test('passenger start -p PORT -a HOST -d serves; passenger stop -p PORT stops it', async (t) => {
+  const app = appCopy(t, 'dropin');
+  const reg = tmpDir(t, 'ptest-reg-');
+  const port = await freePort();
+  const pidFile = path.join(reg, 'server.pid');
+  stopAfter(t, () => {
+    let pid: number | undefined;
+    try { pid = Number(fs.readFileSync(pidFile, 'utf8')); } catch { /* stopped */ }
+    killEverything(reg, pid);
+  });
+  const started = await runCli(BIN.passenger, ['start', app, '-p', String(port), '-a', '127.0.0.1', '-d', '-e', 'staging',
+    '--instance-registry-dir', reg, '--pid-file', pidFile, '--log-file', path.join(reg, 'log')]);
+  assert.equal(started.code, 0, started.stderr);
+  const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+  assert.equal((await report(port)).env.NODE_ENV, 'staging');
+  const stopped = await runCli(BIN.passenger, ['stop', '-p', String(port), '--pid-file', pidFile]);
+  assert.equal(stopped.code, 0, stopped.stderr);
+  assert.ok(!isAlive(pid));
+});
+
+test('NODE_ENV=production passenger start runs the app in production; PASSENGER_<KEY> sets options', async (t) => {
+  const s = await startServer(t, appCopy(t, 'dropin'), [], { env: { NODE_ENV: 'production', PASSENGER_MIN_INSTANCES: '2' } });
+  const r = await report(s.port);
+  assert.equal(r.env.NODE_ENV, 'production');
+  assert.equal(r.env.PASSENGER_APP_ENV, 'production');
+  assert.match(s.output(), /Environment: +production/);
+  await eventually(async () => (await s.appPids()).length === 2, 30_000, 'PASSENGER_MIN_INSTANCES=2 to start two processes');
+});
+
+test('a Passengerfile.json with Passenger-only keys starts, with one warning each', async (t) => {
+  const app = appCopy(t, 'dropin');
+  fs.writeFileSync(path.join(app, 'Passengerfile.json'), JSON.stringify({
+    engine: 'builtin', disable_security_update_check: true, disable_anonymous_telemetry: true, spawn_method: 'direct', envvars: { WRAPPED: 'no' }, min_instnces: 1,
+  }));
+  const s = await startServer(t, app);
+  assert.equal((await report(s.port)).env.WRAPPED, 'no');
+  const warnings = s.output().split('\n').filter((l) => l.startsWith('passenger start: warning: '));
+  assert.equal(warnings.length, 5, s.output());
+  assert.ok(warnings.some((w) => /"engine" is accepted and ignored/.test(w)), s.output());
+  assert.ok(warnings.some((w) => /did you mean "min_instances"/.test(w)), s.output());
+});
+
+test('--version on every binary; passenger-config about version|root', async () => {
+  for (const bin of [BIN.passenger, BIN.config, BIN.status, BIN.memoryStats]) {
+    const r = await runCli(bin, ['--version']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^[\w-]+ \d+\.\d+\.\d+\n$/);
+  }
+  assert.match((await runCli(BIN.config, ['about', 'version'])).stdout, /^passenger-ts \d+\.\d+\.\d+\n$/);
+  const root = (await runCli(BIN.config, ['about', 'root'])).stdout.trim();
+  assert.ok(fs.existsSync(path.join(root, 'package.json')), root);
+  assert.equal((await runCli(BIN.config, ['about', 'ruby-libdir'])).code, 2);
+});
