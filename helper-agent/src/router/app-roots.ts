@@ -43,7 +43,7 @@ export class AppRootResolver {
 
   /** The agent's defaults, then the app's Passengerfile.json. Throws ConfigError for a broken file. */
   private optionsOf(appRoot: string): GroupOptions {
-    const { options: file, ignored } = appFileOptions(readPassengerfile(appRoot));
+    const { options: file, ignored } = appFileOptions(readPassengerfile(appRoot, undefined, (m) => this.log.warn(m)));
     if (ignored.length > 0) {
       this.log.warn(`${path.join(appRoot, 'Passengerfile.json')}: ${ignored.join(', ')} ${ignored.length === 1 ? 'applies' : 'apply'} to passenger start or the whole agent, not to one app behind a web server: ignored`);
     }
