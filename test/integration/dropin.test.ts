@@ -68,3 +68,49 @@ test('--version on every binary; passenger-config about version|root', async () 
   assert.ok(fs.existsSync(path.join(root, 'package.json')), root);
   assert.equal((await runCli(BIN.config, ['about', 'ruby-libdir'])).code, 2);
 });
+
+test('the deploy line restart-app --ignore-app-not-running --ignore-passenger-not-running $APP_DIR: exit 0 with no server', async (t) => {
+  const app = appCopy(t, 'dropin');
+  const reg = ['--instance-registry-dir', tmpDir(t, 'ptest-reg-')];
+  const line = await runCli(BIN.config, ['restart-app', '--ignore-app-not-running', '--ignore-passenger-not-running', app, ...reg]);
+  assert.equal(line.code, 0, line.stderr);
+  assert.equal((await runCli(BIN.config, ['restart-app', app, ...reg])).code, 1);
+  const quiet = await runCli(BIN.config, ['list-instances', '-q', ...reg]);
+  assert.deepEqual([quiet.code, quiet.stdout], [0, '']);
+  assert.equal((await runCli(BIN.config, ['reopen-logs', '--ignore-logs-not-available', ...reg])).code, 0);
+});
+
+test('restart-app selects by path prefix, by ".", by --name; takes --rolling-restart and the ignore flags; detach-process and reopen-logs take theirs', async (t) => {
+  const s = await startServer(t, appCopy(t, 'dropin'));
+  const reg = ['--instance-registry-dir', s.registry];
+  const pids = async (): Promise<number[]> => eventually(async () => { const p = await s.appPids(); return p.length > 0 ? p : null; }, 30_000, 'an app process');
+  const restartedBy = async (args: string[], opts: { cwd?: string } = {}): Promise<void> => {
+    const before = await pids();
+    const r = await runCli(BIN.config, ['restart-app', ...args, ...reg], opts);
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+    const after = await pids();
+    assert.ok(after.every((p) => !before.includes(p)), `${args.join(' ')}: new processes (${before} -> ${after})`);
+  };
+  await restartedBy(['--ignore-app-not-running', '--ignore-passenger-not-running', s.appDir]);
+  await restartedBy([path.dirname(s.appDir), '--rolling-restart']);
+  await restartedBy(['.'], { cwd: s.appDir });
+  const name = (await s.status()).groups[0].name;
+  await restartedBy(['--name', name]);
+
+  const other = tmpDir(t, 'ptest-other-');
+  const none = await runCli(BIN.config, ['restart-app', other, ...reg]);
+  assert.equal(none.code, 1);
+  assert.match(none.stderr, /no app group at or below/);
+  assert.equal((await runCli(BIN.config, ['restart-app', other, '--ignore-app-not-running', ...reg])).code, 0);
+  // A prefix is a directory: /x/app2 is not below /x/app.
+  assert.equal((await runCli(BIN.config, ['restart-app', `${s.appDir}2`, ...reg])).code, 1);
+
+  assert.equal((await runCli(BIN.config, ['detach-process', '999999', ...reg])).code, 1);
+  assert.equal((await runCli(BIN.config, ['detach-process', '999999', '--ignore-nonexistant-pid', ...reg])).code, 0);
+  const noLog = await runCli(BIN.config, ['reopen-logs', ...reg]);
+  assert.equal(noLog.code, 1);
+  assert.match(noLog.stderr, /no log file/);
+  assert.equal((await runCli(BIN.config, ['reopen-logs', '--ignore-logs-not-available', ...reg])).code, 0);
+  const list = await runCli(BIN.config, ['list-instances', '-q', ...reg]);
+  assert.match(list.stdout, /standalone/);
+});
