@@ -2,10 +2,11 @@
 // flags, PASSENGER_<KEY> variables, the environment's default, Passenger-only
 // keys in Passengerfile.json.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { BIN, appCopy, eventually, freePort, isAlive, killEverything, request, runCli, startServer, stopAfter, tmpDir } from '../helpers';
+import { BIN, FIXTURES, appCopy, eventually, freePort, isAlive, killEverything, request, runCli, startServer, stopAfter, tmpDir } from '../helpers';
 
 interface Report { pid: number; env: Record<string, string | undefined>; execPath: string; execArgv: string[]; version: string; remoteAddress: string | null }
 
@@ -113,4 +114,72 @@ test('restart-app selects by path prefix, by ".", by --name; takes --rolling-res
   assert.equal((await runCli(BIN.config, ['reopen-logs', '--ignore-logs-not-available', ...reg])).code, 0);
   const list = await runCli(BIN.config, ['list-instances', '-q', ...reg]);
   assert.match(list.stdout, /standalone/);
+});
+
+/** The element paths of an XML document (info/supergroups/supergroup/...), leaving out the free-form options. */
+function xmlPaths(xml: string): Set<string> {
+  const stack: string[] = [];
+  const out = new Set<string>();
+  for (const m of xml.matchAll(/<(\/?)([A-Za-z_][\w.-]*)[^>]*?(\/?)>/g)) {
+    if (m[1]) { stack.pop(); continue; }
+    stack.push(m[2]);
+    if (!stack.slice(0, -1).includes('options')) out.add(stack.join('/'));
+    if (m[3]) stack.pop();
+  }
+  return out;
+}
+
+const PASSENGER_XML_PATHS = fs.readFileSync(path.join(FIXTURES, '..', 'passenger-6.0.17-status-xml-paths.txt'), 'utf8').trim().split('\n');
+
+test('passenger-status --show=xml has every element path of Passenger 6.0.17\'s; --show=server answers', async (t) => {
+  const s = await startServer(t, appCopy(t, 'dropin'));
+  await report(s.port);
+  const r = await runCli(BIN.status, ['--show=xml', '--instance-registry-dir', s.registry]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^<\?xml version="1.0" encoding="UTF-8" \?>\n<info version="3">/);
+  const ours = xmlPaths(r.stdout);
+  assert.deepEqual(PASSENGER_XML_PATHS.filter((p) => !ours.has(p)), [], 'element paths Passenger has and we lack');
+  const pid = (await s.appPids())[0];
+  assert.match(r.stdout, new RegExp(`<process><pid>${pid}</pid>`));
+  assert.match(r.stdout, /<processed>[1-9]\d*<\/processed>/);
+  const server = await runCli(BIN.status, ['--show=server', '--instance-registry-dir', s.registry]);
+  assert.equal(server.code, 0, server.stderr);
+  assert.match(server.stdout, /^Version : /);
+  assert.equal(JSON.parse(server.stdout.slice(server.stdout.indexOf('{'))).pid, JSON.parse((await runCli(BIN.status, ['--show=json', '--instance-registry-dir', s.registry])).stdout).instance.core_pid);
+});
+
+const PHUSION = '/usr/bin/passenger';
+
+/** Runs one of Phusion Passenger's own commands (Ruby scripts, not ours). */
+function runPhusion(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(file, args, { env: { ...process.env, ...env }, timeout: 120_000 }, (e, stdout, stderr) => {
+      resolve({ code: e ? (typeof e.code === 'number' ? e.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+const hasPhusion = fs.existsSync(PHUSION) && fs.existsSync('/usr/sbin/passenger-status');
+
+test('against real Phusion Passenger: the same app\'s --show=xml element paths match ours', hasPhusion ? {} : { skip: 'Phusion Passenger is not installed (apt-get install passenger)' }, async (t) => {
+  const app = appCopy(t, 'dropin');
+  const reg = tmpDir(t, 'ptest-phusion-');
+  const port = await freePort();
+  const pidFile = path.join(reg, 'passenger.pid');
+  const env = { PASSENGER_INSTANCE_REGISTRY_DIR: reg };
+  stopAfter(t, async () => {
+    if (!fs.existsSync(pidFile)) return;
+    await runPhusion(PHUSION, ['stop', '--pid-file', pidFile], env);
+    const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+    if (pid > 1 && isAlive(pid)) process.kill(pid, 'SIGKILL');
+  });
+  const started = await runPhusion(PHUSION, ['start', app, '--engine', 'builtin', '-p', String(port), '-a', '127.0.0.1', '-d', '--pid-file', pidFile,
+    '--log-file', path.join(reg, 'log'), '--instance-registry-dir', reg, '--disable-security-update-check', '--disable-anonymous-telemetry'], env);
+  assert.equal(started.code, 0, started.stdout + started.stderr);
+  await report(port);
+  const theirs = await runPhusion('/usr/sbin/passenger-status', ['--show=xml'], env);
+  assert.equal(theirs.code, 0, theirs.stderr);
+  const s = await startServer(t, app);
+  await report(s.port);
+  const ours = xmlPaths((await runCli(BIN.status, ['--show=xml', '--instance-registry-dir', s.registry])).stdout);
+  assert.deepEqual([...xmlPaths(theirs.stdout)].filter((p) => !ours.has(p)), []);
 });

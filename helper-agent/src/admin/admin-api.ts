@@ -12,6 +12,7 @@ import type { Group } from '../pool/group';
 import type { Pool } from '../pool/pool';
 import type { AppProcess } from '../pool/process';
 import { snapshotPool, type PoolSnapshot } from '../pool/snapshot';
+import { groupEntry, userEntry } from '../platform/users';
 import { VERSION } from '../version';
 
 export interface StatusDocument extends PoolSnapshot {
@@ -21,7 +22,7 @@ export interface StatusDocument extends PoolSnapshot {
   instance: { name: string; dir: string; watchdog_pid: number; core_pid: number; server: string };
 }
 
-/** The pool snapshot with each process's CPU and memory read from /proc. */
+/** The pool snapshot with each process's CPU and memory read from /proc, and each group's user. */
 export async function statusDocument(pool: Pool, inst: InstanceDir, server: string, watchdogPid: number): Promise<StatusDocument> {
   const snap = snapshotPool(pool);
   const nowTicks = uptimeTicksSync();
@@ -30,9 +31,15 @@ export async function statusDocument(pool: Pool, inst: InstanceDir, server: stri
     if (isLiveStat(st)) {
       p.cpu_percent = lifetimeCpuPercent(st, nowTicks);
       p.rss_kb = st.rssKB;
+      p.vmsize_kb = st.vsizeKB;
     }
     p.private_dirty_kb = pd;
   })));
+  const me = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+  for (const g of snap.groups) {
+    const ids = pool.groups.get(g.name)?.processes[0]?.handle.user ?? me;
+    Object.assign(g, { uid: ids.uid, gid: ids.gid, user: userEntry(ids.uid)?.name ?? String(ids.uid), group: groupEntry(ids.gid)?.name ?? String(ids.gid) });
+  }
   return {
     schema: 1,
     version: VERSION,

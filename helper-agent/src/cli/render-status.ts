@@ -51,13 +51,20 @@ export const ANSI_PAINT: Paint = {
 };
 
 /** `width`: fit the lines with paths in it (a live view in a terminal); else paths print whole. */
+/** The Version, Date and Instance lines every text view starts with. */
+export function renderHeader(doc: StatusDocument, width = Infinity): string {
+  return [
+    `Version : ${doc.version}`,
+    `Date    : ${dateLine(new Date(Date.parse(doc.time)))}`,
+    `Instance: ${doc.instance.name} (${shorten(doc.instance.server, width - doc.instance.name.length - 13)})`,
+  ].join('\n');
+}
+
 export function renderPool(doc: StatusDocument, header: boolean, paint: Paint = NO_PAINT, width = Infinity): string {
   const out: string[] = [];
   const now = Date.parse(doc.time);
   if (header) {
-    out.push(`Version : ${doc.version}`);
-    out.push(`Date    : ${dateLine(new Date(now))}`);
-    out.push(`Instance: ${doc.instance.name} (${shorten(doc.instance.server, width - doc.instance.name.length - 13)})`);
+    out.push(renderHeader(doc, width));
     out.push('');
   }
   out.push(paint.heading('----------- General information -----------'));
