@@ -56,6 +56,10 @@ export interface Options {
   defaultGroup: string | undefined;
   /** As root: each app runs as the owner of its startup file (or its `user`); off: every app runs as the default user. */
   userSwitching: boolean;
+  /** The Node interpreter for Node apps: a path, or a name looked up in PATH (default `node`). */
+  nodejs: string | undefined;
+  /** Arguments for the app's Node before its entry file (`--env-file=.env`, `--max-old-space-size=512`). */
+  nodeArgs: string[];
 }
 
 type Kind = 'int' | 'string' | 'bool' | 'envvar' | 'loglevel' | 'apptype' | 'forwarder' | 'list';
@@ -88,6 +92,8 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { prop: 'environment', key: 'environment', flag: '--environment', short: '-e', kind: 'string', arg: 'NAME', help: 'app environment: PASSENGER_APP_ENV and NODE_ENV (default development)' },
   { prop: 'appType', key: 'app_type', flag: '--app-type', kind: 'apptype', arg: 'NAME', help: 'the app type: node' },
   { prop: 'startupFile', key: 'startup_file', flag: '--startup-file', kind: 'string', arg: 'FILE', help: 'the app\'s entry file (default app.js)' },
+  { prop: 'nodejs', key: 'nodejs', flag: '--nodejs', kind: 'string', arg: 'FILE', help: 'the Node interpreter for the app: a path or a name in PATH (default node)' },
+  { prop: 'nodeArgs', key: 'node_args', flag: '--node-arg', kind: 'list', arg: 'ARG', help: 'an argument for the app\'s Node, before its entry file (repeatable), e.g. --node-arg=--env-file=.env' },
   { prop: 'appStartCommand', key: 'app_start_command', flag: '--app-start-command', kind: 'string', arg: 'COMMAND', help: 'run any program instead; it must listen on $PORT' },
   { prop: 'envvars', key: 'envvars', flag: '--envvar', kind: 'envvar', arg: 'NAME=VALUE', help: 'pass an environment variable to the app (repeatable)' },
   { prop: 'maxPoolSize', key: 'max_pool_size', flag: '--max-pool-size', kind: 'int', min: 1, arg: 'NUMBER', help: 'most app processes in all (default 6)' },
@@ -288,6 +294,8 @@ export function defaults(appRoot: string): Options {
     defaultUser: 'nobody',
     defaultGroup: undefined,
     userSwitching: true,
+    nodejs: undefined,
+    nodeArgs: [],
   };
 }
 
@@ -322,8 +330,11 @@ function coerce(spec: OptionSpec, raw: unknown, where: string): unknown {
     case 'forwarder':
       if (raw !== 'direct' && raw !== 'reply-from') bad(`expected "direct" or "reply-from", got ${JSON.stringify(raw)}`);
       return raw;
-    case 'envvar':
     case 'list':
+      // Flags append one value at a time; a file gives the whole list.
+      if (!Array.isArray(raw) || raw.some((x) => typeof x !== 'string')) bad(`expected a list of strings, got ${JSON.stringify(raw)}`);
+      return raw;
+    case 'envvar':
       return raw;
   }
 }
@@ -609,7 +620,7 @@ const GROUP_KEYS = [
   'appRoot', 'environment', 'startupFile', 'appStartCommand', 'envvars', 'minInstances', 'poolIdleTime', 'startTimeout',
   'maxRequests', 'memoryLimit', 'maxRequestQueueSize', 'stickySessions', 'stickySessionsCookieName', 'scaleAtSessions',
   'maxRequestQueueTime', 'requestQueueOverflowStatusCode', 'maxRequestTime', 'statThrottleRate',
-  'stickySessionsCookieAttributes', 'directMode', 'user', 'group',
+  'stickySessionsCookieAttributes', 'directMode', 'user', 'group', 'nodejs', 'nodeArgs',
 ] as const;
 
 /** What an app's own Passengerfile.json may set behind a web server: its group's options. */

@@ -183,3 +183,28 @@ test('against real Phusion Passenger: the same app\'s --show=xml element paths m
   const ours = xmlPaths((await runCli(BIN.status, ['--show=xml', '--instance-registry-dir', s.registry])).stdout);
   assert.deepEqual([...xmlPaths(theirs.stdout)].filter((p) => !ours.has(p)), []);
 });
+
+test('nodejs (a wrapper script) and node_args reach the app; passenger-status shows the Node version; a missing nodejs is a clear spawn error', async (t) => {
+  const app = appCopy(t, 'dropin');
+  const bin = tmpDir(t, 'ptest-nodejs-');
+  const wrapper = path.join(bin, 'my-node');
+  fs.writeFileSync(wrapper, `#!/bin/sh\nWRAPPED=yes exec ${JSON.stringify(process.execPath)} "$@"\n`, { mode: 0o755 });
+  fs.writeFileSync(path.join(app, '.env'), 'FROM_ENV_FILE=yes\n', { mode: 0o644 });
+  fs.writeFileSync(path.join(app, 'Passengerfile.json'), JSON.stringify({ nodejs: wrapper, node_args: ['--env-file=.env', '--max-old-space-size=100'] }));
+  const s = await startServer(t, app);
+  const r = await report(s.port);
+  assert.equal(r.env.WRAPPED, 'yes');
+  assert.equal(r.env.FROM_ENV_FILE, 'yes');
+  assert.deepEqual(r.execArgv, ['--env-file=.env', '--max-old-space-size=100']);
+  const doc = await s.status() as unknown as { groups: { nodejs: string; node_version: string }[] };
+  assert.equal(doc.groups[0].nodejs, wrapper);
+  assert.equal(doc.groups[0].node_version, r.version);
+  const text = await runCli(BIN.status, ['--instance-registry-dir', s.registry]);
+  assert.match(text.stdout, new RegExp(`^  Node: ${r.version.replace(/\./g, '\\.')} \\(${wrapper}\\)$`, 'm'));
+
+  // --nodejs on the command line; a missing one fails the spawn at once, naming it.
+  const bad = await startServer(t, appCopy(t, 'dropin'), ['--nodejs', path.join(bin, 'no-such-node')]);
+  const page = await request(bad.port, '/');
+  assert.equal(page.status, 500);
+  assert.match(page.body, /no-such-node \(nodejs\) is not an executable file/);
+});

@@ -77,6 +77,7 @@ export function renderPool(doc: StatusDocument, header: boolean, paint: Paint = 
   for (const g of doc.groups) {
     out.push(`${paint.name(shorten(g.name, width - g.environment.length - 4))} (${g.environment}):`);
     out.push(`  App root: ${shorten(g.app_root, width - 12)}`);
+    if (g.nodejs !== undefined) out.push(`  Node: ${g.node_version ?? '?'} (${shorten(g.nodejs, width - 20)})`);
     out.push(`  Requests in queue: ${g.queue}`);
     if (g.spawning > 0) out.push(`  Spawning: ${g.spawning} process(es)`);
     if (g.last_spawn_error && g.processes.length === 0) out.push(paint.warn(`  Last spawn error: ${g.last_spawn_error}`));

@@ -63,6 +63,10 @@ export function snapshotPool(pool: Pool): PoolSnapshot {
       spawning: g.spawning,
       last_spawn_error: g.lastSpawnError ? g.lastSpawnError.message : null,
       app_type: g.options.appStartCommand ? 'generic' : 'node',
+      ...(g.options.appStartCommand ? {} : {
+        nodejs: g.options.nodejs ?? 'node',
+        node_version: g.processes.find((p) => p.handle.nodeVersion)?.handle.nodeVersion ?? null,
+      }),
       processes: g.processes.map((p) => ({
         pid: p.pid,
         state: p.life === 'alive' ? 'alive' : 'shutting_down',

@@ -88,7 +88,7 @@ function install(): void {
     claimed = this;
     const last = args[args.length - 1];
     const cb = typeof last === 'function' ? (last as () => void) : undefined;
-    this.once('listening', () => send({ type: 'ready', socket: socketPath }));
+    this.once('listening', () => send({ type: 'ready', socket: socketPath, node: process.version }));
     let where: string | { fd: number } = socketPath;
     if (listenFd !== null) {
       // Direct mode: accept from the agent's listening socket, and count.

@@ -86,6 +86,8 @@ class SpawnedProcess implements ProcessHandle {
   private exitInfo: [number | null, string | null] = [null, null];
   private stopping: Promise<void> | null = null;
   private reportCb: ((r: ProcessReport) => void) | null = null;
+  /** The Node version the process reported when it was ready (Node apps only). */
+  nodeVersion: string | undefined;
   constructor(
     readonly child: ChildProcess,
     readonly endpoint: ProcessHandle['endpoint'],
@@ -150,6 +152,11 @@ class SpawnedProcess implements ProcessHandle {
   }
 }
 
+/** A version string an app reported, kept only when it looks like one (the app is not trusted). */
+function nodeVersionOf(v: unknown): string | undefined {
+  return typeof v === 'string' && /^v\d{1,4}\.\d{1,4}\.\d{1,4}[\w.+-]{0,32}$/.test(v) ? v : undefined;
+}
+
 /** Keeps the last OUTPUT_CAP bytes of what a process printed while it started. */
 class OutputTail {
   private text = '';
@@ -205,6 +212,30 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
+/**
+ * The Node that runs an app: `nodejs` (a path, relative to nothing, or a name
+ * looked up in PATH, as a shell would), else `node` from PATH as Passenger
+ * does, else the agent's own Node. A `nodejs` that is not an executable file
+ * is a spawn error that names it, before anything starts.
+ */
+export function nodeInterpreter(nodejs: string | undefined, searchPath: string | undefined): string {
+  const executable = (f: string): boolean => {
+    try {
+      fs.accessSync(f, fs.constants.X_OK);
+      return fs.statSync(f).isFile();
+    } catch {
+      return false;
+    }
+  };
+  const name = nodejs ?? 'node';
+  const found = name.includes('/') ? (executable(name) ? name : null)
+    : (searchPath ?? '').split(':').filter((d) => d !== '').map((d) => path.join(d, name)).find(executable) ?? null;
+  if (found !== null) return path.resolve(found);
+  if (nodejs === undefined) return process.execPath;
+  throw new SpawnError('fork', `the Node interpreter ${nodejs} (nodejs) ${name.includes('/') ? 'is not an executable file' : 'is not in PATH'}`, '',
+    'set "nodejs" in Passengerfile.json (or --nodejs) to the path of an installed node, or leave it out to use node from PATH');
+}
+
 export class AppSpawner implements Spawner {
   /** Aborts for the spawns under way. */
   private readonly starting = new Set<() => void>();
@@ -232,6 +263,8 @@ export class AppSpawner implements Spawner {
       NODE_ENV: o.environment,
       IN_PASSENGER: '1',
     };
+    // Before anything is made for the process: a missing interpreter fails here, naming it.
+    const node = o.appStartCommand ? null : nodeInterpreter(o.nodejs, env.PATH);
     let cmd: string;
     let args: string[];
     let endpoint: ProcessHandle['endpoint'];
@@ -255,8 +288,8 @@ export class AppSpawner implements Spawner {
       if (o.directMode && this.cfg.directListenFd != null) env.PASSENGER_LOADER_LISTEN_FD = '3';
       env.PASSENGER_LOADER_CHANNEL = this.cfg.channel.path;
       env.PASSENGER_LOADER_TOKEN = token;
-      cmd = process.execPath;
-      args = ['--require', this.cfg.loaderPath ?? LOADER_PATH, startup];
+      cmd = node as string;
+      args = [...o.nodeArgs, '--require', this.cfg.loaderPath ?? LOADER_PATH, startup];
       endpoint = { socketPath: socketFile };
     }
 
@@ -325,7 +358,10 @@ export class AppSpawner implements Spawner {
       } else {
         const h = handle;
         this.cfg.channel.on(token, child.pid as number, (msg) => {
-          if (msg.type === 'ready') finish(null);
+          if (msg.type === 'ready') {
+            h.nodeVersion = nodeVersionOf((msg as { node?: unknown }).node);
+            finish(null);
+          }
           else if (msg.type === 'stats') h.report(reportOf(msg));
         });
       }
