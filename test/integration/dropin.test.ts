@@ -208,3 +208,40 @@ test('nodejs (a wrapper script) and node_args reach the app; passenger-status sh
   assert.equal(page.status, 500);
   assert.match(page.body, /no-such-node \(nodejs\) is not an executable file/);
 });
+
+test('Express\'s req.ip and morgan\'s :remote-addr are filled (127.0.0.1, as under Passenger\'s loader)', async (t) => {
+  const app = tmpDir(t, 'ptest-express-');
+  fs.writeFileSync(path.join(app, 'app.js'), `
+const express = require(${JSON.stringify(require.resolve('express'))});
+const morgan = require(${JSON.stringify(require.resolve('morgan'))});
+const app = express();
+app.use(morgan('remote=:remote-addr :method :url'));
+app.get('/', (req, res) => res.json({ ip: req.ip, remoteAddress: req.socket.remoteAddress, forwarded: req.get('x-forwarded-for') }));
+app.listen(3000);
+`, { mode: 0o644 });
+  const s = await startServer(t, app);
+  const r = await request(s.port, '/');
+  assert.equal(r.status, 200, r.body);
+  const body = JSON.parse(r.body) as { ip: string; remoteAddress: string; forwarded: string };
+  assert.equal(body.remoteAddress, '127.0.0.1');
+  assert.equal(body.ip, '127.0.0.1');
+  assert.equal(body.forwarded, '127.0.0.1', 'the client\'s own address is in X-Forwarded-For');
+  await eventually(() => /stdout: remote=127\.0\.0\.1 GET \//.test(s.output()), 20_000, `morgan's line in the log:\n${s.output()}`);
+});
+
+test('an app that forks node:cluster workers fails its spawn at once with a message naming cluster', async (t) => {
+  const app = tmpDir(t, 'ptest-cluster-');
+  fs.writeFileSync(path.join(app, 'app.js'), `
+const cluster = require('node:cluster');
+const http = require('node:http');
+if (cluster.isPrimary) { for (let i = 0; i < 2; i++) cluster.fork(); }
+else http.createServer((req, res) => res.end('worker ' + process.pid)).listen(3000);
+`, { mode: 0o644 });
+  // With a start timeout far beyond the request's own, only an immediate failure answers.
+  const s = await startServer(t, app, ['--start-timeout', '3600']);
+  const r = await request(s.port, '/', { timeoutMs: 120_000 });
+  assert.equal(r.status, 500);
+  assert.match(r.body, /node:cluster/);
+  const doc = await s.status() as unknown as { groups: { last_spawn_error: string | null }[] };
+  assert.match(doc.groups[0].last_spawn_error ?? '', /it uses node:cluster, which is not supported/);
+});

@@ -24,6 +24,8 @@ const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((f) => fs.existsSync(f
 /** An app's socket, in a directory of its own that only the app's user (and root) may enter. */
 const APP_SOCKET_NAME = 'app.sock';
 const OUTPUT_CAP = 32 * 1024;
+/** What the loader prints when an app calls cluster.fork() (node-loader.ts). */
+const CLUSTER_REFUSAL = 'this app forks node:cluster workers';
 /** After stdin is closed, how long a process gets to leave on its own before TERM. */
 const STDIN_GRACE_MS = 1000;
 const KILL_AFTER_TERM_MS = 5000;
@@ -339,7 +341,7 @@ export class AppSpawner implements Spawner {
       child.once('exit', (code, signal) => {
         // Give the last output a moment to arrive before reporting it.
         setTimeout(() => finish(new SpawnError('load',
-          `the app exited (${signal ? `signal ${signal}` : `exit code ${code}`}) before it listened for requests`,
+          `the app exited (${signal ? `signal ${signal}` : `exit code ${code}`}) before it listened for requests${tail.toString().includes(CLUSTER_REFUSAL) ? ': it uses node:cluster, which is not supported' : ''}`,
           tail.toString(),
           o.appStartCommand ? 'the command must keep running and listen on $PORT' : 'see the app output; the app must call listen() (on any port)')), 50);
       });
