@@ -60,6 +60,10 @@ export interface Options {
   nodejs: string | undefined;
   /** Arguments for the app's Node before its entry file (`--env-file=.env`, `--max-old-space-size=512`). */
   nodeArgs: string[];
+  /** The app's output goes to this file instead of the agent's log. */
+  appLogFile: string | undefined;
+  /** App output lines go to the log without the `App <pid> (<root>) stdout: ` prefix. */
+  disableLogPrefix: boolean;
 }
 
 type Kind = 'int' | 'string' | 'bool' | 'envvar' | 'loglevel' | 'apptype' | 'forwarder' | 'list';
@@ -120,6 +124,8 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { prop: 'userSwitching', key: 'user_switching', flag: '--user-switching', kind: 'bool', negatable: true, help: 'as root: run each app as the owner of its startup file (default on); off: as the default user' },
   { prop: 'defaultUser', key: 'default_user', flag: '--default-user', kind: 'string', arg: 'NAME', help: 'as root: who apps owned by root run as (default nobody; never root)' },
   { prop: 'defaultGroup', key: 'default_group', flag: '--default-group', kind: 'string', arg: 'NAME', help: 'the default user\'s group (default: its primary group)' },
+  { prop: 'appLogFile', key: 'app_log_file', flag: '--app-log-file', kind: 'string', arg: 'PATH', help: 'write the app\'s output to this file instead of the log' },
+  { prop: 'disableLogPrefix', key: 'disable_log_prefix', flag: '--disable-log-prefix', kind: 'bool', help: 'write app output lines without the "App PID (ROOT) stdout: " prefix' },
   { prop: 'logLevel', key: 'log_level', flag: '--log-level', kind: 'loglevel', arg: 'LEVEL', help: '0 (crit) to 7 (debug3), or a name: crit error warn notice info debug (default 3)' },
 ];
 
@@ -296,6 +302,8 @@ export function defaults(appRoot: string): Options {
     userSwitching: true,
     nodejs: undefined,
     nodeArgs: [],
+    appLogFile: undefined,
+    disableLogPrefix: false,
   };
 }
 
@@ -579,7 +587,7 @@ export function resolveOptions(flags: Partial<Options>, appRootArg: string | und
   const given = { ...fromEnv.values, ...flags };
   const opts: Options = { ...defaults(appRoot), environment: defaultEnvironment(env), ...file, ...given, appRoot };
   opts.envvars = { ...(file.envvars ?? {}), ...(flags.envvars ?? {}) };
-  for (const p of ['pidFile', 'logFile', 'socket', 'instanceRegistryDir'] as const) {
+  for (const p of ['pidFile', 'logFile', 'socket', 'instanceRegistryDir', 'appLogFile'] as const) {
     const v = opts[p];
     if (v !== undefined) opts[p] = path.resolve(p in given ? cwd : appRoot, v);
   }
@@ -621,6 +629,7 @@ const GROUP_KEYS = [
   'maxRequests', 'memoryLimit', 'maxRequestQueueSize', 'stickySessions', 'stickySessionsCookieName', 'scaleAtSessions',
   'maxRequestQueueTime', 'requestQueueOverflowStatusCode', 'maxRequestTime', 'statThrottleRate',
   'stickySessionsCookieAttributes', 'directMode', 'user', 'group', 'nodejs', 'nodeArgs',
+  'appLogFile', 'disableLogPrefix',
 ] as const;
 
 /** What an app's own Passengerfile.json may set behind a web server: its group's options. */

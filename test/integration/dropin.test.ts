@@ -245,3 +245,26 @@ else http.createServer((req, res) => res.end('worker ' + process.pid)).listen(30
   const doc = await s.status() as unknown as { groups: { last_spawn_error: string | null }[] };
   assert.match(doc.groups[0].last_spawn_error ?? '', /it uses node:cluster, which is not supported/);
 });
+
+test('app_log_file receives only that app\'s lines and moves with reopen-logs; disable_log_prefix drops the prefix', async (t) => {
+  const app = appCopy(t, 'dropin');
+  fs.mkdirSync(path.join(app, 'log'), { mode: 0o755 });
+  fs.writeFileSync(path.join(app, 'Passengerfile.json'), JSON.stringify({ app_log_file: 'log/app.log' }));
+  const s = await startServer(t, app);
+  const file = path.join(app, 'log', 'app.log');
+  const first = await report(s.port, '/first');
+  await eventually(() => fs.existsSync(file) && fs.readFileSync(file, 'utf8').includes(`App ${first.pid} (${app}) stdout: request /first in ${first.pid}`), 20_000, 'the line in the app log');
+  assert.doesNotMatch(s.output(), /request \/first/, 'the app\'s lines are not in the server\'s log');
+
+  fs.renameSync(file, `${file}.1`);
+  const reopen = await runCli(BIN.config, ['reopen-logs', '--instance-registry-dir', s.registry]);
+  assert.equal(reopen.code, 0, reopen.stderr);
+  assert.match(reopen.stdout, /app\.log/);
+  await report(s.port, '/second');
+  await eventually(() => fs.existsSync(file) && fs.readFileSync(file, 'utf8').includes('request /second'), 20_000, 'the line in the reopened app log');
+  assert.doesNotMatch(fs.readFileSync(`${file}.1`, 'utf8'), /request \/second/);
+
+  const plain = await startServer(t, appCopy(t, 'dropin'), ['--disable-log-prefix']);
+  const r = await report(plain.port, '/plain');
+  await eventually(() => plain.output().split('\n').includes(`request /plain in ${r.pid}`), 20_000, `an unprefixed line:\n${plain.output()}`);
+});

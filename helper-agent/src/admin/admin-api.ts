@@ -56,8 +56,8 @@ export interface AdminContext {
   watchdogPid: number;
   /** The requests in flight. */
   requests(): unknown[];
-  /** Reopens the log file(s); returns the file, or null when logging to a terminal. */
-  reopenLogs(): string | null;
+  /** Reopens the log file (null: logging to a terminal) and the apps' log files. */
+  reopenLogs(): { logFile: string | null; appLogFiles: string[] };
 }
 
 /** The uid a process runs as: the one the agent switched it to, else the agent's own. */
@@ -156,7 +156,12 @@ export async function createAdminApi(ctx: AdminContext): Promise<AdminHandler> {
     return { restarted: matched.map((g) => g.name).join(', '), groups: matched.map((g) => ({ name: g.name, app_root: g.appRoot, pids: alive(g) })), rolling, pids: matched.flatMap(alive) };
   });
 
-  app.post('/reopen-logs', async (req, reply) => fullOnly(req, reply, 'reopening the logs') ?? { log_file: ctx.reopenLogs() });
+  app.post('/reopen-logs', async (req, reply) => {
+    const denied = fullOnly(req, reply, 'reopening the logs');
+    if (denied) return denied;
+    const r = ctx.reopenLogs();
+    return { log_file: r.logFile, app_log_files: r.appLogFiles };
+  });
 
   // Takes one process out of its group (it finishes its requests first). ?pid=PID
   app.post('/detach-process', async (req, reply) => {

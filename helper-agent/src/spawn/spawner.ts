@@ -15,6 +15,7 @@ import { SpawnError } from '../errors';
 import type { Logger } from '../log';
 import type { Spawner } from '../pool/pool';
 import type { ProcessHandle, ProcessReport } from '../pool/process';
+import { AppLogs } from './app-logs';
 import { appUserFor, userEnv, type AppUser, type UserPolicy } from './app-user';
 import { reportOf, type Channel } from './channel';
 
@@ -241,8 +242,12 @@ export function nodeInterpreter(nodejs: string | undefined, searchPath: string |
 export class AppSpawner implements Spawner {
   /** Aborts for the spawns under way. */
   private readonly starting = new Set<() => void>();
+  /** Where each app's output goes (its app_log_file, or the log). */
+  readonly appLogs: AppLogs;
 
-  constructor(private readonly cfg: SpawnerConfig) {}
+  constructor(private readonly cfg: SpawnerConfig) {
+    this.appLogs = new AppLogs(cfg.log);
+  }
 
   /** Stops the processes still starting (the server is shutting down): none may outlive it. */
   abortStarting(): void {
@@ -334,9 +339,10 @@ export class AppSpawner implements Spawner {
       if (child.pid === undefined) return;
       handle = new SpawnedProcess(child, endpoint, socketFile, o.appStartCommand ? undefined : token, direct, log,
         who ? { uid: who.uid, gid: who.gid } : undefined);
+      const sink = this.appLogs.sinkFor(o.appLogFile === undefined ? undefined : path.resolve(o.appRoot, o.appLogFile));
       const prefix = `App ${child.pid} (${o.appRoot}) `;
-      stopOut.push(forwardLines(child.stdout, log, `${prefix}stdout: `, tail));
-      stopOut.push(forwardLines(child.stderr, log, `${prefix}stderr: `, tail));
+      stopOut.push(forwardLines(child.stdout, sink, o.disableLogPrefix ? '' : `${prefix}stdout: `, tail));
+      stopOut.push(forwardLines(child.stderr, sink, o.disableLogPrefix ? '' : `${prefix}stderr: `, tail));
       child.stdin?.on('error', () => undefined);
       child.once('exit', (code, signal) => {
         // Give the last output a moment to arrive before reporting it.
