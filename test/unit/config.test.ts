@@ -105,3 +105,12 @@ test('environment: PASSENGER_<KEY> sets options between the file and the flags; 
   assert.equal(resolveOptions({}, d, d, { NODE_ENV: 'production' }).environment, 'production');
   assert.equal(resolveOptions(parseFlags(['-e', 'test']).values, d, d, { NODE_ENV: 'production' }).environment, 'test');
 });
+
+test('README "Coming from Passenger" names every Passenger-only option', () => {
+  const readme = fs.readFileSync(path.join(__dirname, '..', '..', '..', 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('## Coming from Passenger'), readme.indexOf('## Who apps run as'));
+  for (const f of PASSENGER_ONLY_OPTIONS) {
+    const name = f.key === 'rackup' ? '--rackup' : f.key;
+    assert.ok(section.includes(`\`${name}\``), `${name} in the README table`);
+  }
+});
