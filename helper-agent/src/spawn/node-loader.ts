@@ -123,13 +123,12 @@ function install(): void {
   // agent never looks, and the spawn would time out: the agent runs and
   // balances the processes itself, so it says so at once.
   const cluster = require('node:cluster') as import('node:cluster').Cluster;
-  const originalFork = cluster.fork;
   cluster.fork = function fork(): never {
     process.stderr.write('passenger-ts: this app forks node:cluster workers (cluster.fork()); the server starts and balances the app\'s '
       + 'processes itself, so cluster mode is not supported: start the app without cluster (e.g. when process.env.IN_PASSENGER is set) '
       + 'and set min_instances / max_pool_size instead\n');
     process.exit(1);
-  } as typeof originalFork;
+  } as typeof cluster.fork;
 
   // Direct mode accounting: sessions in flight, requests done, last use;
   // sent in one message a second at most, not one per request.

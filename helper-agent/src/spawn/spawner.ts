@@ -216,12 +216,12 @@ function canConnect(port: number): Promise<boolean> {
 }
 
 /**
- * The Node that runs an app: `nodejs` (a path, relative to nothing, or a name
- * looked up in PATH, as a shell would), else `node` from PATH as Passenger
- * does, else the agent's own Node. A `nodejs` that is not an executable file
- * is a spawn error that names it, before anything starts.
+ * The Node that runs an app: `nodejs` (a path, relative to the app root, or
+ * a name looked up in PATH, as a shell would), else `node` from PATH as
+ * Passenger does, else the agent's own Node. A `nodejs` that is not an
+ * executable file is a spawn error that names it, before anything starts.
  */
-export function nodeInterpreter(nodejs: string | undefined, searchPath: string | undefined): string {
+export function nodeInterpreter(nodejs: string | undefined, searchPath: string | undefined, appRoot: string): string {
   const executable = (f: string): boolean => {
     try {
       fs.accessSync(f, fs.constants.X_OK);
@@ -231,7 +231,7 @@ export function nodeInterpreter(nodejs: string | undefined, searchPath: string |
     }
   };
   const name = nodejs ?? 'node';
-  const found = name.includes('/') ? (executable(name) ? name : null)
+  const found = name.includes('/') ? (executable(path.resolve(appRoot, name)) ? path.resolve(appRoot, name) : null)
     : (searchPath ?? '').split(':').filter((d) => d !== '').map((d) => path.join(d, name)).find(executable) ?? null;
   if (found !== null) return path.resolve(found);
   if (nodejs === undefined) return process.execPath;
@@ -271,7 +271,7 @@ export class AppSpawner implements Spawner {
       IN_PASSENGER: '1',
     };
     // Before anything is made for the process: a missing interpreter fails here, naming it.
-    const node = o.appStartCommand ? null : nodeInterpreter(o.nodejs, env.PATH);
+    const node = o.appStartCommand ? null : nodeInterpreter(o.nodejs, env.PATH, o.appRoot);
     let cmd: string;
     let args: string[];
     let endpoint: ProcessHandle['endpoint'];
