@@ -214,7 +214,7 @@ async function main(): Promise<void> {
         log.notice('reopened the log file');
         // The watchdog writes to the same file.
         try { process.kill(cfg.watchdogPid, 'SIGUSR1'); } catch { /* gone */ }
-        return o.logFile ?? null;
+        return { logFile: o.logFile ?? null, appLogFiles: appSpawner.appLogs.reopen() };
       } });
   });
   const adminSocket = admin;

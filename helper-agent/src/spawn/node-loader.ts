@@ -88,8 +88,9 @@ function install(): void {
     claimed = this;
     const last = args[args.length - 1];
     const cb = typeof last === 'function' ? (last as () => void) : undefined;
-    this.once('listening', () => send({ type: 'ready', socket: socketPath }));
+    this.once('listening', () => send({ type: 'ready', socket: socketPath, node: process.version }));
     let where: string | { fd: number } = socketPath;
+    if (listenFd === null) presentAsLoopback(this);
     if (listenFd !== null) {
       // Direct mode: accept from the agent's listening socket, and count.
       where = { fd: listenFd };
@@ -99,6 +100,35 @@ function install(): void {
     }
     return cb ? originalListen.call(this, where, cb) : originalListen.call(this, where);
   } as typeof originalListen;
+
+  /**
+   * The app's connections come from the agent over a Unix socket, whose
+   * remoteAddress is undefined: Express's req.ip, morgan's :remote-addr and
+   * hapi's remoteAddress would be empty. As Passenger's loader does, the
+   * socket presents itself as 127.0.0.1 (port 0), the agent's side of a local
+   * connection; the client's own address is in X-Forwarded-For (trust proxy).
+   */
+  function presentAsLoopback(server: http.Server): void {
+    server.prependListener('connection', (sock: net.Socket) => {
+      if (sock.remoteAddress !== undefined) return;
+      Object.defineProperties(sock, {
+        remoteAddress: { value: '127.0.0.1', configurable: true },
+        remoteFamily: { value: 'IPv4', configurable: true },
+        remotePort: { value: 0, configurable: true },
+      });
+    });
+  }
+
+  // An app that forks node:cluster workers would have them listen where the
+  // agent never looks, and the spawn would time out: the agent runs and
+  // balances the processes itself, so it says so at once.
+  const cluster = require('node:cluster') as import('node:cluster').Cluster;
+  cluster.fork = function fork(): never {
+    process.stderr.write('passenger-ts: this app forks node:cluster workers (cluster.fork()); the server starts and balances the app\'s '
+      + 'processes itself, so cluster mode is not supported: start the app without cluster (e.g. when process.env.IN_PASSENGER is set) '
+      + 'and set min_instances / max_pool_size instead\n');
+    process.exit(1);
+  } as typeof cluster.fork;
 
   // Direct mode accounting: sessions in flight, requests done, last use;
   // sent in one message a second at most, not one per request.
