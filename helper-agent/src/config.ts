@@ -64,6 +64,12 @@ export interface Options {
   appLogFile: string | undefined;
   /** App output lines go to the log without the `App <pid> (<root>) stdout: ` prefix. */
   disableLogPrefix: boolean;
+  /**
+   * `passenger start`: the flags as given (paths made absolute), so a
+   * restart can read Passengerfile.json and the environment again and still
+   * let the flags win.
+   */
+  given?: Partial<Options>;
   /** `passenger agent`: app roots or URLs whose apps start with the agent, before any request (Passenger's pre_start). */
   preStart: string[];
 }
@@ -606,6 +612,8 @@ export function resolveOptions(flags: Partial<Options>, appRootArg: string | und
     const v = opts[p];
     if (v !== undefined) opts[p] = path.resolve(p in given ? cwd : appRoot, v);
   }
+  opts.given = { ...flags };
+  for (const p of ['pidFile', 'logFile', 'socket', 'instanceRegistryDir', 'appLogFile'] as const) if (p in flags) opts.given[p] = opts[p] as string;
   if (opts.directMode) checkDirectMode(opts, { ...file, ...given });
   if (opts.forwarder === 'reply-from') checkReplyFrom(opts);
   if (opts.minInstances > opts.maxPoolSize) {

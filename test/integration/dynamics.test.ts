@@ -251,3 +251,23 @@ test('app output reaches the log prefixed with the app and PID; --show=requests 
   assert.match(shown, new RegExp(`^GET +/sleep\\?ms=6000 +${pid} +forwarded +\\d+\\.\\ds +127\\.0\\.0\\.1$`, 'm'));
   await held;
 });
+
+test('standalone: a restart reads Passengerfile.json again (an edited env var reaches the new processes; flags still win)', async (t) => {
+  const app = appCopy(t, 'basic');
+  fs.mkdirSync(path.join(app, 'tmp'), { recursive: true });
+  fs.writeFileSync(path.join(app, 'Passengerfile.json'), JSON.stringify({ envvars: { GREETING: 'before' }, min_instances: 1 }));
+  const s = await startServer(t, app, ['--stat-throttle-rate', '1', '--environment', 'staging']);
+  assert.equal(JSON.parse((await request(s.port, '/env')).body).GREETING, 'before');
+  fs.writeFileSync(path.join(app, 'Passengerfile.json'), JSON.stringify({ envvars: { GREETING: 'after' }, min_instances: 1, environment: 'production' }));
+  const r = await runCli(BIN.config, ['restart-app', app, '--instance-registry-dir', s.registry]);
+  assert.equal(r.code, 0, r.stderr);
+  const env = JSON.parse((await request(s.port, '/env')).body);
+  assert.equal(env.GREETING, 'after');
+  assert.equal(env.NODE_ENV, 'staging', 'the flag still wins over the file');
+  // A broken file fails the restart and leaves the old process serving.
+  const pid = (await request(s.port, '/pid')).body;
+  fs.writeFileSync(path.join(app, 'Passengerfile.json'), '{ broken');
+  const bad = await runCli(BIN.config, ['restart-app', app, '--instance-registry-dir', s.registry]);
+  assert.notEqual(bad.code, 0);
+  assert.equal((await request(s.port, '/pid')).body, pid);
+});

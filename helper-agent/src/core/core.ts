@@ -3,7 +3,7 @@
 // settings in PASSENGER_CORE_CONFIG and hears "ready" over the IPC channel.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { groupOptions, type Options } from '../config';
+import { groupOptions, resolveOptions, type Options } from '../config';
 import { InstanceDir, type ProcessRecord } from '../instance/instance-dir';
 import { AdminSocket } from '../admin/admin-socket';
 import { setCloexec } from '../platform/native';
@@ -140,7 +140,11 @@ async function main(): Promise<void> {
     maxPoolSize: o.maxPoolSize,
     forgetIdleGroups: o.mode === 'agent',
     spawner,
-    reloadOptions: o.mode === 'agent' ? (g) => (resolver as AppRootResolver).reloadOptions(g) : undefined,
+    // A restart reads the app's settings again: behind a web server its
+    // Passengerfile.json and the server's settings; standalone, the file and
+    // the environment under the flags given at start.
+    reloadOptions: o.mode === 'agent' ? (g) => (resolver as AppRootResolver).reloadOptions(g)
+      : () => groupOptions(resolveOptions(o.given ?? {}, o.appRoot, o.appRoot, process.env, (m) => log.warn(m))),
     log: { info: (m) => log.notice(m), warn: (m) => log.warn(m), error: (m) => log.error(m) },
     events: {
       processAdded(p) {
