@@ -5,7 +5,8 @@ import type { RequestSnapshot } from '../router/forward-direct';
 import { ANSI_PAINT, NO_PAINT, renderHeader, renderPool, renderRequests, type Paint } from './render-status';
 import { renderXml } from './render-xml';
 import { adminJson } from '../instance/admin-client';
-import { registryDirs, selectInstance, type InstanceDir } from '../instance/instance-dir';
+import { type InstanceDir } from '../instance/instance-dir';
+import { registryDirs, selectInstance } from '../instance/registry';
 import { VERSION } from '../version';
 import { die, parseToolFlags, runMain } from './common';
 

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { registryDirs } from '../../instance/instance-dir';
+import { registryDirs } from '../../instance/registry';
 import { PACKAGE_ROOT, VERSION } from '../../version';
 import { die } from '../common';
 import type { Command } from './command';

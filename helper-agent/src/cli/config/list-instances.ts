@@ -1,4 +1,4 @@
-import { listInstances, registryDirs } from '../../instance/instance-dir';
+import { listInstances, registryDirs } from '../../instance/registry';
 import { parseToolFlags } from '../common';
 import type { Command } from './command';
 
