@@ -56,6 +56,10 @@ export interface Options {
   defaultGroup: string | undefined;
   /** As root: each app runs as the owner of its startup file (or its `user`); off: every app runs as the default user. */
   userSwitching: boolean;
+  /** Seconds a process told to leave gets to exit by itself (its SIGTERM handlers run) before KILL. */
+  shutdownTimeout: number;
+  /** A leaving process's WebSockets are closed at once (on) or left to end by themselves (off). */
+  abortWebsocketsOnProcessShutdown: boolean;
 }
 
 type Kind = 'int' | 'string' | 'bool' | 'envvar' | 'loglevel' | 'apptype' | 'forwarder' | 'list';
@@ -112,8 +116,21 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { prop: 'userSwitching', key: 'user_switching', flag: '--user-switching', kind: 'bool', negatable: true, help: 'as root: run each app as the owner of its startup file (default on); off: as the default user' },
   { prop: 'defaultUser', key: 'default_user', flag: '--default-user', kind: 'string', arg: 'NAME', help: 'as root: who apps owned by root run as (default nobody; never root)' },
   { prop: 'defaultGroup', key: 'default_group', flag: '--default-group', kind: 'string', arg: 'NAME', help: 'the default user\'s group (default: its primary group)' },
+  { prop: 'shutdownTimeout', key: 'shutdown_timeout', flag: '--shutdown-timeout', kind: 'int', min: 1, arg: 'SECONDS', help: 'how long a process told to leave may take to exit by itself before it is killed (default 30)' },
+  { prop: 'abortWebsocketsOnProcessShutdown', key: 'abort_websockets_on_process_shutdown', flag: '--abort-websockets-on-process-shutdown', kind: 'bool', negatable: true, help: 'close a leaving process\'s WebSockets at once (default on); off: they end by themselves, up to the shutdown timeout' },
   { prop: 'logLevel', key: 'log_level', flag: '--log-level', kind: 'loglevel', arg: 'LEVEL', help: '0 (crit) to 7 (debug3), or a name: crit error warn notice info debug (default 3)' },
 ];
+
+/**
+ * At a server stop, how long requests in flight run before their processes
+ * are told to leave anyway (each then has its shutdown_timeout to exit).
+ */
+export const STOP_DRAIN_MS = 2000;
+
+/** How long the watchdog lets a stopping core take before it kills it: longer than the core's own bound on a stop. */
+export function stopBoundMs(o: Pick<Options, 'shutdownTimeout'>): number {
+  return STOP_DRAIN_MS + o.shutdownTimeout * 1000 + 15_000;
+}
 
 const LOG_LEVEL_NAMES: Record<string, number> = { crit: 0, error: 1, warn: 2, notice: 3, info: 4, debug: 5, debug2: 6, debug3: 7 };
 
@@ -162,6 +179,8 @@ export function defaults(appRoot: string): Options {
     defaultUser: 'nobody',
     defaultGroup: undefined,
     userSwitching: true,
+    shutdownTimeout: 30,
+    abortWebsocketsOnProcessShutdown: true,
   };
 }
 
@@ -381,6 +400,7 @@ const GROUP_KEYS = [
   'maxRequests', 'memoryLimit', 'maxRequestQueueSize', 'stickySessions', 'stickySessionsCookieName', 'scaleAtSessions',
   'maxRequestQueueTime', 'requestQueueOverflowStatusCode', 'maxRequestTime', 'statThrottleRate',
   'stickySessionsCookieAttributes', 'directMode', 'user', 'group',
+  'shutdownTimeout', 'abortWebsocketsOnProcessShutdown',
 ] as const;
 
 /** What an app's own Passengerfile.json may set behind a web server: its group's options. */

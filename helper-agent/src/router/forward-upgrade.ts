@@ -7,6 +7,9 @@
 // session into a WebSocket on the process (Group.upgraded) and bytes flow
 // both ways, with backpressure, until either side closes; then both go. Any
 // other answer is relayed as a response that ends the client's connection.
+// When a process leaves, its WebSockets are closed with a close frame
+// (1001, going away) put between two of the app's frames, unless
+// abort_websockets_on_process_shutdown is off.
 import * as http from 'node:http';
 import type { Socket } from 'node:net';
 import { PassengerError } from '../errors';
@@ -15,6 +18,55 @@ import type { AppProcess } from '../pool/process';
 import { agentErrorResponse } from './error-pages';
 import { appHeaders, cookieValue, stickyCookie, type ForwardingContext, type RequestSnapshot } from './forward-direct';
 import { isConnectFailure, mayRetry, rootCode } from './retry';
+
+/** A server's close frame: status 1001, "going away" (RFC 6455 7.4.1). */
+const GOING_AWAY = Buffer.from([0x88, 0x02, 0x03, 0xe9]);
+/** How long a client that was sent a close frame has to close its side, and an app to finish the frame it is in the middle of. */
+const CLOSING_MS = 5000;
+
+/**
+ * Follows the frame boundaries of one direction of a WebSocket (RFC 6455
+ * 5.2), so that a close frame can be put between two frames. It reads only
+ * headers (2 to 14 bytes a frame) and skips payloads by their length.
+ */
+export class FrameBoundaries {
+  /** Payload (and mask) bytes of the current frame still to come. */
+  private need = 0;
+  /** Header bytes read so far of a header split across chunks. */
+  private head: number[] = [];
+
+  atBoundary(): boolean {
+    return this.need === 0 && this.head.length === 0;
+  }
+
+  /** Reads `buf` to its end or, when `stopAtBoundary`, up to the first frame boundary; returns the bytes read. */
+  feed(buf: Buffer, stopAtBoundary = false): number {
+    let i = 0;
+    while (i < buf.length) {
+      if (this.need > 0) {
+        const n = Math.min(this.need, buf.length - i);
+        this.need -= n;
+        i += n;
+        continue;
+      }
+      if (stopAtBoundary && this.head.length === 0) return i;
+      const h = this.head;
+      h.push(buf[i++]);
+      if (h.length < 2) continue;
+      const len7 = h[1] & 0x7f;
+      const ext = len7 === 126 ? 2 : len7 === 127 ? 8 : 0;
+      if (h.length < 2 + ext) continue;
+      let len = len7;
+      if (ext > 0) {
+        len = 0;
+        for (let k = 2; k < 2 + ext; k++) len = len * 256 + h[k];
+      }
+      this.need = len + ((h[1] & 0x80) !== 0 ? 4 : 0);
+      this.head = [];
+    }
+    return i;
+  }
+}
 
 /** Response headers that describe the app's connection, not the client's. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding']);
@@ -49,6 +101,10 @@ class Upgrade {
   /** The app's answer when it was not a 101, while it is relayed. */
   private appRes: http.IncomingMessage | null = null;
   private appSock: Socket | null = null;
+  /** Frames from the app to the client (WebSockets only): where a close frame may go. */
+  private frames: FrameBoundaries | null = null;
+  /** The process is leaving: the close frame goes at the next boundary. */
+  private closing = false;
 
   constructor(
     private readonly forwarder: UpgradeForwarder,
@@ -133,10 +189,75 @@ class Upgrade {
     // an end on either side ends the exchange (what was written still goes out).
     sock.on('end', () => this.forwarder.closed(this));
     client.on('end', () => this.forwarder.closed(this));
-    // pipe(): each side pauses while the other cannot take more; an end of
-    // input is passed on as a half close, a close takes both down.
-    sock.pipe(client);
+    // Each side pauses while the other cannot take more; an end of input is
+    // passed on as a half close, a close takes both down. The app's side of
+    // a WebSocket is read frame by frame, so that it can be closed cleanly.
+    if (String(this.req.headers.upgrade).toLowerCase() === 'websocket') {
+      const frames = new FrameBoundaries();
+      this.frames = frames;
+      sock.on('data', (chunk: Buffer) => {
+        if (this.closing) {
+          chunk = chunk.subarray(0, frames.feed(chunk, true));
+          if (chunk.length > 0) client.write(chunk);
+          if (frames.atBoundary()) this.sendGoingAway();
+          return;
+        }
+        frames.feed(chunk);
+        if (!client.write(chunk)) sock.pause();
+      });
+      client.on('drain', () => sock.resume());
+    } else {
+      sock.pipe(client);
+    }
     client.pipe(sock);
+    // Its process began to leave while the handshake was under way.
+    if (p.life !== 'alive' && o.abortWebsocketsOnProcessShutdown) this.abort();
+  }
+
+  /**
+   * The process leaves (abort_websockets_on_process_shutdown): the WebSocket
+   * is freed on it at once and closed cleanly: a close frame (1001) goes to
+   * the client between two of the app's frames, the client's answer is read
+   * and dropped, and the app's side is ended. Other upgraded protocols are
+   * ended both ways.
+   */
+  abort(): void {
+    const p = this.proc;
+    const sock = this.appSock;
+    if (this.done || this.state !== 'websocket' || p === null || sock === null) return;
+    this.forwarder.forget(this);
+    this.done = true;
+    this.proc = null;
+    p.group.websocketClosed(p);
+    const client = this.client;
+    client.unpipe(sock);
+    client.on('data', () => undefined);
+    const cut = setTimeout(() => { client.destroy(); sock.destroy(); }, CLOSING_MS);
+    cut.unref();
+    client.once('close', () => clearTimeout(cut));
+    if (this.frames === null) {
+      endThenDestroy(sock);
+      endThenDestroy(client);
+      return;
+    }
+    // Until the app's current frame is through: read on, whatever the client's pace.
+    this.closing = true;
+    sock.resume();
+    // An app that goes in the middle of a frame leaves nothing clean to do.
+    sock.once('close', () => { if (this.frames !== null) endThenDestroy(client); });
+    if (this.frames.atBoundary()) this.sendGoingAway();
+  }
+
+  /** The close frame, then the end of our side; the client closes its own when it has answered. */
+  private sendGoingAway(): void {
+    if (this.frames === null) return;
+    this.frames = null;
+    const sock = this.appSock;
+    if (sock !== null) {
+      sock.removeAllListeners('data');
+      sock.destroy();
+    }
+    if (!this.client.destroyed) this.client.end(GOING_AWAY);
   }
 
   /** Not upgraded: the app's answer goes to the client as a response, and the connection ends with it. */
@@ -275,6 +396,17 @@ export class UpgradeForwarder {
   closed(up: Upgrade): void {
     if (!this.live.delete(up)) return;
     up.teardown();
+  }
+
+  /** An exchange that ends itself (abort()): no longer listed. */
+  forget(up: Upgrade): void {
+    this.live.delete(up);
+  }
+
+  /** A process leaves: its WebSockets are closed now, unless its app lets them end by themselves. */
+  processLeaving(p: AppProcess): void {
+    if (!p.group.options.abortWebsocketsOnProcessShutdown) return;
+    for (const up of [...this.live]) if (up.proc === p) up.abort();
   }
 
   /** Upgrade requests waiting or forwarded, and open WebSockets. */
