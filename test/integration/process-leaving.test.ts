@@ -142,9 +142,10 @@ test('passenger stop with long polls open: answered by the app\'s shutdown or cu
   const s = await startServer(t, app, ['--min-instances', '1', '--envvar', `MARKER_DIR=${markers}`]);
   const pid = await onePid(s);
   const poll = request(s.port, '/poll', { timeoutMs: 60_000 });
-  const b = await startServer(t, appCopy(t, 'basic'), ['--min-instances', '1']);
+  const b = await startServer(t, appCopy(t, 'basic'), ['--min-instances', '1', '--shutdown-timeout', '4']);
   await onePid(b);
-  // An app with no shutdown handler of its own, a poll that never ends.
+  // An app with no shutdown handler of its own, and a poll that never ends:
+  // its requests are let run until shutdown_timeout, then it is killed.
   const endless = request(b.port, '/sleep?ms=600000', { timeoutMs: 60_000 }).catch((e: Error) => ({ status: 0, body: e.message }));
   await eventually(async () => (await s.status()).groups[0].processes[0].sessions === 1, 10_000, 'the poll to be open');
   await eventually(async () => (await b.status()).groups[0].processes[0].sessions === 1, 10_000, 'the endless request to be open');
@@ -153,11 +154,12 @@ test('passenger stop with long polls open: answered by the app\'s shutdown or cu
   assert.equal(cb, 0);
   assert.equal((await poll).body, 'bye', 'the app\'s shutdown answered the poll');
   assert.equal(marker(markers, pid), 'sigterm');
-  // Its app ended with it: no process will serve it any more, and it is told so.
+  // Its app was killed under it: no process will serve it any more, and it is told so.
   const e = await endless;
   assert.equal(e.status, 503, e.body);
   assert.match(e.body, /shutting down/);
   for (const out of [s.output(), b.output()]) assert.doesNotMatch(out, /did not stop within|killing/);
+  assert.doesNotMatch(s.output(), /SIGKILL/, 'the graceful app exited by itself');
 });
 
 test('a watchdog killed with -9 leaves neither the core nor the app processes running', async (t) => {
@@ -191,4 +193,29 @@ test('rolling restart under WebSocket load: no request fails, every old socket g
   const pid = Number(await again.ask('pid'));
   assert.ok(now.includes(pid) && !old.includes(pid), `the reconnect went to a new process (${pid})`);
   again.ws.close();
+});
+
+test('after a core restart, an adopted process is told to leave the same way: its SIGTERM handler runs', async (t) => {
+  const { app, markers } = gracefulApp(t);
+  const s = await startServer(t, app, ['--min-instances', '1', '--envvar', `MARKER_DIR=${markers}`]);
+  const pid = await onePid(s);
+  const core = Number(fs.readFileSync(path.join(s.instanceDir(), 'core.pid'), 'utf8'));
+  process.kill(core, 'SIGKILL');
+  await eventually(() => s.output().includes('agent core restarted'), 30_000, 'a new core');
+  await eventually(async () => (await s.appPids()).includes(pid), 30_000, 'the process to be adopted');
+  assert.equal((await runCli(BIN.config, ['detach-process', String(pid), '--instance-registry-dir', s.registry])).code, 0);
+  await eventually(() => marker(markers, pid), 20_000, 'the marker the SIGTERM handler writes');
+  assert.equal(marker(markers, pid), 'sigterm');
+});
+
+test('direct mode: a leaving process finishes its request, then its SIGTERM handler runs', async (t) => {
+  const { app, markers } = gracefulApp(t);
+  const s = await startServer(t, app, ['--min-instances', '1', '--direct-mode', '--envvar', `MARKER_DIR=${markers}`]);
+  const pid = await onePid(s);
+  const slow = request(s.port, '/sleep?ms=1500');
+  await eventually(async () => (await s.status()).groups[0].processes.some((p) => p.pid === pid && p.sessions === 1), 10_000, 'the slow request to be reported');
+  assert.equal((await runCli(BIN.config, ['detach-process', String(pid), '--instance-registry-dir', s.registry])).code, 0);
+  assert.equal((await slow).body, `slept in ${pid}`);
+  await eventually(() => marker(markers, pid), 20_000, 'the marker the SIGTERM handler writes');
+  assert.equal(marker(markers, pid), 'sigterm');
 });

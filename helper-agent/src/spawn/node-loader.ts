@@ -167,8 +167,10 @@ function install(): void {
 
   /**
    * The app's own shutdown: its loader API exit listeners if it has any,
-   * else SIGTERM to its process group (its children hear it too), which runs
-   * its SIGTERM handlers or, without any, ends it as Node does.
+   * else, if it handles SIGTERM, SIGTERM to its process group (its children
+   * hear it too). An app with neither gets what such a handler usually does:
+   * its server stops accepting, the requests in flight on it finish (and
+   * its open connections end), then it exits.
    */
   let asked = false;
   function askApp(): void {
@@ -178,11 +180,19 @@ function install(): void {
       api.emit('exit');
       return;
     }
-    try {
-      process.kill(-process.pid, 'SIGTERM');
-    } catch {
-      process.kill(process.pid, 'SIGTERM');
+    if (process.listenerCount('SIGTERM') > 0) {
+      try {
+        process.kill(-process.pid, 'SIGTERM');
+      } catch {
+        process.kill(process.pid, 'SIGTERM');
+      }
+      return;
     }
+    const server = claimed;
+    if (server === null || listenFd !== null) process.exit(0); // direct mode: drained already
+    server.close(() => process.exit(0));
+    // Connections to the agent that fall idle after their last response go too.
+    setInterval(() => server.closeIdleConnections(), 100).unref();
   }
 
   /** Leaves: in direct mode after the requests in flight (new ones get Connection: close). */
