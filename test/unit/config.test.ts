@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { parseFlags, resolveOptions } from '../../helper-agent/src/config';
+import { appFileOptions, groupOptions, parseFlags, resolveOptions } from '../../helper-agent/src/config';
 import { ConfigError } from '../../helper-agent/src/errors';
 
 function appDir(t: { after(fn: () => void): void }, passengerfile?: string): string {
@@ -50,4 +50,21 @@ test('Passengerfile.json errors name the file and the key', (t) => {
   assert.throws(() => resolveOptions({}, appDir(t, '{"max_pool_size": "big"}')), /"max_pool_size": expected a whole number/);
   assert.throws(() => resolveOptions({}, appDir(t, '{"min_instances": 9}')), /larger than max_pool_size/);
   assert.throws(() => resolveOptions({}, '/nonexistent/app'), /does not exist/);
+});
+
+test('shutdown_timeout and abort_websockets_on_process_shutdown: defaults, flags, Passengerfile.json, per app', () => {
+  const d = resolveOptions({}, appDir({ after: (fn) => process.on('exit', fn) }));
+  assert.equal(d.shutdownTimeout, 30);
+  assert.equal(d.abortWebsocketsOnProcessShutdown, true);
+  const f = parseFlags(['--shutdown-timeout', '5', '--no-abort-websockets-on-process-shutdown']).values;
+  assert.equal(f.shutdownTimeout, 5);
+  assert.equal(f.abortWebsocketsOnProcessShutdown, false);
+  assert.throws(() => parseFlags(['--shutdown-timeout', '0']), /at least 1/);
+  const file = resolveOptions({}, appDir({ after: (fn) => process.on('exit', fn) }, '{"shutdown_timeout": 7, "abort_websockets_on_process_shutdown": false}'));
+  assert.equal(file.shutdownTimeout, 7);
+  assert.equal(file.abortWebsocketsOnProcessShutdown, false);
+  const g = groupOptions(file);
+  assert.equal(g.shutdownTimeout, 7);
+  assert.equal(g.abortWebsocketsOnProcessShutdown, false);
+  assert.deepEqual(appFileOptions({ shutdownTimeout: 7, abortWebsocketsOnProcessShutdown: false }).ignored, [], 'an app behind a web server sets both itself');
 });
