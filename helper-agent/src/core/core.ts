@@ -94,7 +94,7 @@ async function main(): Promise<void> {
       for (const g of pool?.groups.values() ?? []) for (const p of g.processes) { try { process.kill(-p.pid, 'SIGKILL'); } catch { /* gone */ } }
       try { fs.rmSync(inst.corePidFile, { force: true }); } catch { /* gone */ }
       process.exit(0);
-    }, STOP_DRAIN_MS + capMs + 5000);
+    }, STOP_DRAIN_MS + capMs + 8000);
     last.unref();
     // In direct mode the apps accept, not us: our copy of the listening socket
     // goes now, so that new connections are refused once the watchdog's and the
