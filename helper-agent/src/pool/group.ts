@@ -161,7 +161,7 @@ export class Group {
     p.sessions++;
     const max = this.options.maxRequests;
     if (max > 0 && p.processed + p.sessions >= max && !p.replacing && !this.options.directMode) {
-      this.pool.log.info(`process ${p.pid} of ${this.name} took its ${max}th request (max_requests ${max}): replacing it`);
+      this.pool.log.info(`process ${p.pid} of ${this.name} took its last request (max_requests ${max}): replacing it`);
       this.replace(p, true);
     }
   }
