@@ -5,8 +5,9 @@
 // (over the channel, or by closing its stdin), the app's own shutdown runs:
 // an exit listener registered through Passenger's loader API
 // (`PhusionPassenger.on('exit', fn)`), else SIGTERM to its process group, so
-// its `process.on('SIGTERM')` handlers run. Plain CommonJS with no imports of
-// ours: it runs inside the app.
+// its `process.on('SIGTERM')` handlers run; an app with neither has its
+// server closed and exits once its requests are done. Plain CommonJS with no
+// imports of ours: it runs inside the app.
 /* eslint-disable @typescript-eslint/no-var-requires */
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
