@@ -72,6 +72,10 @@ export interface Options {
   given?: Partial<Options>;
   /** `passenger agent`: app roots or URLs whose apps start with the agent, before any request (Passenger's pre_start). */
   preStart: string[];
+  /** Seconds a process told to leave gets to exit by itself (its SIGTERM handlers run) before KILL. */
+  shutdownTimeout: number;
+  /** A leaving process's WebSockets are closed at once (on) or left to end by themselves (off). */
+  abortWebsocketsOnProcessShutdown: boolean;
 }
 
 type Kind = 'int' | 'string' | 'bool' | 'envvar' | 'loglevel' | 'apptype' | 'forwarder' | 'list';
@@ -134,6 +138,8 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { prop: 'defaultGroup', key: 'default_group', flag: '--default-group', kind: 'string', arg: 'NAME', help: 'the default user\'s group (default: its primary group)' },
   { prop: 'appLogFile', key: 'app_log_file', flag: '--app-log-file', kind: 'string', arg: 'PATH', help: 'write the app\'s output to this file instead of the log' },
   { prop: 'disableLogPrefix', key: 'disable_log_prefix', flag: '--disable-log-prefix', kind: 'bool', help: 'write app output lines without the "App PID (ROOT) stdout: " prefix' },
+  { prop: 'shutdownTimeout', key: 'shutdown_timeout', flag: '--shutdown-timeout', kind: 'int', min: 1, arg: 'SECONDS', help: 'how long a process told to leave may take to exit by itself before it is killed (default 30)' },
+  { prop: 'abortWebsocketsOnProcessShutdown', key: 'abort_websockets_on_process_shutdown', flag: '--abort-websockets-on-process-shutdown', kind: 'bool', negatable: true, help: 'close a leaving process\'s WebSockets at once (default on); off: they end by themselves, up to the shutdown timeout' },
   { prop: 'logLevel', key: 'log_level', flag: '--log-level', kind: 'loglevel', arg: 'LEVEL', help: '0 (crit) to 7 (debug3), or a name: crit error warn notice info debug (default 3)' },
 ];
 
@@ -195,7 +201,6 @@ export const PASSENGER_ONLY_OPTIONS: readonly PassengerOnlySpec[] = [
   ign('vary_turbocache_by_cookie', true, 'there is no response cache: every request reaches the app'),
   ign('turbocaching', false, 'there is no response cache: every request reaches the app', { flag: '--disable-turbocaching', flagValue: false }),
   ign('unlimited_concurrency_paths', true, 'Node app processes take any number of requests at once by default', { flag: '--unlimited-concurrency-path' }),
-  ign('abort_websockets_on_process_shutdown', false, 'a WebSocket lasts as long as its process', { flag: '--no-abort-websockets-on-process-shutdown', flagValue: false }),
   ign('nginx_bin', true, 'the built-in HTTP server is the only engine'),
   ign('nginx_version', true, 'the built-in HTTP server is the only engine'),
   ign('nginx_tarball', true, 'the built-in HTTP server is the only engine'),
@@ -261,6 +266,17 @@ export function nearest(name: string, known: readonly string[]): string | undefi
   return bestD <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
 }
 
+/**
+ * At a server stop, how long requests in flight run before their processes
+ * are told to leave anyway (each then has its shutdown_timeout to exit).
+ */
+export const STOP_DRAIN_MS = 2000;
+
+/** How long the watchdog lets a stopping core take before it kills it: longer than the core's own bound on a stop. */
+export function stopBoundMs(o: Pick<Options, 'shutdownTimeout'>): number {
+  return STOP_DRAIN_MS + o.shutdownTimeout * 1000 + 15_000;
+}
+
 const LOG_LEVEL_NAMES: Record<string, number> = { crit: 0, error: 1, warn: 2, notice: 3, info: 4, debug: 5, debug2: 6, debug3: 7 };
 
 export function defaults(appRoot: string): Options {
@@ -313,6 +329,8 @@ export function defaults(appRoot: string): Options {
     nodeArgs: [],
     appLogFile: undefined,
     disableLogPrefix: false,
+    shutdownTimeout: 30,
+    abortWebsocketsOnProcessShutdown: true,
   };
 }
 
@@ -652,7 +670,7 @@ const GROUP_KEYS = [
   'maxRequests', 'memoryLimit', 'maxRequestQueueSize', 'stickySessions', 'stickySessionsCookieName', 'scaleAtSessions',
   'maxRequestQueueTime', 'requestQueueOverflowStatusCode', 'maxRequestTime', 'statThrottleRate',
   'stickySessionsCookieAttributes', 'directMode', 'user', 'group', 'nodejs', 'nodeArgs',
-  'appLogFile', 'disableLogPrefix',
+  'appLogFile', 'disableLogPrefix', 'shutdownTimeout', 'abortWebsocketsOnProcessShutdown',
 ] as const;
 
 /** What an app's own Passengerfile.json may set behind a web server: its group's options. */

@@ -20,6 +20,7 @@ export const ERROR_CODES = {
   E_QUEUE_TIMEOUT: 'a request waited too long for a process (max_request_queue_time)',
   E_REQUEST_TIMEOUT: 'a request ran too long (max_request_time)',
   E_BAD_GATEWAY: 'an app process failed to answer a forwarded request',
+  E_SHUTTING_DOWN: 'the server is stopping: a request that no process will serve any more (503)',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -209,8 +209,8 @@ test('passenger-config detach-process stops the process with its children; it is
   await eventually(async () => { const p = await s.appPids(); return p.length === 1 && p[0] !== pid; }, 20_000, 'a replacement');
 });
 
-test('a process that ignores stdin and TERM is killed, with its children, after the grace period', async (t) => {
-  const s = await startServer(t, appCopy(t, 'stubborn'), ['--app-start-command', `exec ${process.execPath} server.js`, '--min-instances', '1']);
+test('a process that ignores stdin and TERM is killed, with its children, after shutdown_timeout', async (t) => {
+  const s = await startServer(t, appCopy(t, 'stubborn'), ['--app-start-command', `exec ${process.execPath} server.js`, '--min-instances', '1', '--shutdown-timeout', '3']);
   const [pid, child] = (await request(s.port, '/')).body.split(' ').map(Number);
   assert.ok(isAlive(child));
   const r = await runCli(BIN.config, ['detach-process', String(pid), '--instance-registry-dir', s.registry]);

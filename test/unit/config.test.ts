@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { PASSENGER_ONLY_OPTIONS, defaultEnvironment, envOptions, parseFlags, resolveOptions, webAppOptions } from '../../helper-agent/src/config';
+import { PASSENGER_ONLY_OPTIONS, appFileOptions, defaultEnvironment, envOptions, groupOptions, parseFlags, resolveOptions, webAppOptions } from '../../helper-agent/src/config';
 import { optionsJson } from '../../helper-agent/src/cli/config/app-snippet';
 import { ConfigError } from '../../helper-agent/src/errors';
 
@@ -126,4 +126,21 @@ test('README "Coming from Passenger" names every Passenger-only option', () => {
     const name = f.key === 'rackup' ? '--rackup' : f.key;
     assert.ok(section.includes(`\`${name}\``), `${name} in the README table`);
   }
+});
+
+test('shutdown_timeout and abort_websockets_on_process_shutdown: defaults, flags, Passengerfile.json, per app', () => {
+  const d = resolveOptions({}, appDir({ after: (fn) => process.on('exit', fn) }));
+  assert.equal(d.shutdownTimeout, 30);
+  assert.equal(d.abortWebsocketsOnProcessShutdown, true);
+  const f = parseFlags(['--shutdown-timeout', '5', '--no-abort-websockets-on-process-shutdown']).values;
+  assert.equal(f.shutdownTimeout, 5);
+  assert.equal(f.abortWebsocketsOnProcessShutdown, false);
+  assert.throws(() => parseFlags(['--shutdown-timeout', '0']), /at least 1/);
+  const file = resolveOptions({}, appDir({ after: (fn) => process.on('exit', fn) }, '{"shutdown_timeout": 7, "abort_websockets_on_process_shutdown": false}'));
+  assert.equal(file.shutdownTimeout, 7);
+  assert.equal(file.abortWebsocketsOnProcessShutdown, false);
+  const g = groupOptions(file);
+  assert.equal(g.shutdownTimeout, 7);
+  assert.equal(g.abortWebsocketsOnProcessShutdown, false);
+  assert.deepEqual(appFileOptions({ shutdownTimeout: 7, abortWebsocketsOnProcessShutdown: false }).ignored, [], 'an app behind a web server sets both itself');
 });

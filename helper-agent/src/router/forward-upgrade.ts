@@ -7,6 +7,9 @@
 // session into a WebSocket on the process (Group.upgraded) and bytes flow
 // both ways, with backpressure, until either side closes; then both go. Any
 // other answer is relayed as a response that ends the client's connection.
+// When a process leaves, its WebSockets are closed with a close frame
+// (1001, going away) put between two of the app's frames, unless
+// abort_websockets_on_process_shutdown is off.
 import * as http from 'node:http';
 import type { Socket } from 'node:net';
 import { PassengerError } from '../errors';
@@ -15,6 +18,88 @@ import type { AppProcess } from '../pool/process';
 import { agentErrorResponse } from './error-pages';
 import { appHeaders, cookieValue, stickyCookie, type ForwardingContext, type RequestSnapshot } from './forward-direct';
 import { isConnectFailure, mayRetry, rootCode } from './retry';
+
+/** Stands for the handshake's request once a WebSocket is open, so the request itself can go. */
+const HANDSHAKE_DONE = { method: '?', url: '?', headers: {}, socket: {} } as unknown as http.IncomingMessage;
+
+/** A server's close frame: status 1001, "going away" (RFC 6455 7.4.1). */
+const GOING_AWAY = Buffer.from([0x88, 0x02, 0x03, 0xe9]);
+/** How long a client that was sent a close frame has to close its side, and an app to finish the frame it is in the middle of. */
+const CLOSING_MS = 5000;
+
+/**
+ * Follows the frame boundaries of one direction of a WebSocket (RFC 6455
+ * 5.2), so that a close frame can be put between two frames. It reads only
+ * headers (2 to 14 bytes a frame) and skips payloads by their length.
+ */
+export class FrameBoundaries {
+  /** Payload (and mask) bytes of the current frame still to come. */
+  private need = 0;
+  /** Header bytes read so far of a header split across chunks. */
+  private head: number[] = [];
+
+  atBoundary(): boolean {
+    return this.need === 0 && this.head.length === 0;
+  }
+
+  /** Reads `buf` to its end or, when `stopAtBoundary`, up to the first frame boundary; returns the bytes read. */
+  feed(buf: Buffer, stopAtBoundary = false): number {
+    let i = 0;
+    while (i < buf.length) {
+      if (this.need > 0) {
+        const n = Math.min(this.need, buf.length - i);
+        this.need -= n;
+        i += n;
+        continue;
+      }
+      if (stopAtBoundary && this.head.length === 0) return i;
+      const h = this.head;
+      h.push(buf[i++]);
+      if (h.length < 2) continue;
+      const len7 = h[1] & 0x7f;
+      const ext = len7 === 126 ? 2 : len7 === 127 ? 8 : 0;
+      if (h.length < 2 + ext) continue;
+      let len = len7;
+      if (ext > 0) {
+        len = 0;
+        for (let k = 2; k < 2 + ext; k++) len = len * 256 + h[k];
+      }
+      this.need = len + ((h[1] & 0x80) !== 0 ? 4 : 0);
+      this.head = [];
+    }
+    return i;
+  }
+}
+
+const kUpgrade = Symbol('passenger.upgrade');
+type Side = Socket & { [kUpgrade]?: Upgrade };
+
+function fromApp(this: Side, chunk: Buffer): void {
+  this[kUpgrade]?.relayFromApp(chunk);
+}
+
+function fromClient(this: Side, chunk: Buffer): void {
+  this[kUpgrade]?.relayFromClient(chunk);
+}
+
+/** The app's side took what was written: the client may send more. */
+function appDrained(this: Side): void {
+  this[kUpgrade]?.client.resume();
+}
+
+/** The client's side took what was written: the app may send more. */
+function clientDrained(this: Side): void {
+  this[kUpgrade]?.appSock?.resume();
+}
+
+function sideClosed(this: Side): void {
+  const up = this[kUpgrade];
+  if (up !== undefined) up.forwarder.closed(up);
+}
+
+function destroyOnError(this: Socket): void {
+  this.destroy();
+}
 
 /** Response headers that describe the app's connection, not the client's. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding']);
@@ -48,11 +133,17 @@ class Upgrade {
   private appReq: http.ClientRequest | null = null;
   /** The app's answer when it was not a 101, while it is relayed. */
   private appRes: http.IncomingMessage | null = null;
-  private appSock: Socket | null = null;
+  appSock: Socket | null = null;
+  /** Frames from the app to the client (WebSockets only): where a close frame may go. */
+  private frames: FrameBoundaries | null = null;
+  /** The process is leaving: the close frame goes at the next boundary. */
+  private closing = false;
+  /** Once upgraded: what the list of requests shows of it. */
+  private shown: { method: string; path: string; client: string | null } | null = null;
 
   constructor(
-    private readonly forwarder: UpgradeForwarder,
-    readonly req: http.IncomingMessage,
+    readonly forwarder: UpgradeForwarder,
+    public req: http.IncomingMessage,
     readonly client: Socket,
     readonly group: Group,
   ) {}
@@ -126,17 +217,95 @@ class Upgrade {
     if (head.length > 0) client.write(head);
     sock.setNoDelay(true);
     sock.setTimeout(0);
-    sock.on('error', () => sock.destroy());
-    sock.on('close', () => this.forwarder.closed(this));
+    // An open WebSocket keeps only what its listing shows, not the handshake's request.
+    this.shown = { method: this.req.method ?? '?', path: this.req.url ?? '?', client: clientOf(this.req) };
+    const websocket = String(this.req.headers.upgrade).toLowerCase() === 'websocket';
+    this.req = HANDSHAKE_DONE;
+    if (websocket) this.frames = new FrameBoundaries();
+    // Listeners shared by every tunnel (no closures): an idle WebSocket
+    // should cost the agent as little memory as can be.
+    (sock as Side)[kUpgrade] = this;
+    sock.on('error', destroyOnError);
+    sock.on('close', sideClosed);
     // WebSockets make no use of half-closed connections, and an app or
     // client that half-closes would otherwise hold the tunnel open for ever:
     // an end on either side ends the exchange (what was written still goes out).
-    sock.on('end', () => this.forwarder.closed(this));
-    client.on('end', () => this.forwarder.closed(this));
-    // pipe(): each side pauses while the other cannot take more; an end of
-    // input is passed on as a half close, a close takes both down.
-    sock.pipe(client);
-    client.pipe(sock);
+    sock.on('end', sideClosed);
+    client.on('end', sideClosed);
+    // Each side pauses while the other cannot take more. The app's side of
+    // a WebSocket is read frame by frame, so that it can be closed cleanly.
+    sock.on('data', fromApp);
+    client.on('data', fromClient);
+    sock.on('drain', appDrained);
+    client.on('drain', clientDrained);
+    // Its process began to leave while the handshake was under way.
+    if (p.life !== 'alive' && o.abortWebsocketsOnProcessShutdown) this.abort();
+  }
+
+  /** Bytes from the app, for the client. */
+  relayFromApp(chunk: Buffer): void {
+    const frames = this.frames;
+    if (this.closing) {
+      if (frames === null) return; // not a WebSocket, or its close frame has gone
+      chunk = chunk.subarray(0, frames.feed(chunk, true));
+      if (chunk.length > 0) this.client.write(chunk);
+      if (frames.atBoundary()) this.sendGoingAway();
+      return;
+    }
+    frames?.feed(chunk);
+    if (!this.client.write(chunk)) this.appSock?.pause();
+  }
+
+  /** Bytes from the client, for the app. */
+  relayFromClient(chunk: Buffer): void {
+    if (this.closing || this.done) return;
+    if (this.appSock !== null && !this.appSock.write(chunk)) this.client.pause();
+  }
+
+  /**
+   * The process leaves (abort_websockets_on_process_shutdown): the WebSocket
+   * is freed on it at once and closed cleanly: a close frame (1001) goes to
+   * the client between two of the app's frames, the client's answer is read
+   * and dropped, and the app's side is ended. Other upgraded protocols are
+   * ended both ways.
+   */
+  abort(): void {
+    const p = this.proc;
+    const sock = this.appSock;
+    if (this.done || this.state !== 'websocket' || p === null || sock === null) return;
+    this.forwarder.forget(this);
+    this.done = true;
+    this.proc = null;
+    p.group.websocketClosed(p);
+    const client = this.client;
+    // What the client sends from now on (its answer to the close frame) is read and dropped.
+    this.closing = true;
+    client.resume();
+    const cut = setTimeout(() => { client.destroy(); sock.destroy(); }, CLOSING_MS);
+    cut.unref();
+    client.once('close', () => clearTimeout(cut));
+    if (this.frames === null) {
+      endThenDestroy(sock);
+      endThenDestroy(client);
+      return;
+    }
+    // Until the app's current frame is through: read on, whatever the client's pace.
+    sock.resume();
+    // An app that goes in the middle of a frame leaves nothing clean to do.
+    sock.once('close', () => { if (this.frames !== null) endThenDestroy(client); });
+    if (this.frames.atBoundary()) this.sendGoingAway();
+  }
+
+  /** The close frame, then the end of our side; the client closes its own when it has answered. */
+  private sendGoingAway(): void {
+    if (this.frames === null) return;
+    this.frames = null;
+    const sock = this.appSock;
+    if (sock !== null) {
+      sock.removeAllListeners('data');
+      sock.destroy();
+    }
+    if (!this.client.destroyed) this.client.end(GOING_AWAY);
   }
 
   /** Not upgraded: the app's answer goes to the client as a response, and the connection ends with it. */
@@ -216,13 +385,13 @@ class Upgrade {
 
   snapshot(now: number): RequestSnapshot {
     return {
-      method: this.req.method ?? '?',
-      path: this.req.url ?? '?',
+      method: this.shown?.method ?? this.req.method ?? '?',
+      path: this.shown?.path ?? this.req.url ?? '?',
       group: this.group.name,
       pid: this.proc?.pid ?? null,
       state: this.state,
       age_ms: now - this.startedAt,
-      client: clientOf(this.req),
+      client: this.shown !== null ? this.shown.client : clientOf(this.req),
     };
   }
 }
@@ -266,8 +435,9 @@ export class UpgradeForwarder {
     }
     const up = new Upgrade(this, req, socket, g);
     this.live.add(up);
-    socket.on('error', () => socket.destroy());
-    socket.on('close', () => this.closed(up));
+    (socket as Side)[kUpgrade] = up;
+    socket.on('error', destroyOnError);
+    socket.on('close', sideClosed);
     up.route();
   };
 
@@ -275,6 +445,17 @@ export class UpgradeForwarder {
   closed(up: Upgrade): void {
     if (!this.live.delete(up)) return;
     up.teardown();
+  }
+
+  /** An exchange that ends itself (abort()): no longer listed. */
+  forget(up: Upgrade): void {
+    this.live.delete(up);
+  }
+
+  /** A process leaves: its WebSockets are closed now, unless its app lets them end by themselves. */
+  processLeaving(p: AppProcess): void {
+    if (!p.group.options.abortWebsocketsOnProcessShutdown) return;
+    for (const up of [...this.live]) if (up.proc === p) up.abort();
   }
 
   /** Upgrade requests waiting or forwarded, and open WebSockets. */

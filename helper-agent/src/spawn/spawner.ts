@@ -27,9 +27,6 @@ const APP_SOCKET_NAME = 'app.sock';
 const OUTPUT_CAP = 32 * 1024;
 /** What the loader prints when an app calls cluster.fork() (node-loader.ts). */
 const CLUSTER_REFUSAL = 'this app forks node:cluster workers';
-/** After stdin is closed, how long a process gets to leave on its own before TERM. */
-const STDIN_GRACE_MS = 1000;
-const KILL_AFTER_TERM_MS = 5000;
 
 export interface SpawnerConfig {
   /** Directory for the apps' Unix sockets. */
@@ -83,6 +80,8 @@ function signalGroup(pgid: number, sig: NodeJS.Signals): boolean {
 
 /** A live app process: exit tracking, output forwarding, and the stop sequence. */
 class SpawnedProcess implements ProcessHandle {
+  /** The loader channel, to tell a Node app to leave (its stdin closing says it too). */
+  channel: Channel | null = null;
   readonly pid: number;
   exited = false;
   private exitCbs: ((code: number | null, signal: string | null) => void)[] = [];
@@ -137,17 +136,24 @@ class SpawnedProcess implements ProcessHandle {
     });
   }
 
-  /** stdin closed, then TERM to the group after a moment, KILL after the grace period. Safe to call twice. */
-  stop(graceMs: number): Promise<void> {
+  /**
+   * Tells the process to leave and gives it `timeoutMs` (shutdown_timeout)
+   * to exit by itself, then KILL to its process group. A Node app hears it
+   * from its loader (over the channel, and by its stdin closing), which
+   * hands it to the app's own shutdown: an exit listener of the loader API,
+   * else SIGTERM to its process group; in direct mode after it has drained
+   * its connections. Anything else gets its stdin closed and SIGTERM to its
+   * process group at once. Safe to call twice.
+   */
+  stop(timeoutMs: number): Promise<void> {
     if (this.stopping) return this.stopping;
     this.stopping = (async () => {
       if (this.exited) return;
+      if (this.channelToken !== undefined) this.channel?.send(this.channelToken, { type: 'leave' });
       this.child.stdin?.end();
-      if (await this.waitExit(this.direct ? graceMs : Math.min(STDIN_GRACE_MS, graceMs))) return;
-      signalGroup(this.pid, 'SIGTERM');
-      const termMs = Math.max(graceMs, KILL_AFTER_TERM_MS);
-      if (await this.waitExit(termMs)) return;
-      this.log.warn(`app process ${this.pid} was still running ${termMs / 1000} s after SIGTERM: sending SIGKILL to its process group`);
+      if (this.channelToken === undefined) signalGroup(this.pid, 'SIGTERM');
+      if (await this.waitExit(timeoutMs)) return;
+      this.log.warn(`app process ${this.pid} was still running ${Math.round(timeoutMs / 100) / 10} s after SIGTERM: sending SIGKILL to its process group (shutdown_timeout)`);
       signalGroup(this.pid, 'SIGKILL');
       await this.waitExit(5000);
     })();
@@ -293,6 +299,7 @@ export class AppSpawner implements Spawner {
       socketFile = path.join(dir, APP_SOCKET_NAME);
       env.PASSENGER_LOADER_SOCKET = socketFile;
       if (o.directMode && this.cfg.directListenFd != null) env.PASSENGER_LOADER_LISTEN_FD = '3';
+      env.PASSENGER_LOADER_SHUTDOWN_TIMEOUT = String(o.shutdownTimeout);
       env.PASSENGER_LOADER_CHANNEL = this.cfg.channel.path;
       env.PASSENGER_LOADER_TOKEN = token;
       cmd = node as string;
@@ -316,8 +323,9 @@ export class AppSpawner implements Spawner {
         settled = true;
         this.starting.delete(abort);
         for (const t of timers) clearTimeout(t);
-        // Direct mode: the channel keeps carrying the process's reports until it exits.
-        if (err || !direct) this.cfg.channel.forget(token);
+        // The channel stays open to the process until it exits: reports in
+        // direct mode, and the request to leave.
+        if (err || o.appStartCommand) this.cfg.channel.forget(token);
         else handle?.onExit(() => this.cfg.channel.forget(token));
         for (const s of stopOut) s();
         if (err) {
@@ -339,6 +347,7 @@ export class AppSpawner implements Spawner {
       if (child.pid === undefined) return;
       handle = new SpawnedProcess(child, endpoint, socketFile, o.appStartCommand ? undefined : token, direct, log,
         who ? { uid: who.uid, gid: who.gid } : undefined);
+      handle.channel = this.cfg.channel;
       const sink = this.appLogs.sinkFor(o.appLogFile === undefined ? undefined : path.resolve(o.appRoot, o.appLogFile));
       const prefix = `App ${child.pid} (${o.appRoot}) `;
       stopOut.push(forwardLines(child.stdout, sink, o.disableLogPrefix ? '' : `${prefix}stdout: `, tail));
