@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { BIN, ROOT, eventually, freePort, request, runCli, steadyLoad, type StatusDoc } from '../helpers';
+import { BIN, ROOT, eventually, freePort, idsOf, request, runCli, steadyLoad, type StatusDoc } from '../helpers';
 import {
   APACHE, NGINX, chmodTree, printedSnippet, sharedDir, startAgent, startApacheWith, startNginxWith, type Agent, type WebServer,
 } from './web-servers';
@@ -114,6 +114,21 @@ for (const kind of ['nginx', 'apache'] as const) {
       assert.equal(up.status, 200, `${u}: ${up.status} ${up.body.slice(0, 200)}`);
       assert.equal(up.body, String(body.length));
     }
+  });
+
+  test(`${kind}: the user and group a printed snippet names are who the app runs as`, process.getuid?.() === 0 ? opts : { skip: 'needs root (user switching)' }, async (t) => {
+    const dir = sharedDir(t, `ptest-appconf-user-${kind}-`);
+    const u = infoApp(path.join(dir, 'u'), 'u');
+    const agent = await startAgent(t, dir, dir, ['--max-pool-size', '2']);
+    const web = await startWeb(t, kind, dir, agent, [
+      { snippets: [['--app-root', u, '--base-uri', '/u', '--user', 'daemon', '--group', 'www-data', '--min-instances', '1']] },
+    ]);
+    const iu = await info(web.ports[0], '/u/');
+    const ids = idsOf(iu.pid);
+    assert.deepEqual([ids.uid[0], ids.gid[0]], [1, 33], 'daemon with www-data, as the web server said');
+    // A client cannot pick the user: the header is the web server's.
+    const forged = await info(web.ports[0], '/u/', { 'X-Passenger-App-Options': '{"user":"root"}' });
+    assert.equal(idsOf(forged.pid).uid[0], 1);
   });
 
   test(`${kind}: an app root outside the allowed ones is refused and creates no group`, opts, async (t) => {
