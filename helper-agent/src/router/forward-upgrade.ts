@@ -1,23 +1,21 @@
 // WebSockets (and any other HTTP/1.1 protocol upgrade) through the agent:
 // the request server's 'upgrade' event, on both request paths. An upgrade
-// request takes a session as any request does (same group, sticky cookie,
-// queue, and the same error answers); it goes to its process over a
-// connection of its own, because after a 101 that connection becomes the
-// client's tunnel and never returns to a keep-alive pool. A 101 turns the
-// session into a WebSocket on the process (Group.upgraded) and bytes flow
-// both ways, with backpressure, until either side closes; then both go. Any
-// other answer is relayed as a response that ends the client's connection.
+// request takes a session as any request does (the request core of
+// exchange.ts: same group, sticky cookie, queue, retries and error answers);
+// it goes to its process over a connection of its own, because after a 101
+// that connection becomes the client's tunnel and never returns to a
+// keep-alive pool. A 101 turns the session into a WebSocket on the process
+// (Group.upgraded) and bytes flow both ways, with backpressure, until either
+// side closes; then both go. Any other answer is relayed as a response that
+// ends the client's connection.
 import * as http from 'node:http';
 import type { Socket } from 'node:net';
 import { PassengerError } from '../errors';
-import type { Group, QueueTicket } from '../pool/group';
-import type { AppProcess } from '../pool/process';
+import type { Group } from '../pool/group';
+import type { Session } from '../pool/session';
 import { agentErrorResponse } from './error-pages';
-import { appHeaders, cookieValue, stickyCookie, type ForwardingContext, type RequestSnapshot } from './forward-direct';
-import { isConnectFailure, mayRetry, rootCode } from './retry';
-
-/** Response headers that describe the app's connection, not the client's. */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding']);
+import { Exchange, type ForwardingContext, type RequestSnapshot } from './exchange';
+import { appHeaders, stripResponseHopByHop } from './headers';
 
 function headLines(status: number, message: string | undefined, raw: string[], extra: string[]): string {
   let head = `HTTP/1.1 ${status} ${message || http.STATUS_CODES[status] || ''}\r\n`;
@@ -26,25 +24,10 @@ function headLines(status: number, message: string | undefined, raw: string[], e
   return `${head}\r\n`;
 }
 
-/** Who the client is: its address, or behind a web server (a Unix socket) the last X-Forwarded-For entry. */
-function clientOf(req: http.IncomingMessage): string | null {
-  const addr = req.socket.remoteAddress;
-  if (addr !== undefined) return addr;
-  const xff = req.headers['x-forwarded-for'];
-  if (typeof xff !== 'string' || xff === '') return null;
-  return xff.slice(xff.lastIndexOf(',') + 1).trim();
-}
-
 /** One upgrade request, from the client's handshake to the end of its tunnel. */
-class Upgrade {
-  proc: AppProcess | null = null;
-  queued: QueueTicket | null = null;
-  state: 'queued' | 'forwarded' | 'websocket' = 'queued';
-  attempts = 0;
-  /** Over: answered, or the tunnel closed. */
-  done = false;
-  stickyId: string | null = null;
-  readonly startedAt = Date.now();
+class Upgrade extends Exchange {
+  /** The body of an upgrade request is the tunnel's first bytes, never resent. */
+  readonly withBody = false;
   private appReq: http.ClientRequest | null = null;
   /** The app's answer when it was not a 101, while it is relayed. */
   private appRes: http.IncomingMessage | null = null;
@@ -52,46 +35,17 @@ class Upgrade {
 
   constructor(
     private readonly forwarder: UpgradeForwarder,
-    readonly req: http.IncomingMessage,
+    req: http.IncomingMessage,
     readonly client: Socket,
-    readonly group: Group,
-  ) {}
-
-  route(avoid: AppProcess | null = null): void {
-    const g = this.group;
-    if (avoid === null && g.options.stickySessions) {
-      const id = cookieValue(this.req.headers.cookie, g.options.stickySessionsCookieName);
-      this.stickyId = id;
-      const p = id === null ? undefined : g.processes.find((x) => String(x.id) === id);
-      if (p !== undefined && g.checkoutOn(p)) {
-        this.dispatch(p);
-        return;
-      }
-    }
-    const p = g.checkout(avoid);
-    if (p !== null) {
-      this.dispatch(p);
-      return;
-    }
-    this.queued = g.wait((err, proc) => {
-      this.queued = null;
-      if (proc === null) {
-        this.answer(err ?? new Error('no process'));
-      } else if (this.done) {
-        proc.group.release(proc);
-      } else {
-        this.dispatch(proc);
-      }
-    });
+    group: Group,
+  ) {
+    super(req, group, forwarder.log);
   }
 
-  private dispatch(p: AppProcess): void {
-    this.proc = p;
-    this.state = 'forwarded';
-    this.attempts++;
+  protected send(s: Session): void {
     const headers = appHeaders(this.req);
     headers.push('connection', 'upgrade', 'upgrade', this.req.headers.upgrade as string);
-    const ep = p.handle.endpoint;
+    const ep = s.process.handle.endpoint;
     const r = http.request({
       ...('socketPath' in ep ? { socketPath: ep.socketPath } : { host: ep.host, port: ep.port }),
       method: this.req.method,
@@ -103,36 +57,36 @@ class Upgrade {
     this.appReq = r;
     r.on('upgrade', (res: http.IncomingMessage, sock: Socket, head: Buffer) => this.onUpgrade(res, sock, head));
     r.on('response', (res: http.IncomingMessage) => this.onResponse(res));
-    r.on('error', (e: Error) => this.onAppError(e));
+    r.on('error', (e: Error) => {
+      this.appReq = null;
+      this.upstreamFailed(e);
+    });
     r.end();
   }
 
   /** The app switched protocols: relay its 101, then join the two connections. */
   private onUpgrade(res: http.IncomingMessage, sock: Socket, head: Buffer): void {
-    const p = this.proc as AppProcess;
     this.appReq = null;
-    if (this.done) {
+    if (this.state !== 'forwarded') {
       sock.destroy();
       return;
     }
     this.appSock = sock;
-    this.state = 'websocket';
-    p.group.upgraded(p);
-    const o = this.group.options;
-    const extra = o.stickySessions && this.stickyId !== String(p.id)
-      ? ['set-cookie', stickyCookie(o.stickySessionsCookieName, p.id, o.stickySessionsCookieAttributes, this.req)] : [];
+    const cookie = this.stickyCookie();
+    this.upgraded();
     const client = this.client;
-    client.write(headLines(101, res.statusMessage, res.rawHeaders, extra), 'latin1');
+    client.write(headLines(101, res.statusMessage, res.rawHeaders, cookie === null ? [] : ['set-cookie', cookie]), 'latin1');
     if (head.length > 0) client.write(head);
     sock.setNoDelay(true);
     sock.setTimeout(0);
+    const close = (): void => this.close();
     sock.on('error', () => sock.destroy());
-    sock.on('close', () => this.forwarder.closed(this));
+    sock.on('close', close);
     // WebSockets make no use of half-closed connections, and an app or
     // client that half-closes would otherwise hold the tunnel open for ever:
     // an end on either side ends the exchange (what was written still goes out).
-    sock.on('end', () => this.forwarder.closed(this));
-    client.on('end', () => this.forwarder.closed(this));
+    sock.on('end', close);
+    client.on('end', close);
     // pipe(): each side pauses while the other cannot take more; an end of
     // input is passed on as a half close, a close takes both down.
     sock.pipe(client);
@@ -142,88 +96,47 @@ class Upgrade {
   /** Not upgraded: the app's answer goes to the client as a response, and the connection ends with it. */
   private onResponse(res: http.IncomingMessage): void {
     this.appReq = null;
-    if (this.done) {
+    if (this.state !== 'forwarded') {
       res.destroy();
       return;
     }
-    const raw = res.rawHeaders;
-    const kept: string[] = [];
-    for (let i = 0; i < raw.length; i += 2) if (!HOP_BY_HOP.has(raw[i].toLowerCase())) kept.push(raw[i], raw[i + 1]);
+    const kept = stripResponseHopByHop(res.rawHeaders.slice());
+    this.responding();
     // The body goes out as the app's parser delivers it: delimited by its
     // content-length if it had one, else by the end of the connection.
     this.appRes = res;
     this.client.write(headLines(res.statusCode ?? 502, res.statusMessage, kept, ['connection', 'close']), 'latin1');
-    res.on('end', () => this.finish());
+    // The app's part is over at its end: the session goes back, the client's connection ends after the last byte.
+    res.on('end', () => this.complete());
     res.on('error', () => this.client.destroy());
     this.client.once('finish', () => this.client.destroy());
     res.pipe(this.client);
   }
 
-  /** The exchange is over as a plain request: release the session once. */
-  private finish(): void {
-    const p = this.proc;
-    this.proc = null;
-    if (p !== null) p.group.release(p);
-  }
-
-  private onAppError(err: Error): void {
-    this.appReq = null;
-    const p = this.proc;
-    const code = rootCode(err);
-    if (this.done || p === null) return;
-    this.proc = null;
-    if (isConnectFailure(code)) {
-      this.forwarder.log.warn(`process ${p.pid} of ${p.group.name} refused a connection (${code}); taking it out of rotation`);
-      p.group.detach(p);
-    }
-    p.group.release(p);
-    if (mayRetry(code, this.req.method as string, false, this.attempts)) {
-      this.route(p);
-      return;
-    }
-    this.forwarder.log.warn(`upgrade ${this.req.method} ${this.req.url} on process ${p.pid} failed: ${err.message}${code ? ` (${code})` : ''}`);
-    this.answer(new PassengerError('E_BAD_GATEWAY', `the app process failed to answer: ${err.message}`));
-  }
-
-  /** Answers the client as the plain request path would (no process, queue full, refused root, ...). */
-  answer(err: Error): void {
-    if (this.done) return;
+  protected answer(err: Error): void {
     sendAgentResponse(this.client, err, this.group);
   }
 
-  /** The client's connection closed (or the tunnel did): everything of this exchange goes. */
-  teardown(): void {
-    if (this.done) return;
-    this.done = true;
-    if (this.queued !== null) {
-      this.queued.cancel();
-      this.queued = null;
-    }
-    this.appReq?.destroy();
-    this.appReq = null;
-    // A client that left in the middle of a relayed answer cuts it off at the app too.
-    if (this.appRes !== null && !this.appRes.complete) this.appRes.destroy();
-    this.appRes = null;
-    const p = this.proc;
-    this.proc = null;
-    if (p !== null) {
-      if (this.state === 'websocket') p.group.websocketClosed(p);
-      else p.group.release(p);
-    }
-    if (this.appSock !== null) endThenDestroy(this.appSock);
-    endThenDestroy(this.client);
+  protected clientGone(): boolean {
+    return this.client.destroyed;
   }
 
-  snapshot(now: number): RequestSnapshot {
-    return {
-      method: this.req.method ?? '?',
-      path: this.req.url ?? '?',
-      group: this.group.name,
-      pid: this.proc?.pid ?? null,
-      state: this.state,
-      age_ms: now - this.startedAt,
-      client: clientOf(this.req),
-    };
+  protected cutClient(): void {
+    this.client.destroy();
+  }
+
+  /** A client that left cuts the app's side off too: its handshake, a relayed answer, or the tunnel. */
+  protected abortApp(): void {
+    this.appReq?.destroy();
+    this.appReq = null;
+    if (this.appRes !== null && !this.appRes.complete) this.appRes.destroy();
+  }
+
+  protected onClosed(): void {
+    this.forwarder.forget(this);
+    this.appRes = null;
+    if (this.appSock !== null) endThenDestroy(this.appSock);
+    endThenDestroy(this.client);
   }
 }
 
@@ -267,14 +180,13 @@ export class UpgradeForwarder {
     const up = new Upgrade(this, req, socket, g);
     this.live.add(up);
     socket.on('error', () => socket.destroy());
-    socket.on('close', () => this.closed(up));
-    up.route();
+    // Either side closing ends the exchange: both go, and its session or WebSocket is freed at once.
+    socket.on('close', () => up.close());
+    up.start();
   };
 
-  /** Either side of an exchange closed: both go, and its session or WebSocket is freed at once. */
-  closed(up: Upgrade): void {
-    if (!this.live.delete(up)) return;
-    up.teardown();
+  forget(up: Upgrade): void {
+    this.live.delete(up);
   }
 
   /** Upgrade requests waiting or forwarded, and open WebSockets. */
