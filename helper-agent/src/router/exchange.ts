@@ -47,12 +47,13 @@ export interface RequestSnapshot {
 export type ExchangeState = 'held' | 'queued' | 'forwarded' | 'responding' | 'websocket' | 'closed';
 
 export abstract class Exchange {
-  state: ExchangeState = 'held';
-  session: Session | null = null;
-  ticket: QueueTicket | null = null;
-  attempts = 0;
+  // Changed only by the methods below; a subclass and the outside read them.
+  private st: ExchangeState = 'held';
+  private held: Session | null = null;
+  private ticket: QueueTicket | null = null;
+  private attempts = 0;
   /** The sticky cookie's value the client sent (null: none, or stickiness off). */
-  stickyId: string | null = null;
+  private stickyId: string | null = null;
   readonly startedAt = Date.now();
 
   constructor(
@@ -60,6 +61,15 @@ export abstract class Exchange {
     readonly group: Group,
     readonly log: ForwardingContext['log'],
   ) {}
+
+  get state(): ExchangeState {
+    return this.st;
+  }
+
+  /** The session it holds, if any. */
+  get session(): Session | null {
+    return this.held;
+  }
 
   /** The request has a body (it cannot be sent twice). */
   abstract readonly withBody: boolean;
@@ -78,7 +88,7 @@ export abstract class Exchange {
 
   /** Its turn came: route it, to the process its sticky cookie names if that one has room. */
   start(): void {
-    if (this.state !== 'held') return;
+    if (this.st !== 'held') return;
     const id = requestedProcess(this.group.options, this.req);
     this.stickyId = id;
     if (id !== null) {
@@ -99,7 +109,7 @@ export abstract class Exchange {
       this.dispatch(s);
       return;
     }
-    this.state = 'queued';
+    this.st = 'queued';
     this.ticket = this.group.wait((err, proc) => {
       this.ticket = null;
       if (proc !== null) this.dispatch(new Session(proc));
@@ -108,12 +118,12 @@ export abstract class Exchange {
   }
 
   private dispatch(s: Session): void {
-    if (this.state === 'closed') {
+    if (this.st === 'closed') {
       s.close();
       return;
     }
-    this.state = 'forwarded';
-    this.session = s;
+    this.st = 'forwarded';
+    this.held = s;
     this.ticket = null;
     this.attempts++;
     this.send(s);
@@ -121,19 +131,19 @@ export abstract class Exchange {
 
   /** The app's answer reached the client's side. */
   protected responding(): void {
-    if (this.state === 'forwarded') this.state = 'responding';
+    if (this.st === 'forwarded') this.st = 'responding';
   }
 
   /** The app answered 101: the session becomes a WebSocket on its process. */
   protected upgraded(): void {
-    if (this.state !== 'forwarded' || this.session === null) return;
-    this.state = 'websocket';
-    this.session.upgrade();
+    if (this.st !== 'forwarded' || this.held === null) return;
+    this.st = 'websocket';
+    this.held.upgrade();
   }
 
   /** The Set-Cookie pinning the client to the process answering, or null. */
   protected stickyCookie(): string | null {
-    const s = this.session;
+    const s = this.held;
     return s === null ? null : cookieFor(this.group.options, s.process.id, this.stickyId, this.req);
   }
 
@@ -143,16 +153,16 @@ export abstract class Exchange {
    * the client gets a 502. While relaying: the client must see it cut short.
    */
   upstreamFailed(err: Error): void {
-    const state = this.state;
+    const state = this.st;
     if (state === 'responding' || state === 'websocket') {
-      this.log.warn(`${this.req.method} ${this.req.url} on process ${this.session?.process.pid}: the response broke off (${rootCode(err) ?? err.message})`);
+      this.log.warn(`${this.req.method} ${this.req.url} on process ${this.held?.process.pid}: the response broke off (${rootCode(err) ?? err.message})`);
       this.cutClient();
-      this.close();
+      this.end(false); // the app's side is over already
       return;
     }
     if (state !== 'forwarded') return; // answered or abandoned already
-    const s = this.session;
-    this.session = null;
+    const s = this.held;
+    this.held = null;
     const code = upstreamCode(err);
     const cause = rootCode(err);
     const p = s === null ? null : s.process;
@@ -164,7 +174,7 @@ export abstract class Exchange {
       s.close();
     }
     if (this.clientGone()) {
-      this.close();
+      this.end(false);
       return;
     }
     if (mayRetry(code, this.req.method as string, this.withBody, this.attempts)) {
@@ -172,12 +182,13 @@ export abstract class Exchange {
       return;
     }
     this.log.warn(`${this.req.method} ${this.req.url}${p ? ` on process ${p.pid}` : ''} failed: ${err.message} (${code}${cause && cause !== code ? `: ${cause}` : ''}); attempt ${this.attempts}${this.withBody ? ', with a body: not retried' : ''}`);
-    this.fail(upstreamError(err, code));
+    this.answer(upstreamError(err, code));
+    this.end(false);
   }
 
   /** The agent answers with `err` and the exchange is over. */
   fail(err: Error): void {
-    if (this.state === 'closed') return;
+    if (this.st === 'closed') return;
     this.answer(err);
     this.close();
   }
@@ -196,29 +207,29 @@ export abstract class Exchange {
   }
 
   private end(abort: boolean): void {
-    const was = this.state;
+    const was = this.st;
     if (was === 'closed') return;
-    this.state = 'closed';
+    this.st = 'closed';
     if (this.ticket !== null) {
       this.ticket.cancel();
       this.ticket = null;
     }
     if (abort && (was === 'forwarded' || was === 'responding' || was === 'websocket')) this.abortApp();
-    const s = this.session;
+    const s = this.held;
     if (s !== null) {
-      this.session = null;
+      this.held = null;
       s.close();
     }
     this.onClosed();
   }
 
   snapshot(now: number): RequestSnapshot {
-    const st = this.state;
+    const st = this.st;
     return {
       method: this.req.method ?? '?',
       path: this.req.url ?? '?',
       group: this.group.name,
-      pid: this.session?.process.pid ?? null,
+      pid: this.held?.process.pid ?? null,
       state: st === 'responding' || st === 'websocket' || st === 'forwarded' ? st : 'queued',
       age_ms: now - this.startedAt,
       client: clientOf(this.req),
