@@ -10,6 +10,7 @@ import type { PassengerError } from '../errors';
 import type { Group, QueueTicket } from '../pool/group';
 import type { AppProcess } from '../pool/process';
 import { Session } from '../pool/session';
+import type { ConnectionRequest } from './client-connection';
 import { clientOf } from './headers';
 import { mayRetry, rootCode, shouldDetach, upstreamCode, upstreamError } from './retry';
 import { cookieFor, requestedProcess } from './sticky';
@@ -46,7 +47,7 @@ export interface RequestSnapshot {
  */
 export type ExchangeState = 'held' | 'queued' | 'forwarded' | 'responding' | 'websocket' | 'closed';
 
-export abstract class Exchange {
+export abstract class Exchange implements ConnectionRequest {
   // Changed only by the methods below; a subclass and the outside read them.
   private st: ExchangeState = 'held';
   private held: Session | null = null;
@@ -86,7 +87,12 @@ export abstract class Exchange {
   /** Whatever the path keeps besides the session goes (bookkeeping, sockets). */
   protected abstract onClosed(): void;
 
-  /** Its turn came: route it, to the process its sticky cookie names if that one has room. */
+  /** Its turn on its client connection came (it was pipelined behind others): route it. */
+  admit(): void {
+    this.start();
+  }
+
+  /** Routes it: to the process its sticky cookie names if that one has room, else the least busy, else the queue. */
   start(): void {
     if (this.st !== 'held') return;
     const id = requestedProcess(this.group.options, this.req);
@@ -110,11 +116,13 @@ export abstract class Exchange {
       return;
     }
     this.st = 'queued';
-    this.ticket = this.group.wait((err, proc) => {
+    const ticket = this.group.wait((err, proc) => {
       this.ticket = null;
       if (proc !== null) this.dispatch(new Session(proc));
       else this.fail(err ?? new Error('no process'));
     });
+    // The group may have answered at once (queue full, a process free): then there is no place to hold.
+    if (this.st === 'queued') this.ticket = ticket;
   }
 
   private dispatch(s: Session): void {
@@ -161,18 +169,16 @@ export abstract class Exchange {
       return;
     }
     if (state !== 'forwarded') return; // answered or abandoned already
-    const s = this.held;
+    const s = this.held as Session; // forwarded: it holds one
     this.held = null;
+    const p = s.process;
     const code = upstreamCode(err);
     const cause = rootCode(err);
-    const p = s === null ? null : s.process;
-    if (s !== null && p !== null) {
-      if (shouldDetach(code)) {
-        this.log.warn(`process ${p.pid} of ${p.group.name} refused a connection (${cause}); taking it out of rotation`);
-        s.detachProcess();
-      }
-      s.close();
+    if (shouldDetach(code)) {
+      this.log.warn(`process ${p.pid} of ${p.group.name} refused a connection (${cause}); taking it out of rotation`);
+      s.detachProcess();
     }
+    s.close();
     if (this.clientGone()) {
       this.end(false);
       return;
@@ -181,7 +187,7 @@ export abstract class Exchange {
       this.route(p);
       return;
     }
-    this.log.warn(`${this.req.method} ${this.req.url}${p ? ` on process ${p.pid}` : ''} failed: ${err.message} (${code}${cause && cause !== code ? `: ${cause}` : ''}); attempt ${this.attempts}${this.withBody ? ', with a body: not retried' : ''}`);
+    this.log.warn(`${this.req.method} ${this.req.url} on process ${p.pid} failed: ${err.message} (${code}${cause && cause !== code ? `: ${cause}` : ''}); attempt ${this.attempts}${this.withBody ? ', with a body: not retried' : ''}`);
     this.answer(upstreamError(err, code));
     this.end(false);
   }

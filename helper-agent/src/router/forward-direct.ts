@@ -10,7 +10,7 @@ import { PassengerError } from '../errors';
 import type { Group } from '../pool/group';
 import type { Session } from '../pool/session';
 import type { AppRequest, ResponseHandler } from './app-client';
-import { connectionOf, type ClientConnection, type ConnectionRequest } from './client-connection';
+import { connectionOf, type ClientConnection } from './client-connection';
 import { agentErrorResponse } from './error-pages';
 import { Exchange, type ForwardingContext, type RequestSnapshot } from './exchange';
 import { appHeaders, stripResponseHopByHop } from './headers';
@@ -27,7 +27,7 @@ const NO_CLIENT = Object.assign(new Error('the process has no connection pool'),
 const CUT_OFF = new Error('the exchange ended before the app had answered');
 
 /** One client request on the default path: the request core plus the app client's response handler. */
-class DirectExchange extends Exchange implements ResponseHandler, ConnectionRequest {
+class DirectExchange extends Exchange implements ResponseHandler {
   readonly withBody: boolean;
   private abortUpstream: ((err?: Error) => void) | null = null;
   private resume: (() => void) | null = null;
@@ -44,11 +44,6 @@ class DirectExchange extends Exchange implements ResponseHandler, ConnectionRequ
     super(req, group, forwarder.log);
     this.withBody = hasBody(req.headers);
     this.opts = { path: req.url as string, method: req.method as string, headers: appHeaders(req), body: this.withBody ? req : null };
-  }
-
-  /** Its turn on the client connection came (pipelined behind others). */
-  admit(): void {
-    this.start();
   }
 
   protected send(s: Session): void {

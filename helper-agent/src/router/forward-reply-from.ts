@@ -10,7 +10,7 @@ import type { Pool as UndiciPool } from 'undici';
 import { PassengerError } from '../errors';
 import type { Group } from '../pool/group';
 import type { Session } from '../pool/session';
-import { connectionOf, type ClientConnection, type ConnectionRequest } from './client-connection';
+import { connectionOf, type ClientConnection } from './client-connection';
 import { agentErrorResponse } from './error-pages';
 import { Exchange, type ForwardingContext } from './exchange';
 import { rewriteAppHeaders, stripResponseHopByHopObject } from './headers';
@@ -31,7 +31,7 @@ function fail(reply: FastifyReply, err: Error, group: Group | null): void {
 }
 
 /** One client request through reply-from. */
-class ReplyFromExchange extends Exchange implements ConnectionRequest {
+class ReplyFromExchange extends Exchange {
   readonly withBody: boolean;
   /** Aborts the request to the app (undici's signal). */
   upstream: AbortController | null = null;
@@ -44,10 +44,6 @@ class ReplyFromExchange extends Exchange implements ConnectionRequest {
   ) {
     super(reply.request.raw, group, log);
     this.withBody = hasBody(reply.request.headers);
-  }
-
-  admit(): void {
-    this.start();
   }
 
   protected send(_s: Session): void {
