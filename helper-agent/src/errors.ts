@@ -15,13 +15,13 @@ export const ERROR_CODES = {
   E_NO_APP: 'the document root a request names has no app directory (404)',
   E_NO_GROUP: 'no app group has that app root',
   E_NO_PROCESS: 'no app process has that PID',
+  E_APP_UNREACHABLE: 'an app process refused the connection: the request never reached it (retried on another process)',
+  E_APP_CONNECTION_LOST: 'an app process closed its connection before its response was over',
+  E_APP_BAD_RESPONSE: 'an app process sent a malformed response',
   E_QUEUE_FULL: 'the request queue is full',
   E_QUEUE_TIMEOUT: 'a request waited too long for a process (max_request_queue_time)',
   E_REQUEST_TIMEOUT: 'a request ran too long (max_request_time)',
   E_BAD_GATEWAY: 'an app process failed to answer a forwarded request',
-  E_APP_UNREACHABLE: 'an app process refused the connection: the request never reached it (retried on another process)',
-  E_APP_CONNECTION_LOST: 'an app process closed its connection before its response was over',
-  E_APP_BAD_RESPONSE: 'an app process sent a malformed response',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
