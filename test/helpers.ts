@@ -369,3 +369,22 @@ export function giveTo(dir: string, uid: number, gid: number): void {
     else fs.chownSync(p, uid, gid);
   }
 }
+
+/**
+ * Copies packages and everything they depend on from this checkout's
+ * node_modules into an app's own node_modules, so an app copied to a temp
+ * dir (and run as another user) finds them.
+ */
+export function copyModules(appDir: string, names: string[]): void {
+  const seen = new Set<string>();
+  const visit = (name: string): void => {
+    if (seen.has(name)) return;
+    seen.add(name);
+    const src = path.join(ROOT, 'node_modules', name);
+    if (!fs.existsSync(src)) return; // an optional dependency not installed here
+    fs.cpSync(src, path.join(appDir, 'node_modules', name), { recursive: true, dereference: true });
+    const pkg = JSON.parse(fs.readFileSync(path.join(src, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
+    for (const dep of Object.keys(pkg.dependencies ?? {})) visit(dep);
+  };
+  for (const n of names) visit(n);
+}

@@ -11,6 +11,7 @@ export const ERROR_CODES = {
   E_ADMIN: 'the admin API could not be reached or refused the call',
   E_ADMIN_DENIED: 'the admin API refused: the app does not run as the caller, or the call is for root and the agent\'s user only',
   E_NOT_RUNNING: 'the server named by a pid file is not running',
+  E_NO_LOG: 'the server logs to its terminal: there is no log file to reopen',
   E_APP_ROOT_DENIED: 'the app root is not allowed',
   E_NO_APP: 'the document root a request names has no app directory (404)',
   E_NO_GROUP: 'no app group has that app root',
@@ -22,6 +23,7 @@ export const ERROR_CODES = {
   E_QUEUE_TIMEOUT: 'a request waited too long for a process (max_request_queue_time)',
   E_REQUEST_TIMEOUT: 'a request ran too long (max_request_time)',
   E_BAD_GATEWAY: 'an app process failed to answer a forwarded request',
+  E_SHUTTING_DOWN: 'the server is stopping: a request that no process will serve any more (503)',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -195,7 +195,7 @@ test('passenger-config restart-app (blocking) and --rolling under load fail no r
   assert.ok(after.every((p) => !mid.includes(p)), 'every process was replaced');
   const bad = await runCli(BIN.config, ['restart-app', '/nonexistent', ...cfgArgs]);
   assert.equal(bad.code, 1);
-  assert.match(bad.stderr, /no app group for \/nonexistent/);
+  assert.match(bad.stderr, /no app group .*\/nonexistent/);
 });
 
 test('passenger-config detach-process stops the process with its children; it is replaced', async (t) => {
@@ -209,8 +209,8 @@ test('passenger-config detach-process stops the process with its children; it is
   await eventually(async () => { const p = await s.appPids(); return p.length === 1 && p[0] !== pid; }, 20_000, 'a replacement');
 });
 
-test('a process that ignores stdin and TERM is killed, with its children, after the grace period', async (t) => {
-  const s = await startServer(t, appCopy(t, 'stubborn'), ['--app-start-command', `exec ${process.execPath} server.js`, '--min-instances', '1']);
+test('a process that ignores stdin and TERM is killed, with its children, after shutdown_timeout', async (t) => {
+  const s = await startServer(t, appCopy(t, 'stubborn'), ['--app-start-command', `exec ${process.execPath} server.js`, '--min-instances', '1', '--shutdown-timeout', '3']);
   const [pid, child] = (await request(s.port, '/')).body.split(' ').map(Number);
   assert.ok(isAlive(child));
   const r = await runCli(BIN.config, ['detach-process', String(pid), '--instance-registry-dir', s.registry]);
@@ -250,4 +250,24 @@ test('app output reaches the log prefixed with the app and PID; --show=requests 
   assert.match(shown, /^METHOD +PATH +PID +STATE +AGE +CLIENT$/m);
   assert.match(shown, new RegExp(`^GET +/sleep\\?ms=6000 +${pid} +forwarded +\\d+\\.\\ds +127\\.0\\.0\\.1$`, 'm'));
   await held;
+});
+
+test('standalone: a restart reads Passengerfile.json again (an edited env var reaches the new processes; flags still win)', async (t) => {
+  const app = appCopy(t, 'basic');
+  fs.mkdirSync(path.join(app, 'tmp'), { recursive: true });
+  fs.writeFileSync(path.join(app, 'Passengerfile.json'), JSON.stringify({ envvars: { GREETING: 'before' }, min_instances: 1 }));
+  const s = await startServer(t, app, ['--stat-throttle-rate', '1', '--environment', 'staging']);
+  assert.equal(JSON.parse((await request(s.port, '/env')).body).GREETING, 'before');
+  fs.writeFileSync(path.join(app, 'Passengerfile.json'), JSON.stringify({ envvars: { GREETING: 'after' }, min_instances: 1, environment: 'production' }));
+  const r = await runCli(BIN.config, ['restart-app', app, '--instance-registry-dir', s.registry]);
+  assert.equal(r.code, 0, r.stderr);
+  const env = JSON.parse((await request(s.port, '/env')).body);
+  assert.equal(env.GREETING, 'after');
+  assert.equal(env.NODE_ENV, 'staging', 'the flag still wins over the file');
+  // A broken file fails the restart and leaves the old process serving.
+  const pid = (await request(s.port, '/pid')).body;
+  fs.writeFileSync(path.join(app, 'Passengerfile.json'), '{ broken');
+  const bad = await runCli(BIN.config, ['restart-app', app, '--instance-registry-dir', s.registry]);
+  assert.notEqual(bad.code, 0);
+  assert.equal((await request(s.port, '/pid')).body, pid);
 });

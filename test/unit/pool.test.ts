@@ -476,3 +476,85 @@ test('scale_at_sessions: when every process is that busy, one more process is sp
   check();
   assert.equal(g.processes.length, 2);
 });
+
+test('max_requests N: a process takes at most N requests, and none while its replacement starts', async () => {
+  const { pool, spawner, options, check } = setup({ minInstances: 1, maxRequests: 3 }, 2);
+  const g = pool.group(options);
+  const old = spawner.finishOne();
+  await flush();
+  const p = g.processes[0];
+  for (let i = 0; i < 3; i++) {
+    assert.equal(g.checkout(), p, `request ${i + 1} goes to the first process`);
+    check();
+    g.release(p);
+    check();
+  }
+  assert.equal(p.enabled, 'disabled', 'the 3rd request was its last');
+  assert.equal(spawner.pending.length, 1, 'its replacement is under way');
+  assert.equal(g.checkout(), null, 'a 4th request waits');
+  let servedBy: AppProcess | null = null;
+  g.wait((err, proc) => { assert.equal(err, null); servedBy = proc; });
+  check();
+  spawner.finishOne();
+  await flush();
+  check();
+  assert.ok(servedBy !== null && servedBy !== p, 'the waiting request went to the replacement');
+  assert.equal(old.stopped, true, 'the old process left');
+});
+
+test('max_requests: requests in flight count, so concurrent requests never exceed the limit', async () => {
+  const { pool, spawner, options, check } = setup({ minInstances: 1, maxRequests: 2 }, 2);
+  const g = pool.group(options);
+  const old = spawner.finishOne();
+  await flush();
+  const p = g.processes[0];
+  assert.equal(g.checkout(), p);
+  assert.equal(g.checkout(), p);
+  assert.equal(g.checkout(), null, 'two in flight reach the limit of two');
+  check();
+  spawner.finishOne();
+  await flush();
+  assert.equal(p.life, 'shuttingDown', 'it leaves once the replacement is up');
+  assert.equal(old.stopped, false, 'its requests in flight finish first');
+  g.release(p);
+  g.release(p);
+  assert.equal(old.stopped, true);
+  check();
+});
+
+test('a leaving process is announced; with open WebSockets it is told to leave only once they are closed', async () => {
+  let now = 1_000_000;
+  const leaving: AppProcess[] = [];
+  const spawner = new FakeSpawner();
+  const pool = new Pool({ maxPoolSize: 2, spawner, log: { info() {}, warn() {}, error() {} }, now: () => now, events: { processLeaving: (p) => leaving.push(p) } });
+  const g = pool.group({ ...groupOptions(defaults('/app')), minInstances: 1, abortWebsocketsOnProcessShutdown: false });
+  const h = spawner.finishOne();
+  await flush();
+  const p = g.processes[0];
+  assert.equal(g.checkout(), p);
+  g.upgraded(p);
+  assert.equal(p.websockets, 1);
+  g.detach(p);
+  assert.deepEqual(leaving, [p]);
+  assert.equal(h.stopped, false, 'the open WebSocket keeps it');
+  g.websocketClosed(p);
+  assert.equal(h.stopped, true, 'told to leave once the socket closed');
+  now += 1;
+  verifyInvariants(pool);
+});
+
+test('a replacement that fails to start leaves the process that was waiting for it serving', async () => {
+  const { pool, spawner, options, check } = setup({ minInstances: 1, maxRequests: 1 }, 2);
+  const g = pool.group(options);
+  spawner.finishOne();
+  await flush();
+  const p = g.processes[0];
+  assert.equal(g.checkout(), p);
+  g.release(p);
+  assert.equal(p.enabled, 'disabled');
+  spawner.failOne();
+  await flush();
+  assert.equal(p.enabled, 'enabled', 'it serves again meanwhile');
+  check();
+  g.cancelTimers();
+});

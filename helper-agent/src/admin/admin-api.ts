@@ -12,6 +12,7 @@ import type { Group } from '../pool/group';
 import type { Pool } from '../pool/pool';
 import type { AppProcess } from '../pool/process';
 import { snapshotPool, type PoolSnapshot } from '../pool/snapshot';
+import { groupEntry, userEntry } from '../platform/users';
 import { VERSION } from '../version';
 
 export interface StatusDocument extends PoolSnapshot {
@@ -21,7 +22,7 @@ export interface StatusDocument extends PoolSnapshot {
   instance: { name: string; dir: string; watchdog_pid: number; core_pid: number; server: string };
 }
 
-/** The pool snapshot with each process's CPU and memory read from /proc. */
+/** The pool snapshot with each process's CPU and memory read from /proc, and each group's user. */
 export async function statusDocument(pool: Pool, inst: InstanceDir, server: string, watchdogPid: number): Promise<StatusDocument> {
   const snap = snapshotPool(pool);
   const nowTicks = uptimeTicksSync();
@@ -30,9 +31,15 @@ export async function statusDocument(pool: Pool, inst: InstanceDir, server: stri
     if (isLiveStat(st)) {
       p.cpu_percent = lifetimeCpuPercent(st, nowTicks);
       p.rss_kb = st.rssKB;
+      p.vmsize_kb = st.vsizeKB;
     }
     p.private_dirty_kb = pd;
   })));
+  const me = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+  for (const g of snap.groups) {
+    const ids = pool.groups.get(g.name)?.processes[0]?.handle.user ?? me;
+    Object.assign(g, { uid: ids.uid, gid: ids.gid, user: userEntry(ids.uid)?.name ?? String(ids.uid), group: groupEntry(ids.gid)?.name ?? String(ids.gid) });
+  }
   return {
     schema: 1,
     version: VERSION,
@@ -49,8 +56,8 @@ export interface AdminContext {
   watchdogPid: number;
   /** The requests in flight. */
   requests(): unknown[];
-  /** Reopens the log file(s); returns the file, or null when logging to a terminal. */
-  reopenLogs(): string | null;
+  /** Reopens the log file (null: logging to a terminal) and the apps' log files. */
+  reopenLogs(): { logFile: string | null; appLogFiles: string[] };
 }
 
 /** The uid a process runs as: the one the agent switched it to, else the agent's own. */
@@ -112,23 +119,49 @@ export async function createAdminApi(ctx: AdminContext): Promise<AdminHandler> {
     return { schema: 1, time: new Date().toISOString(), requests: own === null ? all : all.filter((r) => r.group !== undefined && own.has(r.group)) };
   });
 
-  // Restarts an app group; answers when it is done. ?root=APP_ROOT[&rolling=1]
+  // Restarts app groups; answers when it is done. ?root=APP_ROOT (that app),
+  // ?prefix=DIR (every app at or below DIR, as Passenger's restart-app takes a
+  // path prefix) or ?name=GROUP; &rolling=1 for one process at a time.
   app.post('/restart-app', async (req, reply) => {
-    const q = req.query as { root?: string; rolling?: string };
-    const g = q.root ? pool.groups.get(path.resolve(q.root)) : undefined;
-    const visible = [...pool.groups.values()].filter((x) => mayTouch(req, x)).map((x) => x.name);
-    if (g && !mayTouch(req, g)) return fail(reply, 403, 'E_ADMIN_DENIED', `not allowed: the app ${g.name} does not run as you (uid ${viewerOf(req)})`);
-    if (!g) return fail(reply, 404, 'E_NO_GROUP', `no app group for ${q.root ?? '(no root given)'}; groups: ${visible.join(', ') || 'none'}`);
-    const rolling = q.rolling === '1' || q.rolling === 'true';
-    try {
-      await g.restart(rolling);
-    } catch (e) {
-      return fail(reply, 500, 'E_SPAWN', `the restart of ${g.name} stopped: ${(e as Error).message}`);
+    const q = req.query as { root?: string; prefix?: string; name?: string; rolling?: string };
+    const all = [...pool.groups.values()];
+    let matched: Group[];
+    let what: string;
+    if (q.name !== undefined) {
+      matched = all.filter((g) => g.name === q.name);
+      what = `named ${q.name}`;
+    } else if (q.prefix !== undefined) {
+      const dir = path.resolve(q.prefix);
+      matched = all.filter((g) => g.appRoot === dir || g.appRoot.startsWith(dir === '/' ? '/' : `${dir}/`));
+      what = `at or below ${dir}`;
+    } else {
+      const g = q.root ? pool.groups.get(path.resolve(q.root)) : undefined;
+      matched = g ? [g] : [];
+      what = `for ${q.root ?? '(no root given)'}`;
     }
-    return { restarted: g.name, rolling, pids: g.processes.filter((p) => p.life === 'alive').map((p) => p.pid) };
+    const visible = all.filter((x) => mayTouch(req, x)).map((x) => x.name);
+    const denied = matched.filter((g) => !mayTouch(req, g));
+    if (denied.length > 0 && denied.length === matched.length) return fail(reply, 403, 'E_ADMIN_DENIED', `not allowed: the app ${denied[0].name} does not run as you (uid ${viewerOf(req)})`);
+    matched = matched.filter((g) => mayTouch(req, g));
+    if (matched.length === 0) return fail(reply, 404, 'E_NO_GROUP', `no app group ${what}; groups: ${visible.join(', ') || 'none'}`);
+    const rolling = q.rolling === '1' || q.rolling === 'true';
+    for (const g of matched) {
+      try {
+        await g.restart(rolling);
+      } catch (e) {
+        return fail(reply, 500, 'E_SPAWN', `the restart of ${g.name} stopped: ${(e as Error).message}`);
+      }
+    }
+    const alive = (g: Group): number[] => g.processes.filter((p) => p.life === 'alive').map((p) => p.pid);
+    return { restarted: matched.map((g) => g.name).join(', '), groups: matched.map((g) => ({ name: g.name, app_root: g.appRoot, pids: alive(g) })), rolling, pids: matched.flatMap(alive) };
   });
 
-  app.post('/reopen-logs', async (req, reply) => fullOnly(req, reply, 'reopening the logs') ?? { log_file: ctx.reopenLogs() });
+  app.post('/reopen-logs', async (req, reply) => {
+    const denied = fullOnly(req, reply, 'reopening the logs');
+    if (denied) return denied;
+    const r = ctx.reopenLogs();
+    return { log_file: r.logFile, app_log_files: r.appLogFiles };
+  });
 
   // Takes one process out of its group (it finishes its requests first). ?pid=PID
   app.post('/detach-process', async (req, reply) => {

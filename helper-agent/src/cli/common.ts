@@ -2,6 +2,7 @@
 // then the hint in parentheses) and exit statuses (2 for bad usage or
 // configuration, 1 for other failures).
 import { ConfigError, PassengerError } from '../errors';
+import { VERSION } from '../version';
 
 export function die(message: string, hint?: string): never {
   throw new PassengerError('E_USAGE', message, hint);
@@ -11,7 +12,14 @@ export function runMain(name: string, main: (argv: string[]) => Promise<number>)
   // An unhandled SIGUSR1 would open Node's inspector on 127.0.0.1:9229; log
   // rotation scripts send it. A tool has no log to reopen: it ignores it.
   process.on('SIGUSR1', () => undefined);
-  main(process.argv.slice(2)).then(
+  const argv = process.argv.slice(2);
+  // Every binary answers --version (and -v first) with its name and version, as Passenger's do.
+  if (argv.includes('--version') || argv[0] === '-v') {
+    process.stdout.write(`${name} ${VERSION}\n`);
+    exitAfterOutput(0);
+    return;
+  }
+  main(argv).then(
     (code) => exitAfterOutput(code),
     (e: unknown) => {
       if (e instanceof PassengerError) {

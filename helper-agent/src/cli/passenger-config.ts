@@ -28,6 +28,8 @@ function usage(): string {
 
 runMain('passenger-config', async (argv) => {
   const [name, ...rest] = argv;
+  // Passenger's `passenger-config --root`, which older deploy scripts call.
+  if (name === '--root') return about.run(['root']);
   if (name === undefined || name === '--help' || name === '-h') {
     console.log(usage());
     return name === undefined ? 2 : 0;

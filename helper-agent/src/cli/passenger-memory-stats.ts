@@ -4,7 +4,8 @@
 // when the agent is stopped or dead.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { INSTANCE_PREFIX, InstanceDir, registryDirs } from '../instance/instance-dir';
+import { INSTANCE_PREFIX, InstanceDir } from '../instance/instance-dir';
+import { registryDirs } from '../instance/registry';
 import { cmdlineSync, isLiveStat, listPidsSync, privateDirtyKBSync, readStatSync, type ProcStat } from '../platform/procfs';
 import { parseToolFlags, runMain } from './common';
 

@@ -2,9 +2,11 @@
 // `passenger-status`: what the pool is doing, read from the agent's admin API.
 import type { StatusDocument } from '../admin/admin-api';
 import type { RequestSnapshot } from '../router/forward-direct';
-import { ANSI_PAINT, NO_PAINT, renderPool, renderRequests, type Paint } from './render-status';
+import { ANSI_PAINT, NO_PAINT, renderHeader, renderPool, renderRequests, type Paint } from './render-status';
+import { renderXml } from './render-xml';
 import { adminJson } from '../instance/admin-client';
-import { registryDirs, selectInstance, type InstanceDir } from '../instance/instance-dir';
+import { type InstanceDir } from '../instance/instance-dir';
+import { registryDirs, selectInstance } from '../instance/registry';
 import { VERSION } from '../version';
 import { die, parseToolFlags, runMain } from './common';
 
@@ -16,6 +18,10 @@ running, name one (the names are listed when you leave it out).
 Options:
   --show=pool          the pool, as text (default)
   --show=json          the pool as JSON (schema documented in README.md)
+  --show=xml           the pool as Phusion Passenger's XML document (same
+                       elements and nesting, for exporters that parse it)
+  --show=server        the request server: its PIDs, address and the
+                       requests in flight (JSON after the header)
   --show=requests      the requests in flight: method, path, process, age
   --no-header          leave out the version/date/instance header
   --force-colors       colour the output even when it is not a terminal
@@ -64,7 +70,7 @@ runMain('passenger-status', async (argv) => {
     return 0;
   }
   const show = (flags['--show'] as string | undefined) ?? 'pool';
-  if (!['pool', 'json', 'requests'].includes(show)) die(`--show=${show} is not known`, 'use --show=pool, --show=json or --show=requests');
+  if (!['pool', 'json', 'xml', 'server', 'requests'].includes(show)) die(`--show=${show} is not known`, 'use --show=pool, --show=json, --show=xml, --show=server or --show=requests');
   if (positionals.length > 1) die('name at most one instance');
   const inst = selectInstance(registryDirs(flags['--instance-registry-dir'] as string | undefined), positionals[0]);
   const paint = flags['--force-colors'] || process.stdout.isTTY ? ANSI_PAINT : NO_PAINT;
@@ -75,7 +81,17 @@ runMain('passenger-status', async (argv) => {
     return 0;
   }
   const doc = await adminJson<StatusDocument>(inst, 'GET', '/pool.json');
-  if (show === 'json') process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+  if (show === 'server') {
+    const r = await adminJson<{ requests: RequestSnapshot[] }>(inst, 'GET', '/requests.json');
+    const server = {
+      server: doc.instance.server, pid: doc.instance.core_pid, watchdog_pid: doc.instance.watchdog_pid, server_state: 'ACTIVE',
+      active_client_count: r.requests.length, active_clients: r.requests,
+    };
+    process.stdout.write(`${flags['--no-header'] ? '' : `${renderHeader(doc)}\n\n`}${JSON.stringify(server, null, 2)}\n`);
+    return 0;
+  }
+  if (show === 'xml') process.stdout.write(renderXml(doc));
+  else if (show === 'json') process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
   else process.stdout.write(`${renderPool(doc, !flags['--no-header'], paint)}\n`);
   return 0;
 });

@@ -3,12 +3,13 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { AGENT_OPTION_SPECS, OPTION_SPECS, defaults, parseFlags, resolveOptions, usageOfOptions, type Options } from '../config';
+import { AGENT_OPTION_SPECS, OPTION_SPECS, PASSENGER_ONLY_OPTIONS, defaults, parseFlags, resolveOptions, usageOfOptions, type Options } from '../config';
 import { ConfigError, PassengerError } from '../errors';
 import { isAlive } from '../platform/procfs';
 import { distrustOfFile, openOwnFile, readRegularFile } from '../platform/safe-files';
 import { gidOf, uidOf } from '../platform/users';
-import { SERVICE_REGISTRY_DIR, listInstances, registryDirs, serverRegistryDir, type InstanceProperties } from '../instance/instance-dir';
+import { type InstanceProperties } from '../instance/instance-dir';
+import { SERVICE_REGISTRY_DIR, listInstances, registryDirs, serverRegistryDir } from '../instance/registry';
 import { checkAppUsers } from '../spawn/app-user';
 import { serverUserOf } from '../watchdog/server-user';
 import { runWatchdog } from '../watchdog/watchdog';
@@ -34,13 +35,16 @@ const START_USAGE = `Usage: passenger start [APP_DIR] [options]
 
 Serves the app in APP_DIR (default: the current directory) over HTTP.
 Options may also be set in APP_DIR/Passengerfile.json (snake_case keys,
-e.g. {"min_instances": 2}); flags win over the file.
+e.g. {"min_instances": 2}) and in PASSENGER_<KEY> environment variables
+(PASSENGER_PORT=8000); flags win over the environment, which wins over the
+file. Phusion Passenger's other options are accepted with a warning where
+leaving them out changes nothing here, and refused where it would.
 
 Options:
 ${usageOfOptions()}
 
 Examples:
-  passenger start --port 8000
+  passenger start -p 8000 -e production
   passenger start --app-start-command 'python3 -m http.server $PORT'
   passenger start --daemonize --pid-file /run/app.pid --log-file /var/log/app.log`;
 
@@ -84,10 +88,14 @@ function banner(o: Options, server: string): string {
   ].join('\n');
 }
 
+/** Passenger's options that are accepted and ignored say so, one line each, before the server starts. */
+const warnOfOption = (m: string): void => { process.stderr.write(`passenger start: warning: ${m}\n`); };
+
 function startOptions(argv: string[]): Options {
-  const { values, positionals } = parseFlags(argv);
+  const { values, positionals, warnings } = parseFlags(argv, OPTION_SPECS, PASSENGER_ONLY_OPTIONS);
   if (positionals.length > 1) throw new ConfigError(`passenger start takes one app directory, got ${positionals.join(' ')}`);
-  const o = resolveOptions(values, positionals[0]);
+  for (const w of warnings) warnOfOption(w);
+  const o = resolveOptions(values, positionals[0], process.cwd(), process.env, warnOfOption);
   if (!o.appStartCommand) {
     const startup = path.resolve(o.appRoot, o.startupFile);
     if (!fs.existsSync(startup)) {

@@ -51,13 +51,20 @@ export const ANSI_PAINT: Paint = {
 };
 
 /** `width`: fit the lines with paths in it (a live view in a terminal); else paths print whole. */
+/** The Version, Date and Instance lines every text view starts with. */
+export function renderHeader(doc: StatusDocument, width = Infinity): string {
+  return [
+    `Version : ${doc.version}`,
+    `Date    : ${dateLine(new Date(Date.parse(doc.time)))}`,
+    `Instance: ${doc.instance.name} (${shorten(doc.instance.server, width - doc.instance.name.length - 13)})`,
+  ].join('\n');
+}
+
 export function renderPool(doc: StatusDocument, header: boolean, paint: Paint = NO_PAINT, width = Infinity): string {
   const out: string[] = [];
   const now = Date.parse(doc.time);
   if (header) {
-    out.push(`Version : ${doc.version}`);
-    out.push(`Date    : ${dateLine(new Date(now))}`);
-    out.push(`Instance: ${doc.instance.name} (${shorten(doc.instance.server, width - doc.instance.name.length - 13)})`);
+    out.push(renderHeader(doc, width));
     out.push('');
   }
   out.push(paint.heading('----------- General information -----------'));
@@ -70,6 +77,7 @@ export function renderPool(doc: StatusDocument, header: boolean, paint: Paint = 
   for (const g of doc.groups) {
     out.push(`${paint.name(shorten(g.name, width - g.environment.length - 4))} (${g.environment}):`);
     out.push(`  App root: ${shorten(g.app_root, width - 12)}`);
+    if (g.nodejs !== undefined) out.push(`  Node: ${g.node_version ?? '?'} (${shorten(g.nodejs, width - 20)})`);
     out.push(`  Requests in queue: ${g.queue}`);
     if (g.spawning > 0) out.push(`  Spawning: ${g.spawning} process(es)`);
     if (g.last_spawn_error && g.processes.length === 0) out.push(paint.warn(`  Last spawn error: ${g.last_spawn_error}`));

@@ -3,7 +3,7 @@
 // settings in PASSENGER_CORE_CONFIG and hears "ready" over the IPC channel.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { groupOptions, type Options } from '../config';
+import { STOP_DRAIN_MS, groupOptions, resolveOptions, type Options } from '../config';
 import { InstanceDir, type ProcessRecord } from '../instance/instance-dir';
 import { AdminSocket } from '../admin/admin-socket';
 import { setCloexec } from '../platform/native';
@@ -76,15 +76,36 @@ async function main(): Promise<void> {
   let pool: Pool | null = null;
   let channel: Channel | null = null;
   let stopping = false;
+  /**
+   * A stop: no new connection is taken; requests in flight run for up to
+   * STOP_DRAIN_MS, WebSockets are closed (abort_websockets_on_process_shutdown);
+   * then every app is told to leave and gets shutdown_timeout to exit by
+   * itself (its own shutdown ends what is still open), then KILL. What is still
+   * open on the client side then has no process behind it and is closed.
+   * It all ends within the watchdog's bound (see stopBoundMs), whatever the
+   * apps do: past it, what is left is killed and the core exits all the same.
+   */
   const shutdown = async (why: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
     log.notice(`shutting down (${why})`);
+    const capMs = o.shutdownTimeout * 1000;
+    const last = setTimeout(() => {
+      log.warn('the apps did not stop in time: killing what is left');
+      for (const g of pool?.groups.values() ?? []) for (const p of g.processes) { try { process.kill(-p.pid, 'SIGKILL'); } catch { /* gone */ } }
+      try { fs.rmSync(inst.corePidFile, { force: true }); } catch { /* gone */ }
+      process.exit(0);
+    }, STOP_DRAIN_MS + capMs + 8000);
+    last.unref();
     // In direct mode the apps accept, not us: our copy of the listening socket
     // goes now, so that new connections are refused once the watchdog's and the
     // apps' copies are closed too (the request server closes its own in close()).
     if (o.directMode && cfg.listenFd !== null) { try { fs.closeSync(cfg.listenFd); } catch { /* closed */ } }
-    await Promise.allSettled([app?.close(), pool?.close()]);
+    const closed = app?.close() ?? Promise.resolve();
+    await pool?.close(STOP_DRAIN_MS, capMs);
+    // Every process is gone: responses still being written get a moment to go out.
+    await Promise.race([closed, new Promise((r) => setTimeout(r, 1000).unref())]);
+    app?.destroy();
     await admin?.close().catch(() => undefined);
     channel?.close();
     try { fs.rmSync(inst.corePidFile, { force: true }); } catch { /* gone */ }
@@ -140,7 +161,11 @@ async function main(): Promise<void> {
     maxPoolSize: o.maxPoolSize,
     forgetIdleGroups: o.mode === 'agent',
     spawner,
-    reloadOptions: o.mode === 'agent' ? (g) => (resolver as AppRootResolver).reloadOptions(g) : undefined,
+    // A restart reads the app's settings again: behind a web server its
+    // Passengerfile.json and the server's settings; standalone, the file and
+    // the environment under the flags given at start.
+    reloadOptions: o.mode === 'agent' ? (g) => (resolver as AppRootResolver).reloadOptions(g)
+      : () => groupOptions(resolveOptions(o.given ?? {}, o.appRoot, o.appRoot, process.env, (m) => log.warn(m))),
     log: { info: (m) => log.notice(m), warn: (m) => log.warn(m), error: (m) => log.error(m) },
     events: {
       processAdded(p) {
@@ -153,6 +178,9 @@ async function main(): Promise<void> {
           web: resolver?.webSettingsOf(p.group.name),
         };
         fs.writeFile(path.join(inst.processesDir, String(p.pid)), JSON.stringify(rec), () => undefined);
+      },
+      processLeaving(p) {
+        app?.processLeaving(p);
       },
       processRemoved(p) {
         closeTransport(p);
@@ -190,7 +218,7 @@ async function main(): Promise<void> {
   const fe = frontends;
   // Direct mode: the apps accept from the listening socket; the core never does.
   const forwarding: RequestServer = o.directMode
-    ? { listen: async () => undefined, close: async () => undefined, requests: () => [], firstResponse: Promise.resolve() }
+    ? { listen: async () => undefined, close: async () => undefined, destroy: () => undefined, processLeaving: () => undefined, requests: () => [], firstResponse: Promise.resolve() }
     : await createRequestServer(o, cfg.listenFd, { groupFor, log, staticFiles }, fe ? (sock) => fe.noteConnection(sock) : undefined);
   app = forwarding;
   try {
@@ -214,7 +242,7 @@ async function main(): Promise<void> {
         log.notice('reopened the log file');
         // The watchdog writes to the same file.
         try { process.kill(cfg.watchdogPid, 'SIGUSR1'); } catch { /* gone */ }
-        return o.logFile ?? null;
+        return { logFile: o.logFile ?? null, appLogFiles: appSpawner.appLogs.reopen() };
       } });
   });
   const adminSocket = admin;

@@ -6,12 +6,18 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { Socket } from 'node:net';
 import type { Options } from '../config';
+import type { AppProcess } from '../pool/process';
+import type { UpgradeForwarder } from '../router/forward-upgrade';
 import type { ForwardingContext, RequestSnapshot } from '../router/forward-direct';
 
 export interface RequestServer {
   listen(): Promise<void>;
   /** Stops accepting, closes idle keep-alive connections, lets requests in flight finish. */
   close(): Promise<void>;
+  /** Closes every client connection still open (the end of a stop). */
+  destroy(): void;
+  /** A process stopped taking requests for good: its WebSockets are closed (abort_websockets_on_process_shutdown). */
+  processLeaving(p: AppProcess): void;
   /** The requests in flight. */
   requests(): RequestSnapshot[];
   /** Settles once the first request's response is over (sent or cut short). */
@@ -38,7 +44,7 @@ function firstResponseOf(server: http.Server): Promise<void> {
  * listener Node would hand them to the request listener as plain requests
  * and the app would answer them with a page instead of a 101.
  */
-async function upgradeForwarder(server: http.Server, ctx: ForwardingContext): Promise<{ requests(): RequestSnapshot[] }> {
+async function upgradeForwarder(server: http.Server, ctx: ForwardingContext): Promise<UpgradeForwarder> {
   const { UpgradeForwarder } = await import('../router/forward-upgrade.js');
   const up = new UpgradeForwarder(ctx);
   server.on('upgrade', up.handle);
@@ -63,6 +69,8 @@ export async function createRequestServer(o: Options, listenFd: number | null, c
         });
       },
       close: () => app.close(),
+      destroy: () => app.server.closeAllConnections(),
+      processLeaving: (p) => upgrades.processLeaving(p),
       requests: () => upgrades.requests(),
     };
   }
@@ -84,6 +92,8 @@ export async function createRequestServer(o: Options, listenFd: number | null, c
       server.close(() => resolve());
       server.closeIdleConnections();
     }),
+    destroy: () => server.closeAllConnections(),
+    processLeaving: (p) => upgrades.processLeaving(p),
     requests: () => [...forwarder.requests(), ...upgrades.requests()].sort((a, b) => b.age_ms - a.age_ms),
   };
 }

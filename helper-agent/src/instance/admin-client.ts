@@ -1,6 +1,6 @@
 // Talking to a running agent's admin API over its Unix socket.
 import * as http from 'node:http';
-import { PassengerError } from '../errors';
+import { ERROR_CODES, PassengerError, type ErrorCode } from '../errors';
 import type { InstanceDir } from './instance-dir';
 
 export interface AdminResponse {
@@ -31,7 +31,9 @@ export async function adminJson<T>(inst: InstanceDir, method: string, urlPath: s
   try { json = JSON.parse(r.body); } catch { throw new PassengerError('E_ADMIN', `the admin API answered ${r.status} with non-JSON: ${r.body.slice(0, 200)}`); }
   if (r.status >= 400) {
     const e = json as { code?: string; message?: string };
-    throw new PassengerError('E_ADMIN', e.message ?? `admin API error ${r.status}`);
+    // The agent's own code is kept, so a tool can tell "no such app" from "unreachable".
+    const code = typeof e.code === 'string' && Object.prototype.hasOwnProperty.call(ERROR_CODES, e.code) ? e.code as ErrorCode : 'E_ADMIN';
+    throw new PassengerError(code, e.message ?? `admin API error ${r.status}`);
   }
   return json as T;
 }

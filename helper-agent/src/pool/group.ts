@@ -7,6 +7,11 @@ import { spawnDelay } from './restart-policy';
 import { leastBusy } from './routing';
 import type { Pool } from './pool';
 
+/** What a request gets that no process will serve any more: the server stops. */
+export function shuttingDown(): PassengerError {
+  return new PassengerError('E_SHUTTING_DOWN', 'the server is shutting down');
+}
+
 /** Called once with the process that took the request's session, or with why none will. */
 export type Waiter = (err: Error | null, proc: AppProcess | null) => void;
 
@@ -84,7 +89,7 @@ export class Group {
     if (this.queue.length > 0) return null; // first come, first served
     const p = (avoid !== null ? leastBusy(this.processes, this.options.maxConcurrency, avoid) : null) ?? leastBusy(this.processes, this.options.maxConcurrency);
     if (p === null) return null;
-    p.sessions++;
+    this.took(p);
     // Every process busier than the threshold: one more process (Node apps
     // scale with load, not only with a forced concurrency).
     const at = this.options.scaleAtSessions;
@@ -95,13 +100,18 @@ export class Group {
   /** Takes a session on this particular process if it has room (sticky sessions). */
   checkoutOn(p: AppProcess): boolean {
     if (p.group !== this || this.queue.length > 0 || !p.hasCapacity(this.options.maxConcurrency)) return false;
-    p.sessions++;
+    this.took(p);
     return true;
   }
 
   /** The slow path: wait in the group's queue for the first process with room. */
   wait(fn: Waiter): QueueTicket | null {
     this.lastWanted = this.pool.now();
+    // A request retried while the server stops (its process left under it): nothing will serve it.
+    if (this.pool.closing) {
+      fn(shuttingDown(), null);
+      return null;
+    }
     if (this.backingOff() && this.enabledCount() === 0 && this.spawning === 0 && this.lastSpawnError) {
       fn(this.lastSpawnError, null);
       return null;
@@ -142,20 +152,35 @@ export class Group {
     return true;
   }
 
+  /**
+   * A session starts on `p`. max_requests counts the requests a process took,
+   * not those it finished: the one that reaches the limit is its last, and
+   * the process takes nothing more while its replacement starts.
+   */
+  private took(p: AppProcess): void {
+    p.sessions++;
+    const max = this.options.maxRequests;
+    if (max > 0 && p.processed + p.sessions >= max && !p.replacing && !this.options.directMode) {
+      this.pool.log.info(`process ${p.pid} of ${this.name} took its last request (max_requests ${max}): replacing it`);
+      this.replace(p, true);
+    }
+  }
+
+  /** Nothing keeps a leaving process: no request in flight, no open WebSocket. */
+  private drained(p: AppProcess): boolean {
+    return p.sessions === 0 && p.websockets === 0;
+  }
+
   /** Ends a session: the process is free for the next request. */
   release(p: AppProcess): void {
     p.sessions--;
     p.processed++;
     p.lastUsed = this.pool.now();
     if (p.life === 'shuttingDown') {
-      if (p.sessions === 0) this.stopProcess(p);
+      if (this.drained(p)) this.stopProcess(p);
       return;
     }
-    const max = this.options.maxRequests;
-    if (max > 0 && p.processed >= max && !p.replacing) {
-      this.pool.log.info(`process ${p.pid} of ${this.name} served ${p.processed} requests (max_requests ${max}): replacing it`);
-      this.replace(p);
-    } else if (this.alwaysRestart) {
+    if (this.alwaysRestart && !p.replacing) {
       // Every request gets a process that started after it: no reuse at all.
       this.detach(p);
     }
@@ -175,6 +200,7 @@ export class Group {
   websocketClosed(p: AppProcess): void {
     p.websockets--;
     p.lastUsed = this.pool.now();
+    if (p.life === 'shuttingDown' && this.drained(p)) this.stopProcess(p);
   }
 
   /** Hands queued requests to processes with room, oldest request first. */
@@ -182,7 +208,7 @@ export class Group {
     while (this.queue.length > 0) {
       const p = leastBusy(this.processes, this.options.maxConcurrency);
       if (p === null) return;
-      p.sessions++;
+      this.took(p);
       const entry = this.queue.shift() as QueueTicket;
       if (entry.timer) clearTimeout(entry.timer);
       entry.fn(null, p);
@@ -190,20 +216,25 @@ export class Group {
   }
 
   /**
-   * Takes a process out of rotation; it stops once its sessions end (or after
-   * the grace period). Safe to call twice. Returns false if it was already leaving.
+   * Takes a process out of rotation at once: it takes no new request or
+   * upgrade. Its WebSockets are closed now (abort_websockets_on_process_shutdown)
+   * or left to end by themselves; once its requests and sockets are done, or
+   * after `drainMs` at the latest, it is told to leave (see stopProcess).
+   * Safe to call twice. Returns false if it was already leaving.
    */
-  detach(p: AppProcess): boolean {
+  detach(p: AppProcess, drainMs = this.shutdownTimeoutMs()): boolean {
     if (p.life !== 'alive') return false;
     p.life = 'shuttingDown';
     p.enabled = 'disabled';
+    this.pool.events.processLeaving(p);
     // In direct mode the process drains its own connections once told to leave.
-    if (p.sessions === 0 || this.options.directMode) this.stopProcess(p);
+    if (this.drained(p) || this.options.directMode) this.stopProcess(p);
     else {
       p.drainTimer = setTimeout(() => {
-        this.pool.log.warn(`process ${p.pid} of ${this.name} still had ${p.sessions} request(s) after ${this.pool.stopGraceMs / 1000} s; stopping it`);
+        p.drainTimer = null;
+        this.pool.log.warn(`process ${p.pid} of ${this.name} still had ${p.sessions} request(s) and ${p.websockets} WebSocket(s) after ${drainMs / 1000} s; telling it to leave`);
         this.stopProcess(p);
-      }, this.pool.stopGraceMs);
+      }, drainMs);
       p.drainTimer.unref();
     }
     this.pool.spawnIfNeeded(this);
@@ -211,23 +242,53 @@ export class Group {
     return true;
   }
 
+  /** A process already leaving is told to leave within `drainMs` (the server stops). */
+  hurry(p: AppProcess, drainMs: number): void {
+    if (p.life !== 'shuttingDown' || p.drainTimer === null) return;
+    clearTimeout(p.drainTimer);
+    p.drainTimer = setTimeout(() => this.stopProcess(p), drainMs);
+    p.drainTimer.unref();
+  }
+
   /**
    * Replaces a process gracefully: when the pool has room a new process is
    * spawned first and this one keeps serving until it is up; otherwise this
    * one drains and stops now and the replacement follows.
    */
-  replace(p: AppProcess): void {
+  replace(p: AppProcess, disableNow = false): void {
     if (p.life !== 'alive' || p.replacing) return;
     p.replacing = true;
+    // It takes nothing new meanwhile (max_requests): requests wait for the replacement.
+    if (disableNow) p.enabled = 'disabled';
     const before = this.spawning;
     this.pool.spawnIfNeeded(this);
     if (this.spawning === before) this.detach(p);
   }
 
+  /** How long a process of this group gets to exit by itself once told to leave (shutdown_timeout), capped while the pool closes. */
+  shutdownTimeoutMs(): number {
+    return Math.min(this.options.shutdownTimeout * 1000, this.pool.shutdownCapMs);
+  }
+
+  /** Tells the process to leave: its app's own shutdown runs, KILL after shutdown_timeout. */
   private stopProcess(p: AppProcess): void {
     if (p.drainTimer) clearTimeout(p.drainTimer);
     p.drainTimer = null;
-    p.handle.stop(this.pool.stopGraceMs).catch((e: Error) => this.pool.log.warn(`stopping process ${p.pid}: ${e.message}`));
+    p.handle.stop(this.shutdownTimeoutMs()).catch((e: Error) => this.pool.log.warn(`stopping process ${p.pid}: ${e.message}`));
+  }
+
+  /**
+   * A replacement failed to start: processes that stopped taking requests
+   * for it (max_requests) serve again meanwhile, rather than leave the app
+   * with none; they still leave once a replacement is up.
+   */
+  replacementFailed(): void {
+    for (const p of this.processes) {
+      if (p.life === 'alive' && p.replacing && p.enabled === 'disabled') {
+        p.enabled = 'enabled';
+        this.pool.log.warn(`process ${p.pid} of ${this.name} serves on until a replacement starts`);
+      }
+    }
   }
 
   /** The process has exited, expectedly or not. */

@@ -2,7 +2,7 @@
 // It is driven only through its methods (no HTTP here), so it can be unit
 // tested with a fake spawner and re-adopt processes after an agent restart.
 import type { GroupOptions } from '../config';
-import { Group } from './group';
+import { Group, shuttingDown } from './group';
 import { AppProcess, type ProcessHandle } from './process';
 import { isStableUptime, retriesUnasked } from './restart-policy';
 
@@ -22,6 +22,8 @@ export interface PoolLog {
 export interface PoolEvents {
   processAdded(p: AppProcess): void;
   processRemoved(p: AppProcess): void;
+  /** A process stopped taking requests for good (detached): its WebSockets may be closed now. */
+  processLeaving(p: AppProcess): void;
 }
 
 export interface PoolConfig {
@@ -30,8 +32,6 @@ export interface PoolConfig {
   log: PoolLog;
   events?: Partial<PoolEvents>;
   now?: () => number;
-  /** Grace period for in-flight work when a process is stopped. */
-  stopGraceMs?: number;
   /**
    * Groups made on demand (behind a web server, one per app root a request
    * named) are dropped once they have had no process and no request for
@@ -52,22 +52,23 @@ export class Pool {
   readonly log: PoolLog;
   readonly events: PoolEvents;
   readonly now: () => number;
-  readonly stopGraceMs: number;
+  /** No process gets longer than this to exit once told to leave: set by close(), so a stop ends in bounded time. */
+  shutdownCapMs = Infinity;
   readonly forgetIdleGroups: boolean;
   readonly reloadOptions: ((g: Group) => GroupOptions) | undefined;
   maxPoolSize: number;
   private readonly spawner: Spawner;
   private nextProcessId = 1;
-  private closing = false;
+  /** close() was called: nothing is spawned, and no request waits any more. */
+  closing = false;
   private idleTimer: NodeJS.Timeout | null = null;
 
   constructor(cfg: PoolConfig) {
     this.maxPoolSize = cfg.maxPoolSize;
     this.spawner = cfg.spawner;
     this.log = cfg.log;
-    this.events = { processAdded: cfg.events?.processAdded ?? noop, processRemoved: cfg.events?.processRemoved ?? noop };
+    this.events = { processAdded: cfg.events?.processAdded ?? noop, processRemoved: cfg.events?.processRemoved ?? noop, processLeaving: cfg.events?.processLeaving ?? noop };
     this.now = cfg.now ?? Date.now;
-    this.stopGraceMs = cfg.stopGraceMs ?? 10_000;
     this.forgetIdleGroups = cfg.forgetIdleGroups ?? false;
     this.reloadOptions = cfg.reloadOptions;
   }
@@ -187,6 +188,7 @@ export class Pool {
         g.spawning--;
         if (this.closing) return;
         g.noteSpawnFailure(err);
+        g.replacementFailed();
         this.log.error(`could not start a process of ${g.name}: ${err.message}${(err as { output?: string }).output ? `\n--- app output ---\n${(err as { output?: string }).output}\n---` : ''}`);
         if (g.enabledCount() === 0 && g.spawning === 0) g.failQueue(err);
         this.spawnIfNeeded(g);
@@ -243,18 +245,24 @@ export class Pool {
   }
 
   /**
-   * Refuses further work and stops every process once its requests are done
-   * (or after the grace period). Resolves when all have exited. Safe to call twice.
+   * Refuses further work and stops every process: each is told to leave once
+   * its requests are done, or after `drainMs` at the latest, and then gets at
+   * most `shutdownCapMs` (or its shutdown_timeout, if shorter) to exit before
+   * KILL. Processes already leaving are held to the same bounds. Resolves
+   * when all have exited. Safe to call twice.
    */
-  async close(): Promise<void> {
+  async close(drainMs = 2000, shutdownCapMs = Infinity): Promise<void> {
     if (!this.closing) {
       this.closing = true;
+      this.shutdownCapMs = shutdownCapMs;
       if (this.idleTimer) clearInterval(this.idleTimer);
       this.spawner.abortStarting?.();
       for (const g of this.groups.values()) {
         g.cancelTimers();
-        g.failQueue(new Error('the server is shutting down'));
-        for (const p of [...g.processes]) g.detach(p);
+        g.failQueue(shuttingDown());
+        for (const p of [...g.processes]) {
+          if (!g.detach(p, drainMs)) g.hurry(p, drainMs);
+        }
       }
     }
     await Promise.all([...this.groups.values()].flatMap((g) => g.processes.map((p) => p.exited)));

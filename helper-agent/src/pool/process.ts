@@ -26,6 +26,8 @@ export interface ProcessHandle {
   readonly direct?: boolean;
   /** The user and group it runs as, when the agent (as root) switched to them; kept in its record across core restarts. */
   readonly user?: { uid: number; gid: number };
+  /** Node apps: the version of Node the process reported (not known for adopted processes). */
+  readonly nodeVersion?: string;
 }
 
 /** What a process in direct mode reports (batched, about once a second). */

@@ -20,6 +20,7 @@ export interface ProcessSnapshot {
   cpu_percent: number | null;
   private_dirty_kb: number | null;
   rss_kb: number | null;
+  vmsize_kb?: number | null;
 }
 
 export interface GroupSnapshot {
@@ -30,6 +31,16 @@ export interface GroupSnapshot {
   spawning: number;
   processes: ProcessSnapshot[];
   last_spawn_error: string | null;
+  /** "node" (under the loader) or "generic" (app_start_command) */
+  app_type: 'node' | 'generic';
+  /** filled in by the agent: who the group's processes run as */
+  user?: string;
+  uid?: number;
+  group?: string;
+  gid?: number;
+  /** Node apps: the interpreter and its version (`process.version`), once a process has reported it */
+  nodejs?: string;
+  node_version?: string | null;
 }
 
 export interface PoolSnapshot {
@@ -51,6 +62,11 @@ export function snapshotPool(pool: Pool): PoolSnapshot {
       queue: g.queue.length,
       spawning: g.spawning,
       last_spawn_error: g.lastSpawnError ? g.lastSpawnError.message : null,
+      app_type: g.options.appStartCommand ? 'generic' : 'node',
+      ...(g.options.appStartCommand ? {} : {
+        nodejs: g.options.nodejs ?? 'node',
+        node_version: g.processes.find((p) => p.handle.nodeVersion)?.handle.nodeVersion ?? null,
+      }),
       processes: g.processes.map((p) => ({
         pid: p.pid,
         state: p.life === 'alive' ? 'alive' : 'shutting_down',
@@ -63,6 +79,7 @@ export function snapshotPool(pool: Pool): PoolSnapshot {
         cpu_percent: null,
         private_dirty_kb: null,
         rss_kb: null,
+        vmsize_kb: null,
       })),
     });
   }

@@ -75,7 +75,7 @@ export class AppRootResolver {
    * Throws ConfigError for a broken file or settings.
    */
   private optionsOf(appRoot: string, web: WebSettings): GroupOptions {
-    const { options: file, ignored } = appFileOptions(readPassengerfile(appRoot));
+    const { options: file, ignored } = appFileOptions(readPassengerfile(appRoot, undefined, (m) => this.log.warn(m)));
     if (ignored.length > 0) {
       this.log.warn(`${path.join(appRoot, 'Passengerfile.json')}: ${ignored.join(', ')} ${ignored.length === 1 ? 'applies' : 'apply'} to passenger start or the whole agent, not to one app behind a web server: ignored`);
     }

@@ -56,12 +56,25 @@ export abstract class Exchange implements ConnectionRequest {
   /** The sticky cookie's value the client sent (null: none, or stickiness off). */
   private stickyId: string | null = null;
   readonly startedAt = Date.now();
+  private request: IncomingMessage;
 
   constructor(
-    readonly req: IncomingMessage,
+    req: IncomingMessage,
     readonly group: Group,
     readonly log: ForwardingContext['log'],
-  ) {}
+  ) {
+    this.request = req;
+  }
+
+  /** The client's request (a stand-in once it was let go: letRequestGo()). */
+  get req(): IncomingMessage {
+    return this.request;
+  }
+
+  /** Nothing more is read of the request (an open WebSocket): `standIn` takes its place, so the request itself can go. */
+  protected letRequestGo(standIn: IncomingMessage): void {
+    this.request = standIn;
+  }
 
   get state(): ExchangeState {
     return this.st;

@@ -7,15 +7,57 @@
 // keep-alive pool. A 101 turns the session into a WebSocket on the process
 // (Group.upgraded) and bytes flow both ways, with backpressure, until either
 // side closes; then both go. Any other answer is relayed as a response that
-// ends the client's connection.
+// ends the client's connection. When a process leaves, its WebSockets are
+// closed with a close frame (1001, going away) put between two of the app's
+// frames (websocket-frames.ts), unless abort_websockets_on_process_shutdown
+// is off.
 import * as http from 'node:http';
 import type { Socket } from 'node:net';
 import { PassengerError } from '../errors';
 import type { Group } from '../pool/group';
+import type { AppProcess } from '../pool/process';
 import type { Session } from '../pool/session';
 import { agentErrorResponse } from './error-pages';
 import { Exchange, type ForwardingContext, type RequestSnapshot } from './exchange';
-import { appHeaders, stripResponseHopByHop } from './headers';
+import { appHeaders, clientOf, stripResponseHopByHop } from './headers';
+import { FrameBoundaries, GOING_AWAY } from './websocket-frames';
+
+/** Stands for the handshake's request once a WebSocket is open, so the request itself can go. */
+const HANDSHAKE_DONE = { method: '?', url: '?', headers: {}, socket: {} } as unknown as http.IncomingMessage;
+/** How long a client that was sent a close frame has to close its side, and an app to finish the frame it is in the middle of. */
+const CLOSING_MS = 5000;
+
+// Listeners shared by every tunnel (no closures): an idle WebSocket should
+// cost the agent as little memory as can be. Each socket names its exchange.
+const kUpgrade = Symbol('passenger.upgrade');
+type Side = Socket & { [kUpgrade]?: Upgrade };
+
+function fromApp(this: Side, chunk: Buffer): void {
+  this[kUpgrade]?.relayFromApp(chunk);
+}
+
+function fromClient(this: Side, chunk: Buffer): void {
+  this[kUpgrade]?.relayFromClient(chunk);
+}
+
+/** The app's side took what was written: the client may send more. */
+function appDrained(this: Side): void {
+  this[kUpgrade]?.client.resume();
+}
+
+/** The client's side took what was written: the app may send more. */
+function clientDrained(this: Side): void {
+  this[kUpgrade]?.appSock?.resume();
+}
+
+/** Either side closing (or ending) ends the exchange: both go, and its session or WebSocket is freed at once. */
+function sideClosed(this: Side): void {
+  this[kUpgrade]?.close();
+}
+
+function destroyOnError(this: Socket): void {
+  this.destroy();
+}
 
 function headLines(status: number, message: string | undefined, raw: string[], extra: string[]): string {
   let head = `HTTP/1.1 ${status} ${message || http.STATUS_CODES[status] || ''}\r\n`;
@@ -31,7 +73,14 @@ class Upgrade extends Exchange {
   private appReq: http.ClientRequest | null = null;
   /** The app's answer when it was not a 101, while it is relayed. */
   private appRes: http.IncomingMessage | null = null;
-  private appSock: Socket | null = null;
+  /** The app's side of the tunnel, once upgraded (read by the shared listeners). */
+  appSock: Socket | null = null;
+  /** Frames from the app to the client (WebSockets only): where a close frame may go. */
+  private frames: FrameBoundaries | null = null;
+  /** The process is leaving: the close frame goes at the next boundary, and the sockets outlive the exchange until then. */
+  private closing = false;
+  /** Once upgraded: what the list of requests shows of it. */
+  private shown: { method: string; path: string; client: string | null } | null = null;
 
   constructor(
     private readonly forwarder: UpgradeForwarder,
@@ -57,17 +106,15 @@ class Upgrade extends Exchange {
     this.appReq = r;
     r.on('upgrade', (res: http.IncomingMessage, sock: Socket, head: Buffer) => this.onUpgrade(res, sock, head));
     r.on('response', (res: http.IncomingMessage) => this.onResponse(res));
-    r.on('error', (e: Error) => {
-      this.appReq = null;
-      this.upstreamFailed(e);
-    });
+    r.on('error', (e: Error) => { this.appReq = null; this.upstreamFailed(e); });
     r.end();
   }
 
   /** The app switched protocols: relay its 101, then join the two connections. */
   private onUpgrade(res: http.IncomingMessage, sock: Socket, head: Buffer): void {
     this.appReq = null;
-    if (this.state !== 'forwarded') {
+    const p = this.session?.process;
+    if (this.state !== 'forwarded' || p === undefined) {
       sock.destroy();
       return;
     }
@@ -79,18 +126,91 @@ class Upgrade extends Exchange {
     if (head.length > 0) client.write(head);
     sock.setNoDelay(true);
     sock.setTimeout(0);
-    const close = (): void => this.close();
-    sock.on('error', () => sock.destroy());
-    sock.on('close', close);
+    // An open WebSocket keeps only what its listing shows, not the handshake's request.
+    const req = this.req;
+    this.shown = { method: req.method ?? '?', path: req.url ?? '?', client: clientOf(req) };
+    if (String(req.headers.upgrade).toLowerCase() === 'websocket') this.frames = new FrameBoundaries();
+    this.letRequestGo(HANDSHAKE_DONE);
+    (sock as Side)[kUpgrade] = this;
+    sock.on('error', destroyOnError);
+    sock.on('close', sideClosed);
     // WebSockets make no use of half-closed connections, and an app or
     // client that half-closes would otherwise hold the tunnel open for ever:
     // an end on either side ends the exchange (what was written still goes out).
-    sock.on('end', close);
-    client.on('end', close);
-    // pipe(): each side pauses while the other cannot take more; an end of
-    // input is passed on as a half close, a close takes both down.
-    sock.pipe(client);
-    client.pipe(sock);
+    sock.on('end', sideClosed);
+    client.on('end', sideClosed);
+    // Each side pauses while the other cannot take more. The app's side of
+    // a WebSocket is read frame by frame, so that it can be closed cleanly.
+    sock.on('data', fromApp);
+    client.on('data', fromClient);
+    sock.on('drain', appDrained);
+    client.on('drain', clientDrained);
+    // Its process began to leave while the handshake was under way.
+    if (p.life !== 'alive' && this.group.options.abortWebsocketsOnProcessShutdown) this.abort();
+  }
+
+  /** Bytes from the app, for the client. */
+  relayFromApp(chunk: Buffer): void {
+    const frames = this.frames;
+    if (this.closing) {
+      if (frames === null) return; // not a WebSocket, or its close frame has gone
+      chunk = chunk.subarray(0, frames.feed(chunk, true));
+      if (chunk.length > 0) this.client.write(chunk);
+      if (frames.atBoundary()) this.sendGoingAway();
+      return;
+    }
+    if (this.state === 'closed') return; // the client's side is ending
+    frames?.feed(chunk);
+    if (!this.client.write(chunk)) this.appSock?.pause();
+  }
+
+  /** Bytes from the client, for the app. */
+  relayFromClient(chunk: Buffer): void {
+    if (this.closing || this.state === 'closed') return;
+    if (this.appSock !== null && !this.appSock.write(chunk)) this.client.pause();
+  }
+
+  /**
+   * The process leaves (abort_websockets_on_process_shutdown): the WebSocket
+   * is freed on it at once and closed cleanly: a close frame (1001) goes to
+   * the client between two of the app's frames, the client's answer is read
+   * and dropped, and the app's side is ended. Other upgraded protocols are
+   * ended both ways.
+   */
+  abort(): void {
+    const sock = this.appSock;
+    if (this.state !== 'websocket' || sock === null) return;
+    // The exchange ends now (unlisted, its WebSocket freed on the process); its sockets live on until the close frame is out.
+    this.closing = true;
+    this.close();
+    const client = this.client;
+    // What the client sends from now on (its answer to the close frame) is read and dropped.
+    client.resume();
+    const cut = setTimeout(() => { client.destroy(); sock.destroy(); }, CLOSING_MS);
+    cut.unref();
+    client.once('close', () => clearTimeout(cut));
+    if (this.frames === null) {
+      endThenDestroy(sock);
+      endThenDestroy(client);
+      return;
+    }
+    // Until the app's current frame is through: read on, whatever the client's pace.
+    sock.resume();
+    // An app that goes in the middle of a frame leaves nothing clean to do.
+    sock.once('close', () => { if (this.frames !== null) endThenDestroy(client); });
+    if (this.frames.atBoundary()) this.sendGoingAway();
+  }
+
+  /** The close frame, then the end of our side; the client closes its own when it has answered. */
+  private sendGoingAway(): void {
+    if (this.frames === null) return;
+    this.frames = null;
+    const sock = this.appSock;
+    if (sock !== null) {
+      sock.removeAllListeners('data');
+      sock.destroy();
+    }
+    if (!this.client.destroyed) this.client.end(GOING_AWAY);
   }
 
   /** Not upgraded: the app's answer goes to the client as a response, and the connection ends with it. */
@@ -135,8 +255,13 @@ class Upgrade extends Exchange {
   protected onClosed(): void {
     this.forwarder.forget(this);
     this.appRes = null;
+    if (this.closing) return; // abort() closes the sockets itself, after the close frame
     if (this.appSock !== null) endThenDestroy(this.appSock);
     endThenDestroy(this.client);
+  }
+
+  override snapshot(now: number): RequestSnapshot {
+    return { ...super.snapshot(now), ...this.shown };
   }
 }
 
@@ -171,22 +296,28 @@ export class UpgradeForwarder {
     if (head.length > 0) socket.unshift(head);
     // The server's keep-alive timeout must not cut a long-lived connection.
     socket.setTimeout(0);
+    socket.on('error', destroyOnError);
     const g = this.ctx.groupFor(req);
     if (g instanceof PassengerError) {
-      socket.on('error', () => socket.destroy());
       sendAgentResponse(socket, g, null);
       return;
     }
     const up = new Upgrade(this, req, socket, g);
     this.live.add(up);
-    socket.on('error', () => socket.destroy());
-    // Either side closing ends the exchange: both go, and its session or WebSocket is freed at once.
-    socket.on('close', () => up.close());
+    (socket as Side)[kUpgrade] = up;
+    socket.on('close', sideClosed);
     up.start();
   };
 
+  /** An exchange that ended: no longer listed. */
   forget(up: Upgrade): void {
     this.live.delete(up);
+  }
+
+  /** A process leaves: its WebSockets are closed now, unless its app lets them end by themselves. */
+  processLeaving(p: AppProcess): void {
+    if (!p.group.options.abortWebsocketsOnProcessShutdown) return;
+    for (const up of [...this.live]) if (up.session?.process === p) up.abort();
   }
 
   /** Upgrade requests waiting or forwarded, and open WebSockets. */

@@ -75,19 +75,17 @@ export class AdoptedProcess implements ProcessHandle {
   }
 
   /**
-   * Direct mode: asked over the channel to leave, it drains its connections
-   * for up to the grace period. Then TERM to the group, KILL after the grace
-   * period. Safe to call twice.
+   * Told over the channel to leave (its stdin belonged to the dead core), its
+   * loader hands that to the app's own shutdown as for any process (after
+   * draining, in direct mode); if the channel cannot carry it, TERM to its
+   * process group. KILL after `timeoutMs` (shutdown_timeout). Safe to call twice.
    */
-  stop(graceMs: number): Promise<void> {
+  stop(timeoutMs: number): Promise<void> {
     if (this.stopping) return this.stopping;
     this.stopping = (async () => {
       if (this.exited) return;
-      if (this.direct && this.channelToken && this.channel.send(this.channelToken, { type: 'leave' })) {
-        if (await this.waitExit(graceMs)) return;
-      }
-      signalGroup(this.pid, 'SIGTERM');
-      if (await this.waitExit(Math.max(graceMs, 1000))) return;
+      if (!this.channelToken || !this.channel.send(this.channelToken, { type: 'leave' })) signalGroup(this.pid, 'SIGTERM');
+      if (await this.waitExit(timeoutMs)) return;
       signalGroup(this.pid, 'SIGKILL');
       await this.waitExit(5000);
     })();

@@ -1,9 +1,15 @@
 // Preloaded into every Node app process (`node --require node-loader.js app.js`).
 // The app's first http server listen() goes to the Unix socket the agent chose,
 // whatever port the app asked for; the loader then tells the agent over its
-// channel that the process is ready. Closing stdin asks the process to leave.
-// Plain CommonJS with no imports of ours: it runs inside the app.
+// channel that the process is ready. When the agent asks the process to leave
+// (over the channel, or by closing its stdin), the app's own shutdown runs:
+// an exit listener registered through Passenger's loader API
+// (`PhusionPassenger.on('exit', fn)`), else SIGTERM to its process group, so
+// its `process.on('SIGTERM')` handlers run; an app with neither has its
+// server closed and exits once its requests are done. Plain CommonJS with no
+// imports of ours: it runs inside the app.
 /* eslint-disable @typescript-eslint/no-var-requires */
+import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
@@ -12,17 +18,30 @@ const ENV_SOCKET = 'PASSENGER_LOADER_SOCKET';
 const ENV_CHANNEL = 'PASSENGER_LOADER_CHANNEL';
 const ENV_TOKEN = 'PASSENGER_LOADER_TOKEN';
 const ENV_LISTEN_FD = 'PASSENGER_LOADER_LISTEN_FD';
+const ENV_SHUTDOWN_TIMEOUT = 'PASSENGER_LOADER_SHUTDOWN_TIMEOUT';
 /** Direct mode: how often the counters go to the agent (only when they changed). */
 const REPORT_MS = 1000;
-/** Direct mode: how long a leaving process may take to finish its requests. */
-const DRAIN_MS = 30_000;
+
+/**
+ * Passenger's loader API, for apps written against it: `PhusionPassenger.on('exit', fn)`
+ * takes over the leaving (the app exits by itself, within shutdown_timeout);
+ * `configure()` is accepted (the first listen() is taken whatever it says).
+ */
+class LoaderApi extends EventEmitter {
+  configure(_options?: Record<string, unknown>): void { /* accepted */ }
+}
 
 function install(): void {
   const socketPath = process.env[ENV_SOCKET];
   const channelPath = process.env[ENV_CHANNEL];
   const token = process.env[ENV_TOKEN] ?? '';
   const listenFd = process.env[ENV_LISTEN_FD] ? Number(process.env[ENV_LISTEN_FD]) : null;
+  const shutdownSeconds = Number(process.env[ENV_SHUTDOWN_TIMEOUT]) || 30;
   if (!socketPath) return;
+  delete process.env[ENV_SHUTDOWN_TIMEOUT];
+  const g = globalThis as { PhusionPassenger?: unknown };
+  const api = new LoaderApi();
+  if (g.PhusionPassenger === undefined) g.PhusionPassenger = api;
   // Log rotation scripts send SIGUSR1 to whatever they find; unhandled, it
   // would open Node's inspector on 127.0.0.1:9229 in the app. A listener that
   // does nothing keeps it shut; the app's own listeners still run.
@@ -71,7 +90,11 @@ function install(): void {
     sock.on('close', () => {
       connected = false;
       if (lostAt === 0) lostAt = Date.now();
-      if (Date.now() - lostAt > ORPHAN_MS) process.exit(0);
+      if (Date.now() - lostAt > ORPHAN_MS) {
+        askApp();
+        setTimeout(() => process.exit(0), shutdownSeconds * 1000).unref();
+        return;
+      }
       setTimeout(connect, 250).unref();
     });
   };
@@ -88,8 +111,9 @@ function install(): void {
     claimed = this;
     const last = args[args.length - 1];
     const cb = typeof last === 'function' ? (last as () => void) : undefined;
-    this.once('listening', () => send({ type: 'ready', socket: socketPath }));
+    this.once('listening', () => send({ type: 'ready', socket: socketPath, node: process.version }));
     let where: string | { fd: number } = socketPath;
+    if (listenFd === null) presentAsLoopback(this);
     if (listenFd !== null) {
       // Direct mode: accept from the agent's listening socket, and count.
       where = { fd: listenFd };
@@ -99,6 +123,35 @@ function install(): void {
     }
     return cb ? originalListen.call(this, where, cb) : originalListen.call(this, where);
   } as typeof originalListen;
+
+  /**
+   * The app's connections come from the agent over a Unix socket, whose
+   * remoteAddress is undefined: Express's req.ip, morgan's :remote-addr and
+   * hapi's remoteAddress would be empty. As Passenger's loader does, the
+   * socket presents itself as 127.0.0.1 (port 0), the agent's side of a local
+   * connection; the client's own address is in X-Forwarded-For (trust proxy).
+   */
+  function presentAsLoopback(server: http.Server): void {
+    server.prependListener('connection', (sock: net.Socket) => {
+      if (sock.remoteAddress !== undefined) return;
+      Object.defineProperties(sock, {
+        remoteAddress: { value: '127.0.0.1', configurable: true },
+        remoteFamily: { value: 'IPv4', configurable: true },
+        remotePort: { value: 0, configurable: true },
+      });
+    });
+  }
+
+  // An app that forks node:cluster workers would have them listen where the
+  // agent never looks, and the spawn would time out: the agent runs and
+  // balances the processes itself, so it says so at once.
+  const cluster = require('node:cluster') as import('node:cluster').Cluster;
+  cluster.fork = function fork(): never {
+    process.stderr.write('passenger-ts: this app forks node:cluster workers (cluster.fork()); the server starts and balances the app\'s '
+      + 'processes itself, so cluster mode is not supported: start the app without cluster (e.g. when process.env.IN_PASSENGER is set) '
+      + 'and set min_instances / max_pool_size instead\n');
+    process.exit(1);
+  } as typeof cluster.fork;
 
   // Direct mode accounting: sessions in flight, requests done, last use;
   // sent in one message a second at most, not one per request.
@@ -143,20 +196,54 @@ function install(): void {
     }, REPORT_MS).unref();
   }
 
+  /**
+   * The app's own shutdown: its loader API exit listeners if it has any,
+   * else, if it handles SIGTERM, SIGTERM to its process group (its children
+   * hear it too). An app with neither gets what such a handler usually does:
+   * its server stops accepting, the requests in flight on it finish (and
+   * its open connections end), then it exits.
+   */
+  let asked = false;
+  function askApp(): void {
+    if (asked) return;
+    asked = true;
+    if (api.listenerCount('exit') > 0) {
+      api.emit('exit');
+      return;
+    }
+    if (process.listenerCount('SIGTERM') > 0) {
+      try {
+        process.kill(-process.pid, 'SIGTERM');
+      } catch {
+        process.kill(process.pid, 'SIGTERM');
+      }
+      return;
+    }
+    const server = claimed;
+    if (server === null || listenFd !== null) process.exit(0); // direct mode: drained already
+    server.close(() => process.exit(0));
+    // Connections to the agent that fall idle after their last response go too.
+    setInterval(() => server.closeIdleConnections(), 100).unref();
+  }
+
   /** Leaves: in direct mode after the requests in flight (new ones get Connection: close). */
   function leave(): void {
     if (draining) return;
-    const server = claimed;
-    if (listenFd === null || server === null) process.exit(0);
     draining = true;
+    const server = claimed;
+    if (listenFd === null || server === null) {
+      askApp();
+      return;
+    }
     // net.Server's close, not http.Server's: that one also closes every
     // connection without a request in flight, fresh ones included, whose
     // request is already on its way.
-    net.Server.prototype.close.call(server, () => process.exit(0));
+    net.Server.prototype.close.call(server, askApp);
     // Idle keep-alive connections go now; busy ones after their response
     // (Connection: close); a fresh one serves the request it was opened for.
     for (const sock of conns) if ((sock as Tracked)[kActive] === 0) sock.destroy();
-    setTimeout(() => process.exit(0), DRAIN_MS).unref();
+    // Half the shutdown timeout for the requests, the rest for the app's shutdown.
+    setTimeout(askApp, (shutdownSeconds * 1000) / 2).unref();
   }
 
   // Closed stdin = the agent asks us to leave (its sessions here have ended),

@@ -15,6 +15,7 @@ import { SpawnError } from '../errors';
 import type { Logger } from '../log';
 import type { Spawner } from '../pool/pool';
 import type { ProcessHandle, ProcessReport } from '../pool/process';
+import { AppLogs } from './app-logs';
 import { appUserFor, userEnv, type AppUser, type UserPolicy } from './app-user';
 import { reportOf, type Channel } from './channel';
 
@@ -24,9 +25,8 @@ const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((f) => fs.existsSync(f
 /** An app's socket, in a directory of its own that only the app's user (and root) may enter. */
 const APP_SOCKET_NAME = 'app.sock';
 const OUTPUT_CAP = 32 * 1024;
-/** After stdin is closed, how long a process gets to leave on its own before TERM. */
-const STDIN_GRACE_MS = 1000;
-const KILL_AFTER_TERM_MS = 5000;
+/** What the loader prints when an app calls cluster.fork() (node-loader.ts). */
+const CLUSTER_REFUSAL = 'this app forks node:cluster workers';
 
 export interface SpawnerConfig {
   /** Directory for the apps' Unix sockets. */
@@ -80,12 +80,16 @@ function signalGroup(pgid: number, sig: NodeJS.Signals): boolean {
 
 /** A live app process: exit tracking, output forwarding, and the stop sequence. */
 class SpawnedProcess implements ProcessHandle {
+  /** The loader channel, to tell a Node app to leave (its stdin closing says it too). */
+  channel: Channel | null = null;
   readonly pid: number;
   exited = false;
   private exitCbs: ((code: number | null, signal: string | null) => void)[] = [];
   private exitInfo: [number | null, string | null] = [null, null];
   private stopping: Promise<void> | null = null;
   private reportCb: ((r: ProcessReport) => void) | null = null;
+  /** The Node version the process reported when it was ready (Node apps only). */
+  nodeVersion: string | undefined;
   constructor(
     readonly child: ChildProcess,
     readonly endpoint: ProcessHandle['endpoint'],
@@ -132,22 +136,34 @@ class SpawnedProcess implements ProcessHandle {
     });
   }
 
-  /** stdin closed, then TERM to the group after a moment, KILL after the grace period. Safe to call twice. */
-  stop(graceMs: number): Promise<void> {
+  /**
+   * Tells the process to leave and gives it `timeoutMs` (shutdown_timeout)
+   * to exit by itself, then KILL to its process group. A Node app hears it
+   * from its loader (over the channel, and by its stdin closing), which
+   * hands it to the app's own shutdown: an exit listener of the loader API,
+   * else SIGTERM to its process group; in direct mode after it has drained
+   * its connections. Anything else gets its stdin closed and SIGTERM to its
+   * process group at once. Safe to call twice.
+   */
+  stop(timeoutMs: number): Promise<void> {
     if (this.stopping) return this.stopping;
     this.stopping = (async () => {
       if (this.exited) return;
+      if (this.channelToken !== undefined) this.channel?.send(this.channelToken, { type: 'leave' });
       this.child.stdin?.end();
-      if (await this.waitExit(this.direct ? graceMs : Math.min(STDIN_GRACE_MS, graceMs))) return;
-      signalGroup(this.pid, 'SIGTERM');
-      const termMs = Math.max(graceMs, KILL_AFTER_TERM_MS);
-      if (await this.waitExit(termMs)) return;
-      this.log.warn(`app process ${this.pid} was still running ${termMs / 1000} s after SIGTERM: sending SIGKILL to its process group`);
+      if (this.channelToken === undefined) signalGroup(this.pid, 'SIGTERM');
+      if (await this.waitExit(timeoutMs)) return;
+      this.log.warn(`app process ${this.pid} was still running ${Math.round(timeoutMs / 100) / 10} s after SIGTERM: sending SIGKILL to its process group (shutdown_timeout)`);
       signalGroup(this.pid, 'SIGKILL');
       await this.waitExit(5000);
     })();
     return this.stopping;
   }
+}
+
+/** A version string an app reported, kept only when it looks like one (the app is not trusted). */
+function nodeVersionOf(v: unknown): string | undefined {
+  return typeof v === 'string' && /^v\d{1,4}\.\d{1,4}\.\d{1,4}[\w.+-]{0,32}$/.test(v) ? v : undefined;
 }
 
 /** Keeps the last OUTPUT_CAP bytes of what a process printed while it started. */
@@ -205,11 +221,39 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
+/**
+ * The Node that runs an app: `nodejs` (a path, relative to the app root, or
+ * a name looked up in PATH, as a shell would), else `node` from PATH as
+ * Passenger does, else the agent's own Node. A `nodejs` that is not an
+ * executable file is a spawn error that names it, before anything starts.
+ */
+export function nodeInterpreter(nodejs: string | undefined, searchPath: string | undefined, appRoot: string): string {
+  const executable = (f: string): boolean => {
+    try {
+      fs.accessSync(f, fs.constants.X_OK);
+      return fs.statSync(f).isFile();
+    } catch {
+      return false;
+    }
+  };
+  const name = nodejs ?? 'node';
+  const found = name.includes('/') ? (executable(path.resolve(appRoot, name)) ? path.resolve(appRoot, name) : null)
+    : (searchPath ?? '').split(':').filter((d) => d !== '').map((d) => path.join(d, name)).find(executable) ?? null;
+  if (found !== null) return path.resolve(found);
+  if (nodejs === undefined) return process.execPath;
+  throw new SpawnError('fork', `the Node interpreter ${nodejs} (nodejs) ${name.includes('/') ? 'is not an executable file' : 'is not in PATH'}`, '',
+    'set "nodejs" in Passengerfile.json (or --nodejs) to the path of an installed node, or leave it out to use node from PATH');
+}
+
 export class AppSpawner implements Spawner {
   /** Aborts for the spawns under way. */
   private readonly starting = new Set<() => void>();
+  /** Where each app's output goes (its app_log_file, or the log). */
+  readonly appLogs: AppLogs;
 
-  constructor(private readonly cfg: SpawnerConfig) {}
+  constructor(private readonly cfg: SpawnerConfig) {
+    this.appLogs = new AppLogs(cfg.log);
+  }
 
   /** Stops the processes still starting (the server is shutting down): none may outlive it. */
   abortStarting(): void {
@@ -232,6 +276,8 @@ export class AppSpawner implements Spawner {
       NODE_ENV: o.environment,
       IN_PASSENGER: '1',
     };
+    // Before anything is made for the process: a missing interpreter fails here, naming it.
+    const node = o.appStartCommand ? null : nodeInterpreter(o.nodejs, env.PATH, o.appRoot);
     let cmd: string;
     let args: string[];
     let endpoint: ProcessHandle['endpoint'];
@@ -253,10 +299,11 @@ export class AppSpawner implements Spawner {
       socketFile = path.join(dir, APP_SOCKET_NAME);
       env.PASSENGER_LOADER_SOCKET = socketFile;
       if (o.directMode && this.cfg.directListenFd != null) env.PASSENGER_LOADER_LISTEN_FD = '3';
+      env.PASSENGER_LOADER_SHUTDOWN_TIMEOUT = String(o.shutdownTimeout);
       env.PASSENGER_LOADER_CHANNEL = this.cfg.channel.path;
       env.PASSENGER_LOADER_TOKEN = token;
-      cmd = process.execPath;
-      args = ['--require', this.cfg.loaderPath ?? LOADER_PATH, startup];
+      cmd = node as string;
+      args = [...o.nodeArgs, '--require', this.cfg.loaderPath ?? LOADER_PATH, startup];
       endpoint = { socketPath: socketFile };
     }
 
@@ -276,8 +323,9 @@ export class AppSpawner implements Spawner {
         settled = true;
         this.starting.delete(abort);
         for (const t of timers) clearTimeout(t);
-        // Direct mode: the channel keeps carrying the process's reports until it exits.
-        if (err || !direct) this.cfg.channel.forget(token);
+        // The channel stays open to the process until it exits: reports in
+        // direct mode, and the request to leave.
+        if (err || o.appStartCommand) this.cfg.channel.forget(token);
         else handle?.onExit(() => this.cfg.channel.forget(token));
         for (const s of stopOut) s();
         if (err) {
@@ -299,14 +347,16 @@ export class AppSpawner implements Spawner {
       if (child.pid === undefined) return;
       handle = new SpawnedProcess(child, endpoint, socketFile, o.appStartCommand ? undefined : token, direct, log,
         who ? { uid: who.uid, gid: who.gid } : undefined);
+      handle.channel = this.cfg.channel;
+      const sink = this.appLogs.sinkFor(o.appLogFile === undefined ? undefined : path.resolve(o.appRoot, o.appLogFile));
       const prefix = `App ${child.pid} (${o.appRoot}) `;
-      stopOut.push(forwardLines(child.stdout, log, `${prefix}stdout: `, tail));
-      stopOut.push(forwardLines(child.stderr, log, `${prefix}stderr: `, tail));
+      stopOut.push(forwardLines(child.stdout, sink, o.disableLogPrefix ? '' : `${prefix}stdout: `, tail));
+      stopOut.push(forwardLines(child.stderr, sink, o.disableLogPrefix ? '' : `${prefix}stderr: `, tail));
       child.stdin?.on('error', () => undefined);
       child.once('exit', (code, signal) => {
         // Give the last output a moment to arrive before reporting it.
         setTimeout(() => finish(new SpawnError('load',
-          `the app exited (${signal ? `signal ${signal}` : `exit code ${code}`}) before it listened for requests`,
+          `the app exited (${signal ? `signal ${signal}` : `exit code ${code}`}) before it listened for requests${tail.toString().includes(CLUSTER_REFUSAL) ? ': it uses node:cluster, which is not supported' : ''}`,
           tail.toString(),
           o.appStartCommand ? 'the command must keep running and listen on $PORT' : 'see the app output; the app must call listen() (on any port)')), 50);
       });
@@ -325,7 +375,10 @@ export class AppSpawner implements Spawner {
       } else {
         const h = handle;
         this.cfg.channel.on(token, child.pid as number, (msg) => {
-          if (msg.type === 'ready') finish(null);
+          if (msg.type === 'ready') {
+            h.nodeVersion = nodeVersionOf((msg as { node?: unknown }).node);
+            finish(null);
+          }
           else if (msg.type === 'stats') h.report(reportOf(msg));
         });
       }

@@ -3,10 +3,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Options } from '../config';
+import { stopBoundMs, type Options } from '../config';
 import type { CoreConfig, CoreMessage } from '../core/core';
 import { ConfigError } from '../errors';
-import { cleanStale, createInstanceDir, serverRegistryDir, signalRecordedGroup, startTicksOf, type InstanceDir } from '../instance/instance-dir';
+import { signalRecordedGroup, startTicksOf, type InstanceDir } from '../instance/instance-dir';
+import { cleanStale, createInstanceDir, serverRegistryDir } from '../instance/registry';
 import { UnsafeFileError, writeOwnFile } from '../platform/safe-files';
 import { Logger } from '../log';
 import { listenTcp, listenUnix } from '../platform/native';
@@ -16,7 +17,6 @@ import { SOFTWARE, VERSION } from '../version';
 import { dropPrivileges, handOver, serverUserOf } from './server-user';
 
 const CORE_MAIN = path.join(__dirname, '..', 'core', 'core.js');
-const CORE_STOP_MS = 25_000;
 /** Short: requests wait in the socket's backlog meanwhile. */
 const RESTART_DELAY_MS = 100;
 
@@ -183,10 +183,11 @@ export function runWatchdog(o: Options, reporter: WatchdogReporter): WatchdogRun
       return;
     }
     c.kill('SIGTERM');
+    const boundMs = stopBoundMs(o);
     const t = setTimeout(() => {
-      log.warn(`the agent core did not stop within ${CORE_STOP_MS / 1000} s; killing it`);
+      log.warn(`the agent core did not stop within ${boundMs / 1000} s; killing it`);
       c.kill('SIGKILL');
-    }, CORE_STOP_MS);
+    }, boundMs);
     t.unref();
   }
   for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, onSignal);

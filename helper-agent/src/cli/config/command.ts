@@ -1,5 +1,6 @@
 // What every passenger-config subcommand provides, and the helpers they share.
-import { registryDirs, selectInstance, type InstanceDir } from '../../instance/instance-dir';
+import { type InstanceDir } from '../../instance/instance-dir';
+import { registryDirs, selectInstance } from '../../instance/registry';
 
 export interface Command {
   summary: string;

@@ -1,14 +1,30 @@
+import { PassengerError } from '../../errors';
 import { adminJson } from '../../instance/admin-client';
 import { die, parseToolFlags } from '../common';
 import { INSTANCE_FLAGS, instanceFrom, type Command } from './command';
 
 export const detachProcess: Command = {
   summary: 'take one app process out of its group (it finishes its requests, then stops)',
-  usage: 'Usage: passenger-config detach-process PID [--instance NAME] [--instance-registry-dir DIR]\n\nExample:\n  passenger-config detach-process 12345',
+  usage: `Usage: passenger-config detach-process PID [--ignore-nonexistant-pid] [--instance NAME] [--instance-registry-dir DIR]
+
+--ignore-nonexistant-pid (Passenger's spelling; --ignore-nonexistent-pid too)
+exits 0 when no app process has that PID.
+
+Example:
+  passenger-config detach-process 12345`,
   async run(argv) {
-    const { flags, positionals } = parseToolFlags(argv, INSTANCE_FLAGS);
+    const { flags, positionals } = parseToolFlags(argv, { '--ignore-nonexistant-pid': 'bool', '--ignore-nonexistent-pid': 'bool', ...INSTANCE_FLAGS });
     if (positionals.length !== 1 || !/^\d+$/.test(positionals[0])) die('detach-process takes one PID');
-    const r = await adminJson<{ detached: number; group: string }>(instanceFrom(flags), 'POST', `/detach-process?pid=${positionals[0]}`);
+    let r: { detached: number; group: string };
+    try {
+      r = await adminJson(instanceFrom(flags), 'POST', `/detach-process?pid=${positionals[0]}`);
+    } catch (e) {
+      if (e instanceof PassengerError && e.code === 'E_NO_PROCESS' && (flags['--ignore-nonexistant-pid'] || flags['--ignore-nonexistent-pid'])) {
+        console.log(`${e.message}: nothing to detach.`);
+        return 0;
+      }
+      throw e;
+    }
     console.log(`Detached process ${r.detached} of ${r.group}.`);
     return 0;
   },

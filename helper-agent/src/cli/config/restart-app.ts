@@ -1,28 +1,73 @@
+import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { PassengerError } from '../../errors';
 import { adminJson } from '../../instance/admin-client';
 import { die, parseToolFlags } from '../common';
 import { INSTANCE_FLAGS, instanceFrom, type Command } from './command';
 
-export const restartApp: Command = {
-  summary: 'restart the processes of an app (all at once, or --rolling one by one)',
-  usage: `Usage: passenger-config restart-app APP_ROOT [--rolling] [--instance NAME] [--instance-registry-dir DIR]
+/**
+ * The current directory as the shell names it ($PWD, symlinks kept) when it
+ * is the same directory, as Passenger's tools take it: a deploy script run in
+ * /srv/app/current means that path, not the release it points to.
+ */
+function logicalCwd(): string {
+  const cwd = process.cwd();
+  const pwd = process.env.PWD;
+  try {
+    if (pwd && path.isAbsolute(pwd) && fs.realpathSync(pwd) === fs.realpathSync(cwd)) return pwd;
+  } catch { /* not the same */ }
+  return cwd;
+}
 
-Restarts every process of the app whose root is APP_ROOT and returns when the
-new processes serve. Without --rolling, the old processes finish their
-requests and stop while new ones start. With --rolling, one process at a time
-is replaced, each new one serving before the next old one leaves: no request
-fails or waits for a cold start.
+export const restartApp: Command = {
+  summary: 'restart the processes of the apps under a path, or of a named app (all at once, or --rolling one by one)',
+  usage: `Usage: passenger-config restart-app APP_PATH_PREFIX [options]
+       passenger-config restart-app --name APP_GROUP_NAME [options]
+
+Restarts every process of each app whose root is APP_PATH_PREFIX or lies
+below it (\`.\` is the current directory), or of the app group named by
+--name (passenger-status shows the names), and returns when the new processes
+serve. Without --rolling, the old processes finish their requests and stop
+while new ones start. With --rolling, one process at a time is replaced, each
+new one serving before the next old one leaves: no request fails or waits for
+a cold start.
+
+Options:
+  --rolling, --rolling-restart   replace one process at a time
+  --name NAME                    the app group to restart, instead of a path
+  --ignore-app-not-running       no matching app is not an error (exit 0)
+  --ignore-passenger-not-running no running server is not an error (exit 0)
+  --instance NAME                the server to ask, when several run
+  --instance-registry-dir DIR    where to look for servers
 
 Examples:
   passenger-config restart-app /srv/app
-  passenger-config restart-app . --rolling`,
+  passenger-config restart-app . --rolling-restart
+  passenger-config restart-app --ignore-app-not-running --ignore-passenger-not-running "$APP_DIR"`,
   async run(argv) {
-    const { flags, positionals } = parseToolFlags(argv, { '--rolling': 'bool', ...INSTANCE_FLAGS });
-    if (positionals.length !== 1) die('restart-app takes one APP_ROOT', 'see passenger-config restart-app --help');
-    const root = path.resolve(positionals[0]);
-    const r = await adminJson<{ restarted: string; pids: number[] }>(instanceFrom(flags), 'POST',
-      `/restart-app?root=${encodeURIComponent(root)}${flags['--rolling'] ? '&rolling=1' : ''}`, 15 * 60_000);
-    console.log(`Restarted ${r.restarted}${flags['--rolling'] ? ' (rolling)' : ''}; processes now: ${r.pids.join(', ') || 'none'}`);
+    const { flags, positionals } = parseToolFlags(argv, {
+      '--rolling': 'bool', '--rolling-restart': 'bool', '--name': 'value', '--ignore-app-not-running': 'bool', '--ignore-passenger-not-running': 'bool', ...INSTANCE_FLAGS,
+    });
+    const name = flags['--name'] as string | undefined;
+    if (name === undefined && positionals.length !== 1) die('restart-app takes one APP_PATH_PREFIX, or --name', 'see passenger-config restart-app --help');
+    if (name !== undefined && positionals.length !== 0) die('restart-app takes either APP_PATH_PREFIX or --name, not both');
+    const rolling = flags['--rolling'] === true || flags['--rolling-restart'] === true;
+    const query = name !== undefined ? `name=${encodeURIComponent(name)}` : `prefix=${encodeURIComponent(path.resolve(logicalCwd(), positionals[0]))}`;
+    let r: { restarted: string; pids: number[] };
+    try {
+      r = await adminJson(instanceFrom(flags), 'POST', `/restart-app?${query}${rolling ? '&rolling=1' : ''}`, 15 * 60_000);
+    } catch (e) {
+      if (e instanceof PassengerError && e.code === 'E_NO_INSTANCE' && flags['--ignore-passenger-not-running']) {
+        console.log('No server is running: nothing to restart.');
+        return 0;
+      }
+      if (e instanceof PassengerError && e.code === 'E_NO_GROUP' && flags['--ignore-app-not-running']) {
+        console.log(`${e.message}: nothing to restart.`);
+        return 0;
+      }
+      throw e;
+    }
+    console.log(`Restarted ${r.restarted}${rolling ? ' (rolling)' : ''}; processes now: ${r.pids.join(', ') || 'none'}`);
     return 0;
   },
 };
