@@ -107,11 +107,11 @@ test('app client: errors carry the codes the retry rules read', async (t) => {
 
   const hangUp = net.createServer((sock) => sock.once('data', () => sock.destroy()));
   const dropped = new AppClient((await serve(t, hangUp)).endpoint);
-  await assert.rejects(send(dropped, {}), (e: NodeJS.ErrnoException) => e.code === 'UND_ERR_SOCKET' || e.code === 'ECONNRESET');
+  await assert.rejects(send(dropped, {}), (e: NodeJS.ErrnoException) => e.code === 'E_APP_CONNECTION_LOST' || e.code === 'ECONNRESET');
 
   const garbage = net.createServer((sock) => sock.once('data', () => sock.write('NOT HTTP AT ALL\r\n\r\n')));
   const confused = new AppClient((await serve(t, garbage)).endpoint);
-  await assert.rejects(send(confused, {}), { code: 'HPE_INVALID' });
+  await assert.rejects(send(confused, {}), { code: 'E_APP_BAD_RESPONSE' });
 
   // A handler that throws on the headers (as writeHead does on a header it cannot send) fails its request only.
   const plain = new AppClient((await serve(t, http.createServer((_q, r) => r.end('x')))).endpoint);
@@ -124,5 +124,5 @@ test('app client: errors carry the codes the retry rules read', async (t) => {
 
   const gone = new AppClient((await serve(t, http.createServer((_q, r) => r.end('x')))).endpoint);
   gone.destroy();
-  await assert.rejects(send(gone, {}), { code: 'UND_ERR_DESTROYED' });
+  await assert.rejects(send(gone, {}), { code: 'E_APP_CONNECTION_LOST' });
 });

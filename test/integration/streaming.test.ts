@@ -4,7 +4,7 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import { test } from 'node:test';
-import { appCopy, eventually, startServer } from '../helpers';
+import { appCopy, eventually, request, startServer } from '../helpers';
 
 function privateDirtyMB(pid: number): number {
   const txt = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
@@ -89,3 +89,27 @@ for (const forwarder of ['direct', 'reply-from'] as const) {
     await eventually(async () => (await s.status()).groups[0].processes[0].sessions === 0, 10_000, 'the session to be released');
   });
 }
+
+test('both request paths hand the app the same request headers: hop-by-hop and X-Passenger-* dropped, X-Forwarded-* added', async (t) => {
+  const seen: Record<string, Record<string, string>> = {};
+  for (const forwarder of ['direct', 'reply-from'] as const) {
+    const s = await startServer(t, appCopy(t, 'basic'), ['--min-instances', '1', '--forwarder', forwarder]);
+    const r = await request(s.port, '/headers', {
+      headers: {
+        host: 'example.test', connection: 'close', 'keep-alive': 'timeout=9', te: 'trailers', 'proxy-connection': 'close',
+        'x-passenger-app-root': '/elsewhere', 'x-forwarded-for': '192.0.2.1', 'x-custom': 'kept',
+      },
+    });
+    assert.equal(r.status, 200, r.body);
+    const h = JSON.parse(r.body) as Record<string, string>;
+    for (const name of ['keep-alive', 'te', 'proxy-connection', 'x-passenger-app-root']) assert.equal(h[name], undefined, `${forwarder}: ${name}`);
+    assert.equal(h['x-forwarded-for'], '192.0.2.1, 127.0.0.1', forwarder);
+    assert.equal(h['x-forwarded-proto'], 'http', forwarder);
+    assert.equal(h['x-custom'], 'kept', forwarder);
+    assert.equal(h.host, 'example.test', forwarder);
+    // Each path's own connection to the app says what it likes about itself.
+    delete h.connection;
+    seen[forwarder] = h;
+  }
+  assert.deepEqual(seen['reply-from'], seen.direct);
+});

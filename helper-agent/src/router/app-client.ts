@@ -50,7 +50,8 @@ export interface ResponseHandler {
 /** Idle connections close before Node's default keepAliveTimeout (5 s) would close them from the app's side. */
 const IDLE_MS = 4000;
 
-function withCode(message: string, code: string): Error {
+/** Failures carry the project's codes (errors.ts), which the retry rules (retry.ts) read. */
+function withCode(message: string, code: 'E_APP_CONNECTION_LOST' | 'E_APP_BAD_RESPONSE'): Error {
   return Object.assign(new Error(message), { code });
 }
 
@@ -66,7 +67,7 @@ class AppConnection {
   private partialHeaders: string[] = [];
   idleTimer: NodeJS.Timeout | null = null;
   private readonly resume = (): void => { this.sock.resume(); };
-  private readonly abort = (err?: Error): void => { this.fail(err ?? withCode('the request was aborted', 'UND_ERR_ABORTED')); };
+  private readonly abort = (err?: Error): void => { this.fail(err ?? new Error('the request was aborted')); };
 
   constructor(private readonly client: AppClient, endpoint: Endpoint) {
     if ('socketPath' in endpoint) {
@@ -86,16 +87,16 @@ class AppConnection {
     this.parser = p;
     this.sock.on('data', (d: Buffer) => {
       const r = this.parser.execute(d);
-      if (r instanceof Error) this.fail(withCode(`the app sent a malformed response: ${r.message}`, 'HPE_INVALID'));
+      if (r instanceof Error) this.fail(withCode(`the app sent a malformed response: ${r.message}`, 'E_APP_BAD_RESPONSE'));
     });
     // A response delimited by the end of the connection ends with it.
     this.sock.on('end', () => {
       const r = this.parser.finish();
-      if (r instanceof Error) this.fail(withCode(`the app sent a malformed response: ${r.message}`, 'HPE_INVALID'));
+      if (r instanceof Error) this.fail(withCode(`the app sent a malformed response: ${r.message}`, 'E_APP_BAD_RESPONSE'));
     });
     this.sock.on('error', (e) => this.fail(e));
     this.sock.on('close', () => {
-      this.fail(withCode('the app closed the connection before its response was over', 'UND_ERR_SOCKET'));
+      this.fail(withCode('the app closed the connection before its response was over', 'E_APP_CONNECTION_LOST'));
       this.client.forget(this);
       this.parser.close();
     });
@@ -230,7 +231,7 @@ export class AppClient {
 
   dispatch(req: AppRequest, handler: ResponseHandler): void {
     if (this.destroyed) {
-      handler.onError(withCode('the process has no connection pool', 'UND_ERR_DESTROYED'));
+      handler.onError(withCode('the process has no connection pool', 'E_APP_CONNECTION_LOST'));
       return;
     }
     let c = this.idle.pop();
@@ -267,7 +268,7 @@ export class AppClient {
   /** Closes every connection; requests in flight fail. */
   destroy(): void {
     this.destroyed = true;
-    for (const c of [...this.all]) c.fail(withCode('the process left the pool', 'UND_ERR_DESTROYED'));
+    for (const c of [...this.all]) c.fail(withCode('the process left the pool', 'E_APP_CONNECTION_LOST'));
     this.idle.length = 0;
   }
 }

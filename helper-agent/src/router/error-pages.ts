@@ -1,7 +1,7 @@
 // The pages the agent itself answers with: queue full, and the app that
 // could not start (the friendly page shows the failed step, the app's output
 // and a hint; it is only shown where friendly_error_pages is on).
-import { SpawnError } from '../errors';
+import { PassengerError, SpawnError } from '../errors';
 import type { Group } from '../pool/group';
 
 function esc(s: string): string {
@@ -48,6 +48,8 @@ export interface AgentResponse {
 export function agentErrorResponse(err: Error, group: Group | null): AgentResponse {
   const code = (err as { code?: string }).code;
   if (code === 'E_QUEUE_FULL') return { status: group?.options.requestQueueOverflowStatusCode ?? 503, type: 'text/html; charset=utf-8', body: queueFullPage() };
+  // A failure at the app's side (retry.ts): the details go to the log, not to the client.
+  if (code === 'E_APP_UNREACHABLE' || code === 'E_APP_CONNECTION_LOST' || code === 'E_APP_BAD_RESPONSE') return agentErrorResponse(new PassengerError('E_BAD_GATEWAY', err.message), group);
   if (code === 'E_QUEUE_TIMEOUT' || code === 'E_REQUEST_TIMEOUT') return { status: 504, type: 'text/plain; charset=utf-8', body: `Gateway Timeout: ${err.message}.\n` };
   if (code === 'E_APP_ROOT_DENIED') return { status: 403, type: 'text/plain; charset=utf-8', body: `${err.message}\n` };
   if (code === 'E_NO_APP') return { status: 404, type: 'text/plain; charset=utf-8', body: `${err.message}\n` };
