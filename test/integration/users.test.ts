@@ -253,3 +253,16 @@ test('across a core kill -9, restart-app (plain and rolling) and restart.txt, ap
   assert.ok(fourth.every(asUser), 'restart.txt');
   assert.equal((await request(s.port, '/')).status, 200);
 });
+
+test('an app its user cannot reach (a checkout under a 0700 directory, as /root is) fails with the directory named, not "cannot find module"', ROOT_ONLY, async (t) => {
+  const closed = tmpDir(t, 'ptest-closed-');
+  fs.chmodSync(closed, 0o700);
+  const app = path.join(closed, 'app');
+  fs.cpSync(path.join(FIXTURES, 'basic'), app, { recursive: true });
+  const s = await startServer(t, app, ['--environment', 'development']);
+  const r = await request(s.port, '/');
+  assert.equal(r.status, 500);
+  assert.match(r.body, new RegExp(`nobody cannot start it: ${closed} \\(mode 700, owner uid 0\\) cannot be passed through`));
+  assert.match(r.body, /chmod o\+x/);
+  assert.deepEqual(await s.appPids(), [], 'nothing was spawned');
+});

@@ -138,3 +138,42 @@ export function appUserFor(o: AppIdentity, policy: UserPolicy, db: UserDb = SYST
 export function userEnv(u: AppUser): NodeJS.ProcessEnv {
   return { HOME: u.home, USER: u.name, LOGNAME: u.name, SHELL: u.shell };
 }
+
+/** What a user may do to one file, by its mode bits (owner, then group, then others). */
+function allows(st: fs.Stats, u: Pick<AppUser, 'uid' | 'gid' | 'groups'>, bit: 4 | 1): boolean {
+  if (st.uid === u.uid) return ((st.mode >> 6) & bit) !== 0;
+  if (st.gid === u.gid || u.groups.includes(st.gid)) return ((st.mode >> 3) & bit) !== 0;
+  return (st.mode & bit) !== 0;
+}
+
+/**
+ * Why `u` could not start the app, or null: it must pass through every
+ * directory down to the app root (its working directory) and, for a Node
+ * app, read the startup file. Checked before spawning as that user, so the
+ * error names the directory to open up instead of the app's own "cannot
+ * find module". (Mode bits only: an ACL that grants more is not seen.)
+ */
+export function accessProblem(appRoot: string, startup: string | null, u: Pick<AppUser, 'uid' | 'gid' | 'groups'>): string | null {
+  let real: string;
+  try {
+    real = fs.realpathSync(startup ?? appRoot);
+  } catch {
+    return null; // a missing file is reported on its own
+  }
+  const dirs: string[] = [];
+  for (let d = startup === null ? real : path.dirname(real); ; d = path.dirname(d)) {
+    dirs.unshift(d);
+    if (d === path.dirname(d)) break;
+  }
+  for (const d of dirs) {
+    let st: fs.Stats;
+    try { st = fs.statSync(d); } catch { return null; }
+    if (!allows(st, u, 1)) return `${d} (mode ${(st.mode & 0o777).toString(8)}, owner uid ${st.uid}) cannot be passed through`;
+  }
+  if (startup !== null) {
+    let st: fs.Stats;
+    try { st = fs.statSync(real); } catch { return null; }
+    if (!allows(st, u, 4)) return `${real} (mode ${(st.mode & 0o777).toString(8)}, owner uid ${st.uid}) cannot be read`;
+  }
+  return null;
+}

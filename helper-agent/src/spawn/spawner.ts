@@ -16,7 +16,7 @@ import type { Logger } from '../log';
 import type { Spawner } from '../pool/pool';
 import type { ProcessHandle, ProcessReport } from '../pool/process';
 import { AppLogs } from './app-logs';
-import { appUserFor, userEnv, type AppUser, type UserPolicy } from './app-user';
+import { accessProblem, appUserFor, userEnv, type AppUser, type UserPolicy } from './app-user';
 import { reportOf, type Channel } from './channel';
 
 export const LOADER_PATH = path.join(__dirname, 'node-loader.js');
@@ -267,6 +267,13 @@ export class AppSpawner implements Spawner {
         `create it, or name the app's entry file with --startup-file (Passengerfile.json: "startup_file")`);
     }
     const who = this.cfg.users ? appUserFor(o, this.cfg.users) : null;
+    if (who) {
+      const why = accessProblem(o.appRoot, o.appStartCommand ? null : startup, who);
+      if (why !== null) {
+        throw new SpawnError('user', `the app runs as ${who.name} (see "Who apps run as"), and ${who.name} cannot start it: ${why}`, '',
+          `let ${who.name} through (e.g. chmod o+x on that directory, or move the app elsewhere), or name the app's user with "user" in Passengerfile.json`);
+      }
+    }
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       ...this.cfg.baseEnv,
