@@ -254,15 +254,28 @@ test('across a core kill -9, restart-app (plain and rolling) and restart.txt, ap
   assert.equal((await request(s.port, '/')).status, 200);
 });
 
-test('an app its user cannot reach (a checkout under a 0700 directory, as /root is) fails with the directory named, not "cannot find module"', ROOT_ONLY, async (t) => {
+test('behind the agent, an app its user cannot reach (under a 0700 directory, as /root is) fails with the directory named, not "cannot find module"', ROOT_ONLY, async (t) => {
+  const dir = tmpDir(t, 'ptest-users-closed-');
+  const closed = path.join(dir, 'closed');
+  fs.mkdirSync(closed, { mode: 0o700 });
+  const app = path.join(closed, 'app');
+  fs.cpSync(path.join(FIXTURES, 'basic'), app, { recursive: true });
+  fs.mkdirSync(path.join(app, 'public'));
+  const agent = await startAgent(t, dir, dir, ['--min-instances', '1', '--environment', 'development']);
+  const r = await agentRequest(agent, app, '/');
+  assert.equal(r.status, 500);
+  assert.match(r.body, new RegExp(`nobody cannot start it: ${closed} \\(mode 700, owner uid 0\\) cannot be passed through`));
+  assert.match(r.body, /chmod o\+x/);
+  const doc = JSON.parse((await runCli(BIN.status, ['--show=json', '--instance-registry-dir', agent.registry])).stdout);
+  assert.equal(doc.process_count, 0, 'nothing was spawned');
+});
+
+test('passenger start as root refuses at once, naming the directory, when the app\'s user could not reach the app', ROOT_ONLY, async (t) => {
   const closed = tmpDir(t, 'ptest-closed-');
   fs.chmodSync(closed, 0o700);
   const app = path.join(closed, 'app');
   fs.cpSync(path.join(FIXTURES, 'basic'), app, { recursive: true });
-  const s = await startServer(t, app, ['--environment', 'development']);
-  const r = await request(s.port, '/');
-  assert.equal(r.status, 500);
-  assert.match(r.body, new RegExp(`nobody cannot start it: ${closed} \\(mode 700, owner uid 0\\) cannot be passed through`));
-  assert.match(r.body, /chmod o\+x/);
-  assert.deepEqual(await s.appPids(), [], 'nothing was spawned');
+  const r = await runCli(BIN.passenger, ['start', app, '--port', '1', '--instance-registry-dir', tmpDir(t, 'ptest-reg-')]);
+  assert.equal(r.code, 2, r.stdout + r.stderr);
+  assert.match(r.stderr, new RegExp(`the app would run as nobody .* cannot start it: ${closed} \\(mode 700, owner uid 0\\) cannot be passed through`));
 });

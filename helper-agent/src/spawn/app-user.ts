@@ -78,10 +78,26 @@ export function defaultIdentity(policy: UserPolicy, db: UserDb = SYSTEM_USER_DB)
   return { user, gid };
 }
 
-/** As root, at start: the default user and group must exist and not be root (ConfigError otherwise). */
+/**
+ * As root, at start: the default user and group must exist and not be root,
+ * and the user the app will run as must be able to reach it (a checkout
+ * under /root cannot be): ConfigError otherwise, before anything starts.
+ */
 export function checkAppUsers(o: Options): void {
   if (process.getuid?.() !== 0) return;
-  defaultIdentity({ switching: o.userSwitching, defaultUser: o.defaultUser, defaultGroup: o.defaultGroup });
+  const policy: UserPolicy = { switching: o.userSwitching, defaultUser: o.defaultUser, defaultGroup: o.defaultGroup };
+  defaultIdentity(policy);
+  let who: AppUser;
+  try {
+    who = appUserFor(o, policy);
+  } catch {
+    return; // reported by the spawn, on the error page and in the log
+  }
+  const why = accessProblem(o.appRoot, o.appStartCommand ? null : path.resolve(o.appRoot, o.startupFile), who);
+  if (why !== null) {
+    throw new ConfigError(`the app would run as ${who.name} (apps never run as root; see "Who apps run as" in the README), and ${who.name} cannot start it: ${why}`,
+      `let ${who.name} through (chmod o+x on that directory), move the app where others can read it, run as its owner, or name its user with "user" in Passengerfile.json`);
+  }
 }
 
 /** Who the app runs as; throws SpawnError (step "user") for a user or group that does not exist. */
