@@ -388,3 +388,19 @@ export function copyModules(appDir: string, names: string[]): void {
   };
   for (const n of names) visit(n);
 }
+
+/**
+ * Whether another user (nobody) can run this checkout's tools: every
+ * directory down to it passable by others. A checkout under /root is not;
+ * the parts of tests that run a tool as another user are skipped there.
+ */
+export function checkoutSharedWithOthers(): boolean {
+  for (let d = ROOT; ; d = path.dirname(d)) {
+    try {
+      if ((fs.statSync(d).mode & 0o001) === 0) return false;
+    } catch {
+      return false;
+    }
+    if (d === path.dirname(d)) return true;
+  }
+}

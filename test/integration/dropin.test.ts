@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { BIN, FIXTURES, appCopy, eventually, freePort, isAlive, killEverything, request, runCli, startServer, stopAfter, tmpDir } from '../helpers';
+import { BIN, FIXTURES, appCopy, copyModules, eventually, freePort, isAlive, killEverything, request, runCli, startServer, stopAfter, tmpDir } from '../helpers';
 
 interface Report { pid: number; env: Record<string, string | undefined>; execPath: string; execArgv: string[]; version: string; remoteAddress: string | null }
 
@@ -211,9 +211,11 @@ test('nodejs (a wrapper script) and node_args reach the app; passenger-status sh
 
 test('Express\'s req.ip and morgan\'s :remote-addr are filled (127.0.0.1, as under Passenger\'s loader)', async (t) => {
   const app = tmpDir(t, 'ptest-express-');
+  // The app's own node_modules: as root it runs as another user, who may not read this checkout.
+  copyModules(app, ['express', 'morgan']);
   fs.writeFileSync(path.join(app, 'app.js'), `
-const express = require(${JSON.stringify(require.resolve('express'))});
-const morgan = require(${JSON.stringify(require.resolve('morgan'))});
+const express = require('express');
+const morgan = require('morgan');
 const app = express();
 app.use(morgan('remote=:remote-addr :method :url'));
 app.get('/', (req, res) => res.json({ ip: req.ip, remoteAddress: req.socket.remoteAddress, forwarded: req.get('x-forwarded-for') }));
