@@ -51,7 +51,8 @@ const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
 function setup(opts: Partial<GroupOptions> = {}, maxPoolSize = 6) {
   let now = 1_000_000;
   const spawner = new FakeSpawner();
-  const pool = new Pool({ maxPoolSize, spawner, log: { info() {}, warn() {}, error() {} }, now: () => now });
+  // selfCheck: the agent's own check also runs after every change, as under the integration tests.
+  const pool = new Pool({ maxPoolSize, spawner, log: { info() {}, warn() {}, error() {} }, now: () => now, selfCheck: true });
   const options = { ...groupOptions(defaults('/app')), ...opts };
   const check = (): void => verifyInvariants(pool);
   return { pool, spawner, options, check, advance: (ms: number) => { now += ms; } };
@@ -370,6 +371,30 @@ test('detach drains: a process with sessions stops only when they end', async ()
   assert.equal(g.checkout(), null, 'a detached process takes no new session');
   g.release(p);
   assert.equal(h.stopped, true);
+  await flush();
+  check();
+});
+
+test('invariants: a process waits for a replacement only while alive; a drain timer runs only while a leaving process has work', async () => {
+  const { pool, spawner, options, check } = setup({ minInstances: 1 }, 1);
+  const g = pool.group(options);
+  spawner.finishOne();
+  await flush();
+  const p = g.checkout()!;
+  g.replace(p); // a full pool: it drains now, and waits for nothing
+  assert.equal(p.life, 'shuttingDown');
+  assert.equal(p.replacing, false);
+  assert.notEqual(p.drainTimer, null);
+  check();
+  p.replacing = true;
+  assert.throws(() => verifyInvariants(pool), /waits for a replacement but is shuttingDown/);
+  p.replacing = false;
+  p.sessions = 0;
+  assert.throws(() => verifyInvariants(pool), /has a drain timer but is shuttingDown with 0 sessions/);
+  p.sessions = 1;
+  check();
+  g.release(p);
+  assert.equal(p.drainTimer, null);
   await flush();
   check();
 });
