@@ -583,3 +583,24 @@ test('a replacement that fails to start leaves the process that was waiting for 
   check();
   g.cancelTimers();
 });
+
+test('requests that waited for a replacement that failed to start go to the process that serves again', async () => {
+  const { pool, spawner, options, check } = setup({ minInstances: 1, maxRequests: 1 }, 2);
+  const g = pool.group(options);
+  spawner.finishOne();
+  await flush();
+  const p = g.processes[0];
+  assert.equal(g.checkout(), p);
+  g.release(p);
+  assert.equal(p.enabled, 'disabled');
+  let got: unknown = 'nothing yet';
+  g.wait((err, proc) => { got = err ?? proc; });
+  assert.equal(g.queue.length, 1);
+  spawner.failOne();
+  await flush();
+  assert.equal(got, p, 'the waiting request went to the process that serves again');
+  assert.equal(g.queue.length, 0);
+  check();
+  g.release(p);
+  g.cancelTimers();
+});
