@@ -208,7 +208,8 @@ export async function startServer(t: TestContext, appDir: string, args: string[]
   if (opts.registryOwner) fs.chownSync(registry, opts.registryOwner.uid, opts.registryOwner.gid);
   const child = spawn(process.execPath, [BIN.passenger, 'start', appDir, '--port', String(port), '--address', '127.0.0.1',
     '--instance-registry-dir', registry, '--pid-file', path.join(registry, 'server.pid'), ...args], {
-    env: { ...process.env, ...opts.env },
+    // The agent checks the pool's invariants after every change (a broken one is logged and crashes the core).
+    env: { ...process.env, PASSENGER_SELF_CHECK: '1', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   started.add(child);
@@ -254,6 +255,8 @@ export async function startServer(t: TestContext, appDir: string, args: string[]
     try { await server.stop(); } catch { /* killed below */ }
     killEverything(registry, child.pid);
     started.delete(child);
+    const broken = /pool invariant violated: .*/.exec(out);
+    if (broken) throw new Error(`the agent found a broken invariant: ${broken[0]}`);
   });
   if (opts.waitFor !== 'none') {
     await eventually(() => {

@@ -61,7 +61,7 @@ export async function startAgent(t: TestContext, dir: string, allow: string, ext
   const registry = path.join(dir, 'reg');
   fs.mkdirSync(registry, { mode: 0o755 });
   const child = spawn(process.execPath, [BIN.passenger, 'agent', '--socket', socket, '--app-root-allow', allow,
-    '--instance-registry-dir', registry, '--min-instances', '2', '--max-pool-size', '2', '--stat-throttle-rate', '1', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+    '--instance-registry-dir', registry, '--min-instances', '2', '--max-pool-size', '2', '--stat-throttle-rate', '1', ...extra], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PASSENGER_SELF_CHECK: '1' } });
   let out = '';
   child.stdout!.on('data', (d) => { out += d; });
   child.stderr!.on('data', (d) => { out += d; });
@@ -76,6 +76,8 @@ export async function startAgent(t: TestContext, dir: string, allow: string, ext
       await eventually(() => child.exitCode !== null || child.signalCode !== null, 30_000, 'the agent to stop').catch(() => undefined);
     }
     killEverything(registry, child.pid);
+    const broken = /pool invariant violated: .*/.exec(out);
+    if (broken) throw new Error(`the agent found a broken invariant: ${broken[0]}`);
   });
   await eventually(() => {
     if (child.exitCode !== null) throw new Error(`agent exited:\n${out}`);

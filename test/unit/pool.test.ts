@@ -51,7 +51,8 @@ const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
 function setup(opts: Partial<GroupOptions> = {}, maxPoolSize = 6) {
   let now = 1_000_000;
   const spawner = new FakeSpawner();
-  const pool = new Pool({ maxPoolSize, spawner, log: { info() {}, warn() {}, error() {} }, now: () => now });
+  // selfCheck: the agent's own check also runs after every change, as under the integration tests.
+  const pool = new Pool({ maxPoolSize, spawner, log: { info() {}, warn() {}, error() {} }, now: () => now, selfCheck: true });
   const options = { ...groupOptions(defaults('/app')), ...opts };
   const check = (): void => verifyInvariants(pool);
   return { pool, spawner, options, check, advance: (ms: number) => { now += ms; } };
@@ -374,6 +375,30 @@ test('detach drains: a process with sessions stops only when they end', async ()
   check();
 });
 
+test('invariants: a process waits for a replacement only while alive; a drain timer runs only while a leaving process has work', async () => {
+  const { pool, spawner, options, check } = setup({ minInstances: 1 }, 1);
+  const g = pool.group(options);
+  spawner.finishOne();
+  await flush();
+  const p = g.checkout()!;
+  g.replace(p); // a full pool: it drains now, and waits for nothing
+  assert.equal(p.life, 'shuttingDown');
+  assert.equal(p.replacing, false);
+  assert.notEqual(p.drainTimer, null);
+  check();
+  p.replacing = true;
+  assert.throws(() => verifyInvariants(pool), /waits for a replacement but is shuttingDown/);
+  p.replacing = false;
+  p.sessions = 0;
+  assert.throws(() => verifyInvariants(pool), /has a drain timer but is shuttingDown with 0 sessions/);
+  p.sessions = 1;
+  check();
+  g.release(p);
+  assert.equal(p.drainTimer, null);
+  await flush();
+  check();
+});
+
 test('replace: with room in the pool the new process comes first, then the old one leaves', async () => {
   const { pool, spawner, options, check } = setup({ minInstances: 1 }, 2);
   const g = pool.group(options);
@@ -556,5 +581,26 @@ test('a replacement that fails to start leaves the process that was waiting for 
   await flush();
   assert.equal(p.enabled, 'enabled', 'it serves again meanwhile');
   check();
+  g.cancelTimers();
+});
+
+test('requests that waited for a replacement that failed to start go to the process that serves again', async () => {
+  const { pool, spawner, options, check } = setup({ minInstances: 1, maxRequests: 1 }, 2);
+  const g = pool.group(options);
+  spawner.finishOne();
+  await flush();
+  const p = g.processes[0];
+  assert.equal(g.checkout(), p);
+  g.release(p);
+  assert.equal(p.enabled, 'disabled');
+  let got: unknown = 'nothing yet';
+  g.wait((err, proc) => { got = err ?? proc; });
+  assert.equal(g.queue.length, 1);
+  spawner.failOne();
+  await flush();
+  assert.equal(got, p, 'the waiting request went to the process that serves again');
+  assert.equal(g.queue.length, 0);
+  check();
+  g.release(p);
   g.cancelTimers();
 });

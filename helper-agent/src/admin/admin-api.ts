@@ -4,6 +4,7 @@ import Fastify, { type FastifyReply } from 'fastify';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import type { AdminHandler } from './admin-socket';
+import type { DetachProcessResult, ErrorBody, ReopenLogsResult, RequestSnapshot, RequestsDocument, RestartAppResult, StatusDocument } from './protocol';
 import type { ErrorCode } from '../errors';
 import { getPeerCredentials } from '../platform/native';
 import type { InstanceDir } from '../instance/instance-dir';
@@ -11,16 +12,9 @@ import { isLiveStat, lifetimeCpuPercent, privateDirtyKB, readStat, uptimeTicksSy
 import type { Group } from '../pool/group';
 import type { Pool } from '../pool/pool';
 import type { AppProcess } from '../pool/process';
-import { snapshotPool, type PoolSnapshot } from '../pool/snapshot';
+import { snapshotPool } from '../pool/snapshot';
 import { groupEntry, userEntry } from '../platform/users';
 import { VERSION } from '../version';
-
-export interface StatusDocument extends PoolSnapshot {
-  schema: 1;
-  version: string;
-  time: string;
-  instance: { name: string; dir: string; watchdog_pid: number; core_pid: number; server: string };
-}
 
 /** The pool snapshot with each process's CPU and memory read from /proc, and each group's user. */
 export async function statusDocument(pool: Pool, inst: InstanceDir, server: string, watchdogPid: number): Promise<StatusDocument> {
@@ -55,7 +49,7 @@ export interface AdminContext {
   server: string;
   watchdogPid: number;
   /** The requests in flight. */
-  requests(): unknown[];
+  requests(): RequestSnapshot[];
   /** Reopens the log file (null: logging to a terminal) and the apps' log files. */
   reopenLogs(): { logFile: string | null; appLogFiles: string[] };
 }
@@ -71,7 +65,8 @@ function ownsGroup(g: Group, uid: number, me: number): boolean {
 }
 
 function fail(reply: FastifyReply, status: number, code: ErrorCode, message: string): FastifyReply {
-  return reply.code(status).send({ code, message });
+  const body: ErrorBody = { code, message };
+  return reply.code(status).send(body);
 }
 
 export async function createAdminApi(ctx: AdminContext): Promise<AdminHandler> {
@@ -104,7 +99,7 @@ export async function createAdminApi(ctx: AdminContext): Promise<AdminHandler> {
     return v === null ? null : fail(reply, 403, 'E_ADMIN_DENIED', `${what} is for root and the agent's user (uid ${me}) only; you are uid ${v}`);
   };
   app.get('/ping', async () => ({ ok: true }));
-  app.get('/pool.json', async (req) => {
+  app.get('/pool.json', async (req): Promise<StatusDocument> => {
     const doc = await statusDocument(pool, inst, server, watchdogPid);
     const v = viewerOf(req);
     if (v === null) return doc;
@@ -112,11 +107,11 @@ export async function createAdminApi(ctx: AdminContext): Promise<AdminHandler> {
     const own = new Set([...pool.groups.values()].filter((g) => ownsGroup(g, v, me)).map((g) => g.name));
     return { ...doc, groups: doc.groups.filter((g) => own.has(g.name)) };
   });
-  app.get('/requests.json', async (req) => {
+  app.get('/requests.json', async (req): Promise<RequestsDocument> => {
     const v = viewerOf(req);
-    const all = ctx.requests() as { group?: string }[];
+    const all = ctx.requests();
     const own = v === null ? null : new Set([...pool.groups.values()].filter((g) => ownsGroup(g, v, me)).map((g) => g.name));
-    return { schema: 1, time: new Date().toISOString(), requests: own === null ? all : all.filter((r) => r.group !== undefined && own.has(r.group)) };
+    return { schema: 1, time: new Date().toISOString(), requests: own === null ? all : all.filter((r) => own.has(r.group)) };
   });
 
   // Restarts app groups; answers when it is done. ?root=APP_ROOT (that app),
@@ -153,14 +148,16 @@ export async function createAdminApi(ctx: AdminContext): Promise<AdminHandler> {
       }
     }
     const alive = (g: Group): number[] => g.processes.filter((p) => p.life === 'alive').map((p) => p.pid);
-    return { restarted: matched.map((g) => g.name).join(', '), groups: matched.map((g) => ({ name: g.name, app_root: g.appRoot, pids: alive(g) })), rolling, pids: matched.flatMap(alive) };
+    const done: RestartAppResult = { restarted: matched.map((g) => g.name).join(', '), groups: matched.map((g) => ({ name: g.name, app_root: g.appRoot, pids: alive(g) })), rolling, pids: matched.flatMap(alive) };
+    return done;
   });
 
   app.post('/reopen-logs', async (req, reply) => {
     const denied = fullOnly(req, reply, 'reopening the logs');
     if (denied) return denied;
     const r = ctx.reopenLogs();
-    return { log_file: r.logFile, app_log_files: r.appLogFiles };
+    const done: ReopenLogsResult = { log_file: r.logFile, app_log_files: r.appLogFiles };
+    return done;
   });
 
   // Takes one process out of its group (it finishes its requests first). ?pid=PID
@@ -171,13 +168,15 @@ export async function createAdminApi(ctx: AdminContext): Promise<AdminHandler> {
       if (p) {
         if (!mayTouch(req, g)) return fail(reply, 403, 'E_ADMIN_DENIED', `not allowed: process ${pid} does not run as you (uid ${viewerOf(req)})`);
         g.detach(p);
-        return { detached: pid, group: g.name };
+        const done: DetachProcessResult = { detached: pid, group: g.name };
+        return done;
       }
     }
     return fail(reply, 404, 'E_NO_PROCESS', `no app process with PID ${pid}`);
   });
   app.setNotFoundHandler((req, reply) => {
-    void reply.code(404).send({ code: 'E_ADMIN', message: `no admin endpoint ${req.method} ${req.url}` });
+    const body: ErrorBody = { code: 'E_ADMIN', message: `no admin endpoint ${req.method} ${req.url}` };
+    void reply.code(404).send(body);
   });
   await app.ready();
   return { handle: (req, res) => route(req, res), close: () => app.close() };

@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
+import type { ErrorBody } from './protocol';
 
 export interface AdminHandler {
   handle(req: http.IncomingMessage, res: http.ServerResponse): void;
@@ -27,7 +28,8 @@ export class AdminSocket {
     server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
       admin.handler().then((h) => h.handle(req, res), (e: Error) => {
         res.writeHead(500, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ code: 'E_ADMIN', message: `the admin API could not load: ${e.message}` }));
+        const body: ErrorBody = { code: 'E_ADMIN', message: `the admin API could not load: ${e.message}` };
+        res.end(JSON.stringify(body));
       });
     });
     try { fs.unlinkSync(socketPath); } catch { /* none */ }

@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 // `passenger-status`: what the pool is doing, read from the agent's admin API.
-import type { StatusDocument } from '../admin/admin-api';
-import type { RequestSnapshot } from '../router/forward-direct';
+import type { RequestsDocument, StatusDocument } from '../admin/protocol';
 import { ANSI_PAINT, NO_PAINT, renderHeader, renderPool, renderRequests, type Paint } from './render-status';
 import { renderXml } from './render-xml';
 import { adminJson } from '../instance/admin-client';
@@ -45,7 +44,7 @@ async function watch(inst: InstanceDir, paint: Paint): Promise<number> {
     let text: string;
     try {
       const doc = await adminJson<StatusDocument>(inst, 'GET', '/pool.json');
-      const reqs = await adminJson<{ requests: RequestSnapshot[] }>(inst, 'GET', '/requests.json');
+      const reqs = await adminJson<RequestsDocument>(inst, 'GET', '/requests.json');
       text = `${renderPool(doc, true, paint, Math.max(40, process.stdout.columns ?? 80))}\n${paint.heading('----------- Requests in flight -----------')}\n${renderRequests(reqs.requests.slice(0, 10))}`;
     } catch (e) {
       process.stderr.write(`passenger-status: ${(e as Error).message}\n`);
@@ -76,13 +75,13 @@ runMain('passenger-status', async (argv) => {
   const paint = flags['--force-colors'] || process.stdout.isTTY ? ANSI_PAINT : NO_PAINT;
   if (flags['--watch']) return watch(inst, paint);
   if (show === 'requests') {
-    const r = await adminJson<{ requests: RequestSnapshot[] }>(inst, 'GET', '/requests.json');
+    const r = await adminJson<RequestsDocument>(inst, 'GET', '/requests.json');
     process.stdout.write(`${renderRequests(r.requests)}\n`);
     return 0;
   }
   const doc = await adminJson<StatusDocument>(inst, 'GET', '/pool.json');
   if (show === 'server') {
-    const r = await adminJson<{ requests: RequestSnapshot[] }>(inst, 'GET', '/requests.json');
+    const r = await adminJson<RequestsDocument>(inst, 'GET', '/requests.json');
     const server = {
       server: doc.instance.server, pid: doc.instance.core_pid, watchdog_pid: doc.instance.watchdog_pid, server_state: 'ACTIVE',
       active_client_count: r.requests.length, active_clients: r.requests,

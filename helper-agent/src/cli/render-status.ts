@@ -1,6 +1,5 @@
 // Renders a StatusDocument as passenger-status text (Passenger's layout).
-import type { StatusDocument } from '../admin/admin-api';
-import type { RequestSnapshot } from '../router/forward-direct';
+import type { RequestSnapshot, StatusDocument } from '../admin/protocol';
 
 export function formatDuration(seconds: number): string {
   const s = Math.max(0, Math.floor(seconds));

@@ -5,8 +5,7 @@
 // are microseconds since the epoch and memory is in KB, as Passenger's; pss
 // and real_memory are the private dirty memory the agent measures.
 import { createHash } from 'node:crypto';
-import type { StatusDocument } from '../admin/admin-api';
-import type { GroupSnapshot, ProcessSnapshot } from '../pool/snapshot';
+import type { GroupSnapshot, ProcessSnapshot, StatusDocument } from '../admin/protocol';
 import { formatDuration } from './render-status';
 
 type Node = [string, string | number | boolean | null | undefined | Node[], Record<string, string>?];

@@ -50,6 +50,9 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   delete process.env.PASSENGER_CORE_CONFIG;
+  // The tests' self-check: the pool's invariants after every change of a group. Not passed on to the apps.
+  const selfCheck = process.env.PASSENGER_SELF_CHECK === '1';
+  delete process.env.PASSENGER_SELF_CHECK;
   const o = cfg.options;
   const inst = new InstanceDir(cfg.instanceDir);
   const log = new Logger(o.logFile, o.logLevel, 'core');
@@ -160,6 +163,7 @@ async function main(): Promise<void> {
   pool = new Pool({
     maxPoolSize: o.maxPoolSize,
     forgetIdleGroups: o.mode === 'agent',
+    selfCheck,
     spawner,
     // A restart reads the app's settings again: behind a web server its
     // Passengerfile.json and the server's settings; standalone, the file and

@@ -8,7 +8,8 @@ import type { Socket } from 'node:net';
 import type { Options } from '../config';
 import type { AppProcess } from '../pool/process';
 import type { UpgradeForwarder } from '../router/forward-upgrade';
-import type { ForwardingContext, RequestSnapshot } from '../router/forward-direct';
+import type { RequestSnapshot } from '../admin/protocol';
+import type { ForwardingContext } from '../router/forward-direct';
 
 export interface RequestServer {
   listen(): Promise<void>;

@@ -1,6 +1,7 @@
 // Talking to a running agent's admin API over its Unix socket.
 import * as http from 'node:http';
-import { ERROR_CODES, PassengerError, type ErrorCode } from '../errors';
+import { readErrorBody } from '../admin/protocol';
+import { PassengerError } from '../errors';
 import type { InstanceDir } from './instance-dir';
 
 export interface AdminResponse {
@@ -30,10 +31,12 @@ export async function adminJson<T>(inst: InstanceDir, method: string, urlPath: s
   let json: unknown;
   try { json = JSON.parse(r.body); } catch { throw new PassengerError('E_ADMIN', `the admin API answered ${r.status} with non-JSON: ${r.body.slice(0, 200)}`); }
   if (r.status >= 400) {
-    const e = json as { code?: string; message?: string };
-    // The agent's own code is kept, so a tool can tell "no such app" from "unreachable".
-    const code = typeof e.code === 'string' && Object.prototype.hasOwnProperty.call(ERROR_CODES, e.code) ? e.code as ErrorCode : 'E_ADMIN';
-    throw new PassengerError(code, e.message ?? `admin API error ${r.status}`);
+    // The agent's own code is kept (E_NO_GROUP, E_ADMIN_DENIED ...), so a tool
+    // can tell "no such app" from "unreachable"; an answer without a known
+    // code is E_ADMIN.
+    const body = readErrorBody(json);
+    const message = body?.message || (json as { message?: string } | null)?.message || `admin API error ${r.status}`;
+    throw new PassengerError(body?.code ?? 'E_ADMIN', message, body?.hint);
   }
   return json as T;
 }

@@ -133,6 +133,7 @@ export class Group {
       }, maxWait * 1000);
     }
     this.queue.push(entry);
+    if (this.pool.selfCheck) this.pool.checkSoon();
     this.pump();
     this.pool.spawnIfNeeded(this);
     return entry;
@@ -149,6 +150,7 @@ export class Group {
     this.queue.splice(i, 1);
     if (entry.timer) clearTimeout(entry.timer);
     entry.timer = null;
+    if (this.pool.selfCheck) this.pool.checkSoon();
     return true;
   }
 
@@ -159,6 +161,7 @@ export class Group {
    */
   private took(p: AppProcess): void {
     p.sessions++;
+    if (this.pool.selfCheck) this.pool.checkSoon();
     const max = this.options.maxRequests;
     if (max > 0 && p.processed + p.sessions >= max && !p.replacing && !this.options.directMode) {
       this.pool.log.info(`process ${p.pid} of ${this.name} took its last request (max_requests ${max}): replacing it`);
@@ -176,6 +179,7 @@ export class Group {
     p.sessions--;
     p.processed++;
     p.lastUsed = this.pool.now();
+    if (this.pool.selfCheck) this.pool.checkSoon();
     if (p.life === 'shuttingDown') {
       if (this.drained(p)) this.stopProcess(p);
       return;
@@ -200,6 +204,7 @@ export class Group {
   websocketClosed(p: AppProcess): void {
     p.websockets--;
     p.lastUsed = this.pool.now();
+    if (this.pool.selfCheck) this.pool.checkSoon();
     if (p.life === 'shuttingDown' && this.drained(p)) this.stopProcess(p);
   }
 
@@ -226,6 +231,9 @@ export class Group {
     if (p.life !== 'alive') return false;
     p.life = 'shuttingDown';
     p.enabled = 'disabled';
+    // It leaves: whatever replacement it waited for, it waits no more.
+    p.replacing = false;
+    if (this.pool.selfCheck) this.pool.checkSoon();
     this.pool.events.processLeaving(p);
     // In direct mode the process drains its own connections once told to leave.
     if (this.drained(p) || this.options.directMode) this.stopProcess(p);
@@ -248,6 +256,7 @@ export class Group {
     clearTimeout(p.drainTimer);
     p.drainTimer = setTimeout(() => this.stopProcess(p), drainMs);
     p.drainTimer.unref();
+    if (this.pool.selfCheck) this.pool.checkSoon();
   }
 
   /**
@@ -258,6 +267,7 @@ export class Group {
   replace(p: AppProcess, disableNow = false): void {
     if (p.life !== 'alive' || p.replacing) return;
     p.replacing = true;
+    if (this.pool.selfCheck) this.pool.checkSoon();
     // It takes nothing new meanwhile (max_requests): requests wait for the replacement.
     if (disableNow) p.enabled = 'disabled';
     const before = this.spawning;
@@ -274,6 +284,7 @@ export class Group {
   private stopProcess(p: AppProcess): void {
     if (p.drainTimer) clearTimeout(p.drainTimer);
     p.drainTimer = null;
+    if (this.pool.selfCheck) this.pool.checkSoon();
     p.handle.stop(this.shutdownTimeoutMs()).catch((e: Error) => this.pool.log.warn(`stopping process ${p.pid}: ${e.message}`));
   }
 
@@ -289,6 +300,9 @@ export class Group {
         this.pool.log.warn(`process ${p.pid} of ${this.name} serves on until a replacement starts`);
       }
     }
+    // A process that serves again takes the requests that waited for the replacement.
+    if (this.queue.length > 0) this.pump();
+    if (this.pool.selfCheck) this.pool.checkSoon();
   }
 
   /** The process has exited, expectedly or not. */
@@ -296,7 +310,10 @@ export class Group {
     const wasAlive = p.life === 'alive';
     p.life = 'dead';
     p.enabled = 'disabled';
+    p.replacing = false;
     if (p.drainTimer) clearTimeout(p.drainTimer);
+    p.drainTimer = null;
+    if (this.pool.selfCheck) this.pool.checkSoon();
     const i = this.processes.indexOf(p);
     if (i !== -1) this.processes.splice(i, 1);
     const how = signal ? `signal ${signal}` : `exit code ${code}`;
@@ -321,6 +338,7 @@ export class Group {
     p.sessions = r.sessions;
     p.processed = r.processed;
     p.lastUsed = Math.max(p.lastUsed, r.lastUsed);
+    if (this.pool.selfCheck) this.pool.checkSoon();
     if (p.life !== 'alive') return;
     const max = this.options.maxRequests;
     if (max > 0 && p.processed >= max && !p.replacing) {
@@ -335,6 +353,7 @@ export class Group {
   onSpawned(p: AppProcess): void {
     this.spawnCount++;
     this.processes.push(p);
+    if (this.pool.selfCheck) this.pool.checkSoon();
     // A process waiting for its replacement can go now.
     const old = this.processes.find((x) => x.replacing && x.life === 'alive');
     if (old) this.detach(old);
@@ -346,12 +365,14 @@ export class Group {
     this.spawnFailures++;
     this.lastSpawnError = err;
     this.nextSpawnAt = this.pool.now() + spawnDelay(this.spawnFailures);
+    if (this.pool.selfCheck) this.pool.checkSoon();
     this.notifyChange();
   }
 
   noteStable(): void {
     this.spawnFailures = 0;
     this.nextSpawnAt = 0;
+    if (this.pool.selfCheck) this.pool.checkSoon();
   }
 
   backingOff(): boolean {
@@ -361,6 +382,7 @@ export class Group {
   /** Rejects every waiting request (a spawn failed and nothing else will serve them soon). */
   failQueue(err: Error): void {
     const waiting = this.queue.splice(0);
+    if (this.pool.selfCheck) this.pool.checkSoon();
     for (const e of waiting) {
       if (e.timer) clearTimeout(e.timer);
       e.fn(err, null);
@@ -373,9 +395,15 @@ export class Group {
     const delay = Math.max(0, this.nextSpawnAt - this.pool.now());
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
+      if (this.pool.selfCheck) this.pool.checkSoon();
       this.pool.spawnIfNeeded(this);
     }, delay);
     this.retryTimer.unref();
+  }
+
+  /** A retry at the end of the backoff is armed. */
+  retryPending(): boolean {
+    return this.retryTimer !== null;
   }
 
   cancelTimers(): void {

@@ -1,4 +1,6 @@
-// The pool's rules as executable checks. Tests call verifyInvariants() after every step.
+// The pool's rules as executable checks. Unit tests call verifyInvariants()
+// after every step; with PASSENGER_SELF_CHECK=1 the agent runs it after every
+// change of a group (Pool.checkSoon).
 import type { Pool } from './pool';
 import { leastBusy } from './routing';
 
@@ -12,14 +14,22 @@ export function verifyInvariants(pool: Pool): void {
     for (const p of g.processes) {
       if (p.sessions < 0) fail(`${g.name}: process ${p.pid} has ${p.sessions} sessions`);
       if (p.websockets < 0) fail(`${g.name}: process ${p.pid} has ${p.websockets} WebSockets`);
-      if (max > 0 && p.sessions > max) fail(`${g.name}: process ${p.pid} has ${p.sessions} sessions > limit ${max}`);
+      // In direct mode the process reports what it accepted itself: no limit of the agent's applies.
+      if (max > 0 && p.sessions > max && !g.options.directMode) fail(`${g.name}: process ${p.pid} has ${p.sessions} sessions > limit ${max}`);
       if (p.life === 'dead') fail(`${g.name}: dead process ${p.pid} still listed`);
       if (p.life === 'shuttingDown' && p.enabled === 'enabled') fail(`${g.name}: process ${p.pid} shutting down but enabled`);
+      // Only a process that serves waits for its replacement; one that leaves waits for nothing.
+      if (p.replacing && p.life !== 'alive') fail(`${g.name}: process ${p.pid} waits for a replacement but is ${p.life}`);
+      // The drain timer runs only while a leaving process still has requests or WebSockets.
+      if (p.drainTimer !== null && (p.life !== 'shuttingDown' || (p.sessions === 0 && p.websockets === 0))) {
+        fail(`${g.name}: process ${p.pid} has a drain timer but is ${p.life} with ${p.sessions} sessions and ${p.websockets} WebSockets`);
+      }
     }
-    // Queue non-empty implies: nobody has room, and a spawn is under way, or the pool is full, or spawning backs off.
+    // Queue non-empty implies: nobody has room, and a spawn is under way, or the pool is full, or spawning backs off
+    // (or its retry is due: the timer that ends the backoff may fire a little late).
     if (g.queue.length > 0) {
       if (leastBusy(g.processes, max) !== null) fail(`${g.name}: ${g.queue.length} waiting while a process has room`);
-      if (g.spawning === 0 && pool.capacityUsed() < pool.maxPoolSize && !g.backingOff()) fail(`${g.name}: requests wait but nothing is being spawned`);
+      if (g.spawning === 0 && pool.capacityUsed() < pool.maxPoolSize && !g.backingOff() && !g.retryPending()) fail(`${g.name}: requests wait but nothing is being spawned`);
     }
   }
 }

@@ -3,6 +3,7 @@
 // tested with a fake spawner and re-adopt processes after an agent restart.
 import type { GroupOptions } from '../config';
 import { Group, shuttingDown } from './group';
+import { verifyInvariants } from './invariants';
 import { AppProcess, type ProcessHandle } from './process';
 import { isStableUptime, retriesUnasked } from './restart-policy';
 
@@ -43,6 +44,8 @@ export interface PoolConfig {
    * the web server's settings); throws to refuse the restart.
    */
   reloadOptions?: (g: Group) => GroupOptions;
+  /** Runs verifyInvariants() once every change of a group is over (PASSENGER_SELF_CHECK=1; the tests set it). */
+  selfCheck?: boolean;
 }
 
 const noop = (): void => {};
@@ -62,6 +65,9 @@ export class Pool {
   /** close() was called: nothing is spawned, and no request waits any more. */
   closing = false;
   private idleTimer: NodeJS.Timeout | null = null;
+  /** Groups call checkSoon() after each change when this is set; off, that is one boolean test. */
+  readonly selfCheck: boolean;
+  private checkQueued = false;
 
   constructor(cfg: PoolConfig) {
     this.maxPoolSize = cfg.maxPoolSize;
@@ -71,6 +77,7 @@ export class Pool {
     this.now = cfg.now ?? Date.now;
     this.forgetIdleGroups = cfg.forgetIdleGroups ?? false;
     this.reloadOptions = cfg.reloadOptions;
+    this.selfCheck = cfg.selfCheck ?? false;
   }
 
   /** The group for an app root, created (and brought to min_instances) on first use. */
@@ -171,10 +178,12 @@ export class Pool {
   private spawnOne(g: Group): void {
     const id = this.nextProcessId++;
     g.spawning++;
+    if (this.selfCheck) this.checkSoon();
     const started = this.now();
     this.spawner.spawn(g.options, id).then(
       (handle) => {
         g.spawning--;
+        if (this.selfCheck) this.checkSoon();
         if (this.closing) {
           void handle.stop(0);
           return;
@@ -186,6 +195,7 @@ export class Pool {
       },
       (err: Error) => {
         g.spawning--;
+        if (this.selfCheck) this.checkSoon();
         if (this.closing) return;
         g.noteSpawnFailure(err);
         g.replacementFailed();
@@ -240,6 +250,7 @@ export class Pool {
       g.cancelTimers();
       g.forgotten = true;
       this.groups.delete(g.name);
+      if (this.selfCheck) this.checkSoon();
       this.log.info(`app group ${g.name} had no process and no request for ${Math.round((now - g.lastWanted) / 1000)} s: forgotten`);
     }
   }
@@ -251,6 +262,26 @@ export class Pool {
    * KILL. Processes already leaving are held to the same bounds. Resolves
    * when all have exited. Safe to call twice.
    */
+  /**
+   * Self-check: verifies the invariants once the current change is over. A
+   * change may nest others (a release that detaches, then serves the queue),
+   * so the check waits for the stack to unwind, once however many changes
+   * asked. A broken invariant is logged, then thrown.
+   */
+  checkSoon(): void {
+    if (this.checkQueued) return;
+    this.checkQueued = true;
+    queueMicrotask(() => {
+      this.checkQueued = false;
+      try {
+        verifyInvariants(this);
+      } catch (e) {
+        this.log.error((e as Error).message);
+        throw e;
+      }
+    });
+  }
+
   async close(drainMs = 2000, shutdownCapMs = Infinity): Promise<void> {
     if (!this.closing) {
       this.closing = true;

@@ -6,6 +6,7 @@
 // move: each subclass sends the request, answers the client itself, and cuts
 // either side off.
 import type { IncomingMessage } from 'node:http';
+import type { RequestSnapshot } from '../admin/protocol';
 import type { PassengerError } from '../errors';
 import type { Group, QueueTicket } from '../pool/group';
 import type { AppProcess } from '../pool/process';
@@ -22,19 +23,6 @@ export interface ForwardingContext {
   log: { warn(msg: string): void };
   /** Standalone: the app's public/ files, served without the app. */
   staticFiles?: StaticFiles;
-}
-
-/** A request in flight, for `passenger-status --show=requests`. */
-export interface RequestSnapshot {
-  method: string;
-  path: string;
-  group: string;
-  /** null while it waits for a process */
-  pid: number | null;
-  /** websocket: an upgraded connection, open since age_ms */
-  state: 'queued' | 'forwarded' | 'responding' | 'websocket';
-  age_ms: number;
-  client: string | null;
 }
 
 /**

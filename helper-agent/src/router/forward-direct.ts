@@ -12,12 +12,13 @@ import type { Session } from '../pool/session';
 import type { AppRequest, ResponseHandler } from './app-client';
 import { connectionOf, type ClientConnection } from './client-connection';
 import { agentErrorResponse } from './error-pages';
-import { Exchange, type ForwardingContext, type RequestSnapshot } from './exchange';
+import type { RequestSnapshot } from '../admin/protocol';
+import { Exchange, type ForwardingContext } from './exchange';
 import { appHeaders, stripResponseHopByHop } from './headers';
 import { hasBody } from './retry';
 import { appClientOf } from './transport';
 
-export type { ForwardingContext, RequestSnapshot } from './exchange';
+export type { ForwardingContext } from './exchange';
 
 const kExchange = Symbol('passenger.exchange');
 type TrackedResponse = ServerResponse & { [kExchange]?: DirectExchange };

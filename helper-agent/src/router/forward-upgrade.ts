@@ -18,7 +18,8 @@ import type { Group } from '../pool/group';
 import type { AppProcess } from '../pool/process';
 import type { Session } from '../pool/session';
 import { agentErrorResponse } from './error-pages';
-import { Exchange, type ForwardingContext, type RequestSnapshot } from './exchange';
+import type { RequestSnapshot } from '../admin/protocol';
+import { Exchange, type ForwardingContext } from './exchange';
 import { appHeaders, clientOf, stripResponseHopByHop } from './headers';
 import { FrameBoundaries, GOING_AWAY } from './websocket-frames';
 

@@ -1,3 +1,4 @@
+import type { DetachProcessResult } from '../../admin/protocol';
 import { PassengerError } from '../../errors';
 import { adminJson } from '../../instance/admin-client';
 import { die, parseToolFlags } from '../common';
@@ -15,7 +16,7 @@ Example:
   async run(argv) {
     const { flags, positionals } = parseToolFlags(argv, { '--ignore-nonexistant-pid': 'bool', '--ignore-nonexistent-pid': 'bool', ...INSTANCE_FLAGS });
     if (positionals.length !== 1 || !/^\d+$/.test(positionals[0])) die('detach-process takes one PID');
-    let r: { detached: number; group: string };
+    let r: DetachProcessResult;
     try {
       r = await adminJson(instanceFrom(flags), 'POST', `/detach-process?pid=${positionals[0]}`);
     } catch (e) {

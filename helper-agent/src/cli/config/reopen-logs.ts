@@ -1,3 +1,4 @@
+import type { ReopenLogsResult } from '../../admin/protocol';
 import { PassengerError } from '../../errors';
 import { adminJson } from '../../instance/admin-client';
 import { parseToolFlags } from '../common';
@@ -18,7 +19,7 @@ Example (a logrotate postrotate script):
   async run(argv) {
     const { flags } = parseToolFlags(argv, { '--ignore-logs-not-available': 'bool', ...INSTANCE_FLAGS });
     const ignore = flags['--ignore-logs-not-available'] === true;
-    let r: { log_file: string | null; app_log_files?: string[] };
+    let r: ReopenLogsResult;
     try {
       r = await adminJson(instanceFrom(flags), 'POST', '/reopen-logs');
     } catch (e) {

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { RestartAppResult } from '../../admin/protocol';
 import { PassengerError } from '../../errors';
 import { adminJson } from '../../instance/admin-client';
 import { die, parseToolFlags } from '../common';
@@ -53,7 +54,7 @@ Examples:
     if (name !== undefined && positionals.length !== 0) die('restart-app takes either APP_PATH_PREFIX or --name, not both');
     const rolling = flags['--rolling'] === true || flags['--rolling-restart'] === true;
     const query = name !== undefined ? `name=${encodeURIComponent(name)}` : `prefix=${encodeURIComponent(path.resolve(logicalCwd(), positionals[0]))}`;
-    let r: { restarted: string; pids: number[] };
+    let r: RestartAppResult;
     try {
       r = await adminJson(instanceFrom(flags), 'POST', `/restart-app?${query}${rolling ? '&rolling=1' : ''}`, 15 * 60_000);
     } catch (e) {

@@ -1,0 +1,69 @@
+// `passenger agent`: the service behind nginx or Apache, in the foreground.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { AGENT_OPTION_SPECS, defaults, parseFlags, usageOfOptions, type Options } from '../../config';
+import { ConfigError } from '../../errors';
+import { SERVICE_REGISTRY_DIR } from '../../instance/registry';
+import { gidOf, uidOf } from '../../platform/users';
+import { checkAppUsers } from '../../spawn/app-user';
+import { runWatchdog } from '../../watchdog/watchdog';
+
+export const DEFAULT_AGENT_SOCKET = '/run/passenger-ts/agent.sock';
+
+/** Where the agent's defaults differ from passenger start's. */
+const AGENT_HELP: Partial<Record<keyof Options, string>> = {
+  socket: `the request socket (default ${DEFAULT_AGENT_SOCKET})`,
+  environment: 'app environment: PASSENGER_APP_ENV and NODE_ENV (default production)',
+  logFile: 'where to write the log (default: the terminal; under systemd, the journal)',
+  instanceRegistryDir: `where the instance directory goes (default ${SERVICE_REGISTRY_DIR} as root, else $TMPDIR or /tmp)`,
+};
+
+const AGENT_USAGE = `Usage: passenger agent [options]
+
+Runs the agent (watchdog and core) in the foreground as the service nginx or
+Apache forwards to: the web server's snippet (nginx-conf/passenger.conf,
+apache-conf/passenger.conf) names each request's document root; the app root
+is its parent. A snippet printed by \`passenger-config nginx-snippet --app-root
+DIR\` (or apache-snippet) names the app root, its URI and its options instead.
+Each app's Passengerfile.json sets its options, the web server's settings win
+over it; the flags below are the defaults. Only app roots at or below an
+--app-root-allow directory are served: with none given, every request is
+refused.
+
+Options:
+${usageOfOptions(AGENT_OPTION_SPECS.map((s) => (AGENT_HELP[s.prop] ? { ...s, help: AGENT_HELP[s.prop] as string } : s)))}
+
+Examples:
+  passenger agent --app-root-allow /srv --socket-group www-data
+  passenger agent --socket /tmp/agent.sock --app-root-allow ~/apps --min-instances 2`;
+
+export async function agent(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(AGENT_USAGE);
+    return 0;
+  }
+  const { values, positionals } = parseFlags(argv, AGENT_OPTION_SPECS);
+  if (positionals.length > 0) throw new ConfigError(`passenger agent takes no arguments, got ${positionals.join(' ')}`, 'name app roots with --app-root-allow DIR');
+  const o: Options = { ...defaults('/'), environment: 'production', ...values, mode: 'agent' };
+  o.socket = path.resolve(o.socket ?? DEFAULT_AGENT_SOCKET);
+  for (const p of ['logFile', 'instanceRegistryDir', 'pidFile'] as const) if (o[p]) o[p] = path.resolve(o[p] as string);
+  o.appRootAllow = o.appRootAllow.map((d) => {
+    const abs = path.resolve(d);
+    if (!fs.existsSync(abs) || !fs.statSync(abs).isDirectory()) throw new ConfigError(`--app-root-allow ${d}: no such directory`);
+    return abs;
+  });
+  if (o.socketMode && !/^0?[0-7]{3}$/.test(o.socketMode)) throw new ConfigError(`--socket-mode: expected an octal mode like 0660, got ${o.socketMode}`);
+  if (o.socketOwner && uidOf(o.socketOwner) === null) throw new ConfigError(`--socket-owner ${o.socketOwner}: no such user`);
+  if (o.socketGroup && gidOf(o.socketGroup) === null) throw new ConfigError(`--socket-group ${o.socketGroup}: no such group`);
+  checkAppUsers(o);
+  try {
+    fs.mkdirSync(path.dirname(o.socket), { recursive: true, mode: 0o755 });
+  } catch (e) {
+    throw new ConfigError(`cannot create the directory of the socket ${o.socket}: ${(e as Error).message}`, 'choose another path with --socket, or run as root');
+  }
+  const run = runWatchdog(o, {
+    ready: (server) => console.log(`passenger agent: serving on ${server}; app roots allowed: ${o.appRootAllow.join(', ') || 'none (every request is refused)'}`),
+    fatal: (message) => console.error(`passenger agent: ${message}`),
+  });
+  return run.done;
+}
