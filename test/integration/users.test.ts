@@ -10,7 +10,7 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import {
-  BIN, FIXTURES, ROOT_ONLY, appCopy, environOf, eventually, giveTo, idsOf, isAlive, request, runCli, startServer, testUser, tmpDir,
+  BIN, FIXTURES, ROOT_ONLY, appCopy, checkoutSharedWithOthers, environOf, eventually, giveTo, idsOf, isAlive, request, runCli, startServer, testUser, tmpDir,
 } from '../helpers';
 import { startAgent, type Agent } from '../e2e/web-servers';
 
@@ -190,7 +190,8 @@ test('behind the agent: user and group keys, root-owned apps as nobody, a missin
   else t.diagnostic(`passenger-status could not run as the test user here (the checkout is not readable by it): ${asUser.stderr.split('\n')[0]}`);
 });
 
-test('passenger start --user: the watchdog, the core and the app run as that user, and it stops cleanly', ROOT_ONLY, async (t) => {
+test('passenger start --user: the watchdog, the core and the app run as that user, and it stops cleanly',
+  checkoutSharedWithOthers() ? ROOT_ONLY : { skip: 'the server itself runs as the user, who cannot read this checkout' }, async (t) => {
   const u = testUser(t);
   const app = appCopy(t, 'basic');
   const s = await startServer(t, app, ['--user', u.name], { registryOwner: { uid: u.uid, gid: u.gid } });
