@@ -14,9 +14,10 @@ export class Logger {
    * lost when we die. The file is opened without following a symlink and must
    * be our own regular file (it may sit in a directory another user owns).
    */
-  constructor(file: string | undefined, public level: number, readonly role: string) {
+  constructor(file: string | undefined, public level: number, readonly role: string,
+    private readonly open: (file: string) => number = (f) => openOwnFile(f, 'append')) {
     this.reopenPath = file ?? null;
-    this.fd = file ? openOwnFile(file, 'append') : 1;
+    this.fd = file ? this.open(file) : 1;
   }
 
   /** For log rotation: reopen the file by name (on failure, keep writing where we were and say why). */
@@ -24,7 +25,7 @@ export class Logger {
     if (!this.reopenPath) return;
     let fd: number;
     try {
-      fd = openOwnFile(this.reopenPath, 'append');
+      fd = this.open(this.reopenPath);
     } catch (e) {
       this.error(`cannot reopen the log file: ${(e as Error).message}`);
       return;

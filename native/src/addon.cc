@@ -2,6 +2,7 @@
 #include <napi.h>
 
 #include "listen-socket.h"
+#include "open-as.h"
 #include "peercred.h"
 #include "remove-tree.h"
 #include "users.h"
@@ -10,6 +11,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getPeerCredentials", Napi::Function::New(env, GetPeerCredentials, "getPeerCredentials"));
   exports.Set("listenTcp", Napi::Function::New(env, ListenTcp, "listenTcp"));
   exports.Set("listenUnix", Napi::Function::New(env, ListenUnix, "listenUnix"));
+  exports.Set("openAppendAs", Napi::Function::New(env, OpenAppendAs, "openAppendAs"));
   exports.Set("removeTree", Napi::Function::New(env, RemoveTree, "removeTree"));
   exports.Set("lookupUser", Napi::Function::New(env, LookupUser, "lookupUser"));
   exports.Set("lookupGroup", Napi::Function::New(env, LookupGroup, "lookupGroup"));

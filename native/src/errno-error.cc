@@ -13,6 +13,7 @@ const char* CodeOf(int err) {
     case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
     case EBADF: return "EBADF";
     case EINVAL: return "EINVAL";
+    case EISDIR: return "EISDIR";
     case ELOOP: return "ELOOP";
     case ENOENT: return "ENOENT";
     case ENOTDIR: return "ENOTDIR";

@@ -280,3 +280,26 @@ test('passenger start as root refuses at once, naming the directory, when the ap
   assert.equal(r.code, 2, r.stdout + r.stderr);
   assert.match(r.stderr, new RegExp(`the app would run as nobody .* cannot start it: ${closed} \\(mode 700, owner uid 0\\) cannot be passed through`));
 });
+
+test('an app\'s own app_log_file is written with its user\'s rights: a root file it names is left alone, its own file is its user\'s', ROOT_ONLY, async (t) => {
+  const u = testUser(t);
+  const victimDir = tmpDir(t, 'ptest-victim-');
+  const victim = path.join(victimDir, 'root-only.conf');
+  fs.writeFileSync(victim, 'precious\n', { mode: 0o644 });
+  const app = appCopy(t, 'basic');
+  fs.writeFileSync(path.join(app, 'Passengerfile.json'), JSON.stringify({ app_log_file: victim }));
+  giveTo(app, u.uid, u.gid);
+  const s = await startServer(t, app);
+  assert.equal((await request(s.port, '/log?msg=planted')).status, 200);
+  await eventually(() => /cannot open the app log file .*root-only\.conf: open: Permission denied/.test(s.output()), 20_000, 'the refusal in the log');
+  assert.equal(fs.readFileSync(victim, 'utf8'), 'precious\n', 'root wrote nothing into a file the app named');
+
+  const own = appCopy(t, 'basic');
+  fs.writeFileSync(path.join(own, 'Passengerfile.json'), JSON.stringify({ app_log_file: 'app.log' }));
+  giveTo(own, u.uid, u.gid);
+  const s2 = await startServer(t, own);
+  assert.equal((await request(s2.port, '/log?msg=mine')).status, 200);
+  const file = path.join(own, 'app.log');
+  await eventually(() => fs.existsSync(file) && fs.readFileSync(file, 'utf8').includes('mine'), 20_000, 'the app\'s line in its own log');
+  assert.equal(fs.statSync(file).uid, u.uid, 'the file is the app user\'s, not root\'s');
+});

@@ -50,6 +50,14 @@ test('user and group keys; group 0 means the default group; a user named root st
   assert.equal(appUserFor({ ...app, user: 'root' }, ON, db({})).uid, 65534);
 });
 
+test('an app owned by a user cannot name another user, nor a group that user is not in (only root\'s apps can)', () => {
+  const isUserError = (re: RegExp) => (e: unknown): boolean => e instanceof SpawnError && e.step === 'user' && re.test(e.message);
+  assert.throws(() => appUserFor({ ...app, user: 'alice' }, ON, db({ '/srv/app/app.js': 1001 })), isUserError(/belongs to uid 1001, so the app may run only as that user, not as "alice"/));
+  assert.throws(() => appUserFor({ ...app, group: 'www-data' }, ON, db({ '/srv/app/app.js': 1000 })), isUserError(/alice is not in the group "www-data"/));
+  assert.equal(appUserFor({ ...app, group: 'sudo' }, ON, db({ '/srv/app/app.js': 1000 })).gid, 27, 'one of the user\'s own groups');
+  assert.equal(appUserFor({ ...app, user: 'alice' }, ON, db({ '/srv/app/app.js': 1000 })).uid, 1000, 'the owner itself');
+});
+
 test('user switching off: every app runs as the default user', () => {
   const off = appUserFor({ ...app, user: 'alice' }, { ...ON, switching: false }, db({ '/srv/app/app.js': 1000 }));
   assert.deepEqual([off.name, off.gid], ['nobody', 65534]);

@@ -27,6 +27,7 @@ interface Addon {
   getPeerCredentials(fd: number): PeerCredentials;
   listenTcp(host: string, port: number, backlog: number): number;
   listenUnix(path: string, backlog: number): number;
+  openAppendAs(path: string, uid: number, gid: number): number;
   removeTree(parent: string, name: string, ownerUid: number): void;
   setCloexec(fd: number): void;
   lookupUser(key: string | number, gid?: number): UserEntry | null;
@@ -92,4 +93,13 @@ export function lookupUser(key: string | number, gid?: number): UserEntry | null
 /** A group by name or gid through the C library; null if there is none. */
 export function lookupGroup(key: string | number): GroupEntry | null {
   return load().lookupGroup(key);
+}
+
+/**
+ * Opens `path` for appending (created 0644 if missing, the last component
+ * never followed) with the file-system identity of `uid`/`gid`: root then
+ * writes only where that user could. Returns the fd; throws an errno error.
+ */
+export function openAppendAs(path: string, uid: number, gid: number): number {
+  return load().openAppendAs(path, uid, gid);
 }

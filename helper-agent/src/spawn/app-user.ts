@@ -114,16 +114,27 @@ export function appUserFor(o: AppIdentity, policy: UserPolicy, db: UserDb = SYST
     ({ user, gid } = def);
   } else {
     let entry: UserEntry | null;
+    const file = ownerFileOf(o, db);
+    const ownerOf = (): { uid: number } => {
+      const owner = db.ownerOf(file);
+      if (owner === null) throw new SpawnError('user', `cannot read the owner of ${file}`, '', 'check that the app root and its startup file exist');
+      return owner;
+    };
     if (o.user !== undefined) {
       entry = db.user(o.user);
       if (entry === null) {
         throw new SpawnError('user', `the user "${o.user}" the app is to run as (Passengerfile.json "user") does not exist`, '',
           'create that user, or name an existing one in "user"');
       }
+      // Whoever owns the app's files could otherwise run their code as
+      // anyone: a named user counts only for root's apps, or if it is the owner.
+      const owner = entry.uid === 0 ? null : ownerOf();
+      if (owner !== null && owner.uid !== 0 && entry.uid !== owner.uid) {
+        throw new SpawnError('user', `${file} belongs to uid ${owner.uid}, so the app may run only as that user, not as "${o.user}" ("user")`, '',
+          'drop "user", or give the app\'s files to that user (chown)');
+      }
     } else {
-      const file = ownerFileOf(o, db);
-      const owner = db.ownerOf(file);
-      if (owner === null) throw new SpawnError('user', `cannot read the owner of ${file}`, '', 'check that the app root and its startup file exist');
+      const owner = ownerOf();
       entry = db.user(owner.uid);
       if (entry === null) {
         throw new SpawnError('user', `${file} belongs to uid ${owner.uid}, which has no user entry`, '',
@@ -141,6 +152,12 @@ export function appUserFor(o: AppIdentity, policy: UserPolicy, db: UserDb = SYST
     if (g === null) {
       throw new SpawnError('user', `the group "${o.group}" the app is to run as (Passengerfile.json "group") does not exist`, '',
         'create that group, or name an existing one in "group"');
+    }
+    // Likewise a named group: one of the user's own, unless the app is root's.
+    const ownerUid = db.ownerOf(ownerFileOf(o, db))?.uid;
+    if (ownerUid !== 0 && g.gid !== user.gid && !user.groups.includes(g.gid)) {
+      throw new SpawnError('user', `the app's user ${user.name} is not in the group "${o.group}" ("group"), and the app is not root's`, '',
+        'name one of the user\'s own groups, or add the user to that group');
     }
     gid = g.gid;
   }

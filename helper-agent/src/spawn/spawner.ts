@@ -355,7 +355,7 @@ export class AppSpawner implements Spawner {
       handle = new SpawnedProcess(child, endpoint, socketFile, o.appStartCommand ? undefined : token, direct, log,
         who ? { uid: who.uid, gid: who.gid } : undefined);
       handle.channel = this.cfg.channel;
-      const sink = this.appLogs.sinkFor(o.appLogFile === undefined ? undefined : path.resolve(o.appRoot, o.appLogFile));
+      const sink = this.appLogs.sinkFor(o.appLogFile === undefined ? undefined : path.resolve(o.appRoot, o.appLogFile), who ?? undefined);
       const prefix = `App ${child.pid} (${o.appRoot}) `;
       stopOut.push(forwardLines(child.stdout, sink, o.disableLogPrefix ? '' : `${prefix}stdout: `, tail));
       stopOut.push(forwardLines(child.stderr, sink, o.disableLogPrefix ? '' : `${prefix}stderr: `, tail));
