@@ -11,6 +11,8 @@ test('behind nginx: app_log_file receives the app\'s lines; Passenger-only keys 
   const dir = sharedDir(t, 'ptest-e2e-dropin-');
   const appDir = webApp(t, dir, 'dropin');
   fs.mkdirSync(path.join(appDir, 'log'));
+  // As root the app runs as nobody (its files are root's) and writes its log with that user's rights.
+  if (process.getuid?.() === 0) fs.chownSync(path.join(appDir, 'log'), 65534, 65534);
   fs.writeFileSync(path.join(appDir, 'Passengerfile.json'), JSON.stringify({ app_log_file: 'log/app.log', engine: 'builtin', disable_anonymous_telemetry: true }));
   chmodTree(appDir);
   const agent = await startAgent(t, dir, dir);

@@ -251,6 +251,8 @@ else http.createServer((req, res) => res.end('worker ' + process.pid)).listen(30
 test('app_log_file receives only that app\'s lines and moves with reopen-logs; disable_log_prefix drops the prefix', async (t) => {
   const app = appCopy(t, 'dropin');
   fs.mkdirSync(path.join(app, 'log'), { mode: 0o755 });
+  // As root the app runs as nobody (its files are root's) and writes its log with that user's rights.
+  if (process.getuid?.() === 0) fs.chownSync(path.join(app, 'log'), 65534, 65534);
   fs.writeFileSync(path.join(app, 'Passengerfile.json'), JSON.stringify({ app_log_file: 'log/app.log' }));
   const s = await startServer(t, app);
   const file = path.join(app, 'log', 'app.log');
