@@ -226,3 +226,20 @@ test('conditional requests: ETag and Last-Modified give 304; HEAD has the GET he
   const post = await request(s.port, '/page.html', { method: 'POST', body: 'x' });
   assert.equal(post.body, fromApp('POST', '/page.html'), 'only GET and HEAD are served from public/');
 });
+
+test('a hard link in public/ to another user\'s file is not served (root would publish what the link names)', { skip: process.getuid?.() === 0 ? false : 'needs root: the link points to a file of another user' }, async (t) => {
+  const dir = appCopy(t, 'static-site');
+  const pub = path.join(dir, 'public');
+  fs.mkdirSync(pub, { recursive: true });
+  const outside = tmpDir(t, 'ptest-outside-');
+  fs.writeFileSync(path.join(outside, 'secret.txt'), SECRET, { mode: 0o600 });
+  fs.linkSync(path.join(outside, 'secret.txt'), path.join(pub, 'linked.txt'));
+  fs.writeFileSync(path.join(pub, 'own.txt'), 'own file\n');
+  // public/ and the app are nobody's; the linked file stays root's.
+  for (const p of [dir, pub, path.join(pub, 'own.txt'), path.join(dir, 'app.js')]) if (fs.existsSync(p)) fs.chownSync(p, 65534, 65534);
+  const s = await startServer(t, dir, ['--stat-throttle-rate', '60']);
+  assert.equal((await request(s.port, '/own.txt')).body, 'own file\n');
+  const r = await request(s.port, '/linked.txt');
+  assert.notEqual(r.body, SECRET);
+  assert.equal(r.body, fromApp('GET', '/linked.txt'));
+});

@@ -39,12 +39,15 @@ export class StaticFiles {
   private timer: NodeJS.Timeout | null = null;
   /** The real path of public/ at start, with a trailing slash: every file served lies under it. */
   private realRoot = '';
+  /** The owner of public/: a file with other hard links must be theirs (a link to someone else's file is not theirs to publish). */
+  private rootOwner = -1;
 
   constructor(readonly root: string) {}
 
   async start(refreshSeconds: number): Promise<void> {
     // Pinned once: public/ replaced by a symlink later moves nothing we serve.
     this.realRoot = `${await fs.promises.realpath(this.root)}/`;
+    this.rootOwner = (await fs.promises.stat(this.realRoot)).uid;
     await this.refresh();
     this.timer = setInterval(() => void this.refresh(), Math.max(1, refreshSeconds) * 1000);
     this.timer.unref();
@@ -102,7 +105,7 @@ export class StaticFiles {
     let st: fs.Stats;
     try {
       st = await fh.stat();
-      if (!st.isFile() || !(await this.inside(fh.fd))) throw new Error('not a file under public/');
+      if (!st.isFile() || (st.nlink > 1 && st.uid !== this.rootOwner) || !(await this.inside(fh.fd))) throw new Error('not a file under public/');
     } catch {
       await fh.close().catch(ignore);
       this.pass(req, res, fallback);
