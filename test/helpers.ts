@@ -7,6 +7,8 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { TestContext } from 'node:test';
+import { adminJson } from '../helper-agent/src/instance/admin-client';
+import { selectInstance } from '../helper-agent/src/instance/registry';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'apps');
@@ -174,6 +176,20 @@ export interface StatusDoc {
   instance: { name: string; dir: string; watchdog_pid: number; core_pid: number };
 }
 
+/**
+ * The pool of the one server in `registry`, straight from its admin API (the
+ * document `passenger-status --show=json` prints): polling it costs no
+ * process. The CLI itself is tested on its own.
+ */
+export function poolStatus(registry: string): Promise<StatusDoc> {
+  return adminJson<StatusDoc>(selectInstance(registry), 'GET', '/pool.json');
+}
+
+/** The PIDs of the live app processes in a pool document, in order. */
+export function alivePids(doc: StatusDoc): number[] {
+  return doc.groups.flatMap((g) => g.processes.filter((p) => p.state === 'alive').map((p) => p.pid)).sort((a, b) => a - b);
+}
+
 const started = new Set<ChildProcess>();
 
 /** Kills what a server left: the watchdog, its core and every app process group it recorded (pid-exact). */
@@ -229,15 +245,8 @@ export async function startServer(t: TestContext, appDir: string, args: string[]
       if (!n) throw new Error(`no instance dir in ${registry}`);
       return path.join(registry, n);
     },
-    async status() {
-      const r = await runCli(BIN.status, ['--show=json', '--instance-registry-dir', registry]);
-      if (r.code !== 0) throw new Error(`passenger-status failed (${r.code}): ${r.stderr}`);
-      return JSON.parse(r.stdout) as StatusDoc;
-    },
-    async appPids() {
-      const s = await server.status();
-      return s.groups.flatMap((g) => g.processes.filter((p) => p.state === 'alive').map((p) => p.pid)).sort((a, b) => a - b);
-    },
+    status: () => poolStatus(registry),
+    appPids: async () => alivePids(await poolStatus(registry)),
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
       child.kill('SIGTERM');

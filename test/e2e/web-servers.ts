@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import type { TestContext } from 'node:test';
-import { BIN, ROOT, eventually, freePort, isAlive, killEverything, runCli, stopAfter, tmpDir } from '../helpers';
+import { BIN, ROOT, alivePids, eventually, freePort, isAlive, killEverything, poolStatus, stopAfter, tmpDir } from '../helpers';
 
 export const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((f) => fs.existsSync(f)) ?? null;
 export const APACHE = ['/usr/sbin/apache2', '/usr/sbin/httpd'].find((f) => fs.existsSync(f)) ?? null;
@@ -237,8 +237,5 @@ ${bodies.map((body, i) => `<VirtualHost 127.0.0.1:${ports[i]}>
 }
 
 export async function appPidsOf(registry: string): Promise<number[]> {
-  const r = await runCli(BIN.status, ['--show=json', '--instance-registry-dir', registry]);
-  if (r.code !== 0) throw new Error(r.stderr);
-  const doc = JSON.parse(r.stdout) as { groups: { processes: { pid: number; state: string }[] }[] };
-  return doc.groups.flatMap((g) => g.processes.filter((p) => p.state === 'alive').map((p) => p.pid)).sort((a, b) => a - b);
+  return alivePids(await poolStatus(registry));
 }

@@ -86,7 +86,7 @@ test('a stale instance dir from a killed server is cleaned at the next start', a
   const app = appCopy(t, 'basic');
   const first = await startServer(t, app);
   const staleDir = first.instanceDir();
-  const appPids = await first.appPids();
+  const appPids = await eventually(async () => { const p = await first.appPids(); return p.length > 0 ? p : null; }, 20_000, 'an app process');
   // Kill everything hard, as a crash would: watchdog, core, apps.
   const corePid = Number(fs.readFileSync(path.join(staleDir, 'core.pid'), 'utf8'));
   process.kill(first.child.pid as number, 'SIGKILL');

@@ -438,16 +438,18 @@ test('rolling restart replaces one process at a time and keeps one serving throu
   const before = g.processes.map((p) => p.pid);
   const done = g.restart(true);
   let finished = false;
-  void done.then(() => { finished = true; });
+  void done.then(() => { finished = true; }, () => undefined);
   for (let i = 0; i < 2; i++) {
     await flush();
     check();
+    assert.ok(!finished, `the restart is not done before replacement ${i + 1} of 2 serves`);
     assert.ok(g.enabledCount() >= 1, 'a process serves during the restart');
     spawner.finishOne();
     await flush();
   }
+  await flush();
+  assert.ok(finished, 'the restart is done once the last replacement serves');
   await done;
-  assert.ok(finished);
   check();
   assert.equal(g.processes.length, 2);
   assert.ok(g.processes.every((p) => !before.includes(p.pid)));
