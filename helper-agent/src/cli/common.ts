@@ -1,6 +1,7 @@
 // What every command-line tool shares: error printing (one line: the problem,
 // then the hint in parentheses) and exit statuses (2 for bad usage or
 // configuration, 1 for other failures).
+import type { FlagSpec } from '../config';
 import { ConfigError, PassengerError } from '../errors';
 import { VERSION } from '../version';
 
@@ -53,30 +54,8 @@ export function exitAfterOutput(code: number): void {
   }
 }
 
-/** Splits `--name=value` / `--name value` style flags for the small tools. Unknown flags are usage errors. */
-export function parseToolFlags(argv: string[], known: Record<string, 'bool' | 'value'>): { flags: Record<string, string | true>; positionals: string[] } {
-  const flags: Record<string, string | true> = {};
-  const positionals: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith('-') || a === '-') {
-      positionals.push(a);
-      continue;
-    }
-    const eq = a.indexOf('=');
-    const name = eq === -1 ? a : a.slice(0, eq);
-    const kind = known[name];
-    if (!kind) die(`unknown flag ${name}`, 'see --help');
-    if (kind === 'bool') {
-      if (eq !== -1) die(`${name} takes no value`);
-      flags[name] = true;
-    } else if (eq !== -1) {
-      flags[name] = a.slice(eq + 1);
-    } else {
-      const v = argv[++i];
-      if (v === undefined) die(`${name} needs a value`);
-      flags[name] = v;
-    }
-  }
-  return { flags, positionals };
-}
+/** `-h`, `--help`: every binary's and command's. */
+export const HELP_FLAG: FlagSpec<'help'> = { prop: 'help', flag: '--help', short: '-h', kind: 'bool' };
+
+/** `--instance-registry-dir DIR`: where the tools look for servers. */
+export const REGISTRY_FLAG: FlagSpec<'instanceRegistryDir'> = { prop: 'instanceRegistryDir', flag: '--instance-registry-dir', kind: 'string', arg: 'DIR' };

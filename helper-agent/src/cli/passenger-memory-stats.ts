@@ -7,7 +7,8 @@ import * as path from 'node:path';
 import { INSTANCE_PREFIX, InstanceDir } from '../instance/instance-dir';
 import { registryDirs } from '../instance/registry';
 import { cmdlineSync, isLiveStat, listPidsSync, privateDirtyKBSync, readStatSync, type ProcStat } from '../platform/procfs';
-import { parseToolFlags, runMain } from './common';
+import { parseArgv, type FlagSpec } from '../config';
+import { HELP_FLAG, REGISTRY_FLAG, runMain } from './common';
 
 const USAGE = `Usage: passenger-memory-stats [--no-apache] [--no-nginx] [--json] [--instance-registry-dir DIR]
 
@@ -64,9 +65,17 @@ function render(s: Section): string {
   return lines.join('\n');
 }
 
-runMain('passenger-memory-stats', async (argv) => {
-  const { flags } = parseToolFlags(argv, { '--no-apache': 'bool', '--no-nginx': 'bool', '--json': 'bool', '--instance-registry-dir': 'value', '--help': 'bool', '-h': 'bool' });
-  if (flags['--help'] || flags['-h']) {
+export const MEMORY_STATS_FLAGS = [
+  { prop: 'noApache', flag: '--no-apache', kind: 'bool' },
+  { prop: 'noNginx', flag: '--no-nginx', kind: 'bool' },
+  { prop: 'json', flag: '--json', kind: 'bool' },
+  REGISTRY_FLAG,
+  HELP_FLAG,
+] as const satisfies readonly FlagSpec[];
+
+export async function memoryStatsMain(argv: string[]): Promise<number> {
+  const { values: flags } = parseArgv(argv, MEMORY_STATS_FLAGS);
+  if (flags.help) {
     console.log(USAGE);
     return 0;
   }
@@ -85,7 +94,7 @@ runMain('passenger-memory-stats', async (argv) => {
     const st = all.get(pid);
     return st && st.startTicks === startTicks ? st : undefined;
   };
-  for (const reg of registryDirs(flags['--instance-registry-dir'] as string | undefined)) {
+  for (const reg of registryDirs(flags.instanceRegistryDir as string | undefined)) {
     let names: string[] = [];
     try { names = fs.readdirSync(reg).filter((n) => n.startsWith(INSTANCE_PREFIX)); } catch { /* none */ }
     for (const n of names) {
@@ -112,11 +121,13 @@ runMain('passenger-memory-stats', async (argv) => {
   const isApache = (st: ProcStat): boolean => /^(apache2|httpd)$/.test(exeName(st.pid) || st.comm);
   const fe = [...frontends].map((p) => all.get(p)).filter((st): st is ProcStat => st !== undefined);
   const sections: Section[] = [];
-  if (!flags['--no-apache']) sections.push(section('Apache processes', fe.filter(isApache)));
-  if (!flags['--no-nginx']) sections.push(section('Nginx processes', fe.filter((st) => !isApache(st))));
+  if (!flags.noApache) sections.push(section('Apache processes', fe.filter(isApache)));
+  if (!flags.noNginx) sections.push(section('Nginx processes', fe.filter((st) => !isApache(st))));
   sections.push(section('Passenger processes', agents));
   sections.push(section('Application processes', apps));
-  if (flags['--json']) console.log(JSON.stringify({ sections }, null, 2));
+  if (flags.json) console.log(JSON.stringify({ sections }, null, 2));
   else console.log(sections.map(render).join('\n\n'));
   return 0;
-});
+}
+
+if (require.main === module) runMain('passenger-memory-stats', memoryStatsMain);

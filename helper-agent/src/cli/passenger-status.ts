@@ -6,8 +6,9 @@ import { renderXml } from './render-xml';
 import { adminJson } from '../instance/admin-client';
 import { type InstanceDir } from '../instance/instance-dir';
 import { registryDirs, selectInstance } from '../instance/registry';
+import { parseArgv, type FlagSpec } from '../config';
 import { VERSION } from '../version';
-import { die, parseToolFlags, runMain } from './common';
+import { HELP_FLAG, REGISTRY_FLAG, die, runMain } from './common';
 
 const USAGE = `Usage: passenger-status [options] [INSTANCE_NAME]
 
@@ -56,24 +57,32 @@ async function watch(inst: InstanceDir, paint: Paint): Promise<number> {
   return 0;
 }
 
-runMain('passenger-status', async (argv) => {
-  const { flags, positionals } = parseToolFlags(argv, {
-    '--show': 'value', '--no-header': 'bool', '--force-colors': 'bool', '--watch': 'bool', '--instance-registry-dir': 'value', '--help': 'bool', '-h': 'bool', '--version': 'bool',
-  });
-  if (flags['--help'] || flags['-h']) {
+export const STATUS_FLAGS = [
+  { prop: 'show', flag: '--show', kind: 'string', arg: 'WHAT' },
+  { prop: 'noHeader', flag: '--no-header', kind: 'bool' },
+  { prop: 'forceColors', flag: '--force-colors', kind: 'bool' },
+  { prop: 'watch', flag: '--watch', kind: 'bool' },
+  REGISTRY_FLAG,
+  HELP_FLAG,
+  { prop: 'version', flag: '--version', kind: 'bool' },
+] as const satisfies readonly FlagSpec[];
+
+export async function statusMain(argv: string[]): Promise<number> {
+  const { values: flags, positionals } = parseArgv(argv, STATUS_FLAGS);
+  if (flags.help) {
     console.log(USAGE);
     return 0;
   }
-  if (flags['--version']) {
+  if (flags.version) {
     console.log(`passenger-status ${VERSION}`);
     return 0;
   }
-  const show = (flags['--show'] as string | undefined) ?? 'pool';
+  const show = (flags.show as string | undefined) ?? 'pool';
   if (!['pool', 'json', 'xml', 'server', 'requests'].includes(show)) die(`--show=${show} is not known`, 'use --show=pool, --show=json, --show=xml, --show=server or --show=requests');
   if (positionals.length > 1) die('name at most one instance');
-  const inst = selectInstance(registryDirs(flags['--instance-registry-dir'] as string | undefined), positionals[0]);
-  const paint = flags['--force-colors'] || process.stdout.isTTY ? ANSI_PAINT : NO_PAINT;
-  if (flags['--watch']) return watch(inst, paint);
+  const inst = selectInstance(registryDirs(flags.instanceRegistryDir as string | undefined), positionals[0]);
+  const paint = flags.forceColors || process.stdout.isTTY ? ANSI_PAINT : NO_PAINT;
+  if (flags.watch) return watch(inst, paint);
   if (show === 'requests') {
     const r = await adminJson<RequestsDocument>(inst, 'GET', '/requests.json');
     process.stdout.write(`${renderRequests(r.requests)}\n`);
@@ -86,11 +95,13 @@ runMain('passenger-status', async (argv) => {
       server: doc.instance.server, pid: doc.instance.core_pid, watchdog_pid: doc.instance.watchdog_pid, server_state: 'ACTIVE',
       active_client_count: r.requests.length, active_clients: r.requests,
     };
-    process.stdout.write(`${flags['--no-header'] ? '' : `${renderHeader(doc)}\n\n`}${JSON.stringify(server, null, 2)}\n`);
+    process.stdout.write(`${flags.noHeader ? '' : `${renderHeader(doc)}\n\n`}${JSON.stringify(server, null, 2)}\n`);
     return 0;
   }
   if (show === 'xml') process.stdout.write(renderXml(doc));
   else if (show === 'json') process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
-  else process.stdout.write(`${renderPool(doc, !flags['--no-header'], paint)}\n`);
+  else process.stdout.write(`${renderPool(doc, !flags.noHeader, paint)}\n`);
   return 0;
-});
+}
+
+if (require.main === module) runMain('passenger-status', statusMain);

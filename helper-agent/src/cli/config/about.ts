@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { registryDirs } from '../../instance/registry';
 import { PACKAGE_ROOT, VERSION } from '../../version';
+import { parseArgv } from '../../config';
 import { die } from '../common';
 import type { Command } from './command';
 
@@ -37,7 +38,9 @@ Examples:
   passenger-config about
   passenger-config about version
   cd "$(passenger-config about root)"`,
+  flags: [],
   async run(argv) {
+    parseArgv(argv, []);
     if (argv.length > 1) die('about takes at most one subcommand', 'see passenger-config about --help');
     if (argv.length === 1) {
       const sub = Object.prototype.hasOwnProperty.call(SUBCOMMANDS, argv[0]) ? SUBCOMMANDS[argv[0]] : undefined;

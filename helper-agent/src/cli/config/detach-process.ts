@@ -1,8 +1,15 @@
 import type { DetachProcessResult } from '../../admin/protocol';
 import { PassengerError } from '../../errors';
 import { adminJson } from '../../instance/admin-client';
-import { die, parseToolFlags } from '../common';
+import { parseArgv, type FlagSpec } from '../../config';
+import { die } from '../common';
 import { INSTANCE_FLAGS, instanceFrom, type Command } from './command';
+
+const FLAGS = [
+  { prop: 'ignoreNonexistentPid', flag: '--ignore-nonexistant-pid', kind: 'bool' },
+  { prop: 'ignoreNonexistentPid', flag: '--ignore-nonexistent-pid', kind: 'bool' },
+  ...INSTANCE_FLAGS,
+] as const satisfies readonly FlagSpec[];
 
 export const detachProcess: Command = {
   summary: 'take one app process out of its group (it finishes its requests, then stops)',
@@ -13,14 +20,15 @@ exits 0 when no app process has that PID.
 
 Example:
   passenger-config detach-process 12345`,
+  flags: FLAGS,
   async run(argv) {
-    const { flags, positionals } = parseToolFlags(argv, { '--ignore-nonexistant-pid': 'bool', '--ignore-nonexistent-pid': 'bool', ...INSTANCE_FLAGS });
+    const { values: flags, positionals } = parseArgv(argv, FLAGS);
     if (positionals.length !== 1 || !/^\d+$/.test(positionals[0])) die('detach-process takes one PID');
     let r: DetachProcessResult;
     try {
       r = await adminJson(instanceFrom(flags), 'POST', `/detach-process?pid=${positionals[0]}`);
     } catch (e) {
-      if (e instanceof PassengerError && e.code === 'E_NO_PROCESS' && (flags['--ignore-nonexistant-pid'] || flags['--ignore-nonexistent-pid'])) {
+      if (e instanceof PassengerError && e.code === 'E_NO_PROCESS' && flags.ignoreNonexistentPid) {
         console.log(`${e.message}: nothing to detach.`);
         return 0;
       }

@@ -1,8 +1,13 @@
 import type { ReopenLogsResult } from '../../admin/protocol';
 import { PassengerError } from '../../errors';
 import { adminJson } from '../../instance/admin-client';
-import { parseToolFlags } from '../common';
+import { parseArgv, type FlagSpec } from '../../config';
 import { INSTANCE_FLAGS, instanceFrom, type Command } from './command';
+
+const FLAGS = [
+  { prop: 'ignoreLogsNotAvailable', flag: '--ignore-logs-not-available', kind: 'bool' },
+  ...INSTANCE_FLAGS,
+] as const satisfies readonly FlagSpec[];
 
 export const reopenLogs: Command = {
   summary: 'reopen the log files (after logrotate moved them)',
@@ -16,9 +21,10 @@ running server pass.
 
 Example (a logrotate postrotate script):
   passenger-config reopen-logs --ignore-logs-not-available`,
+  flags: FLAGS,
   async run(argv) {
-    const { flags } = parseToolFlags(argv, { '--ignore-logs-not-available': 'bool', ...INSTANCE_FLAGS });
-    const ignore = flags['--ignore-logs-not-available'] === true;
+    const { values: flags } = parseArgv(argv, FLAGS);
+    const ignore = flags.ignoreLogsNotAvailable === true;
     let r: ReopenLogsResult;
     try {
       r = await adminJson(instanceFrom(flags), 'POST', '/reopen-logs');

@@ -3,7 +3,8 @@ import * as path from 'node:path';
 import type { RestartAppResult } from '../../admin/protocol';
 import { PassengerError } from '../../errors';
 import { adminJson } from '../../instance/admin-client';
-import { die, parseToolFlags } from '../common';
+import { parseArgv, type FlagSpec } from '../../config';
+import { die } from '../common';
 import { INSTANCE_FLAGS, instanceFrom, type Command } from './command';
 
 /**
@@ -19,6 +20,15 @@ function logicalCwd(): string {
   } catch { /* not the same */ }
   return cwd;
 }
+
+const FLAGS = [
+  { prop: 'rolling', flag: '--rolling', kind: 'bool' },
+  { prop: 'rolling', flag: '--rolling-restart', kind: 'bool' },
+  { prop: 'name', flag: '--name', kind: 'string', arg: 'NAME' },
+  { prop: 'ignoreAppNotRunning', flag: '--ignore-app-not-running', kind: 'bool' },
+  { prop: 'ignorePassengerNotRunning', flag: '--ignore-passenger-not-running', kind: 'bool' },
+  ...INSTANCE_FLAGS,
+] as const satisfies readonly FlagSpec[];
 
 export const restartApp: Command = {
   summary: 'restart the processes of the apps under a path, or of a named app (all at once, or --rolling one by one)',
@@ -45,24 +55,23 @@ Examples:
   passenger-config restart-app /srv/app
   passenger-config restart-app . --rolling-restart
   passenger-config restart-app --ignore-app-not-running --ignore-passenger-not-running "$APP_DIR"`,
+  flags: FLAGS,
   async run(argv) {
-    const { flags, positionals } = parseToolFlags(argv, {
-      '--rolling': 'bool', '--rolling-restart': 'bool', '--name': 'value', '--ignore-app-not-running': 'bool', '--ignore-passenger-not-running': 'bool', ...INSTANCE_FLAGS,
-    });
-    const name = flags['--name'] as string | undefined;
+    const { values: flags, positionals } = parseArgv(argv, FLAGS);
+    const name = flags.name as string | undefined;
     if (name === undefined && positionals.length !== 1) die('restart-app takes one APP_PATH_PREFIX, or --name', 'see passenger-config restart-app --help');
     if (name !== undefined && positionals.length !== 0) die('restart-app takes either APP_PATH_PREFIX or --name, not both');
-    const rolling = flags['--rolling'] === true || flags['--rolling-restart'] === true;
+    const rolling = flags.rolling === true;
     const query = name !== undefined ? `name=${encodeURIComponent(name)}` : `prefix=${encodeURIComponent(path.resolve(logicalCwd(), positionals[0]))}`;
     let r: RestartAppResult;
     try {
       r = await adminJson(instanceFrom(flags), 'POST', `/restart-app?${query}${rolling ? '&rolling=1' : ''}`, 15 * 60_000);
     } catch (e) {
-      if (e instanceof PassengerError && e.code === 'E_NO_INSTANCE' && flags['--ignore-passenger-not-running']) {
+      if (e instanceof PassengerError && e.code === 'E_NO_INSTANCE' && flags.ignorePassengerNotRunning) {
         console.log('No server is running: nothing to restart.');
         return 0;
       }
-      if (e instanceof PassengerError && e.code === 'E_NO_GROUP' && flags['--ignore-app-not-running']) {
+      if (e instanceof PassengerError && e.code === 'E_NO_GROUP' && flags.ignoreAppNotRunning) {
         console.log(`${e.message}: nothing to restart.`);
         return 0;
       }

@@ -1,43 +1,28 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { APP_OPTION_SPECS, parseFlags, usageOfOptions } from '../../config';
+import { APP_OPTION_SPECS, DEFAULT_AGENT_SOCKET, parseArgv, usageOfOptions, type FlagSpec, type Options } from '../../config';
 import { PACKAGE_ROOT } from '../../version';
 import { die } from '../common';
 import { apacheAppSnippet, bodyLimitRule, checkAppRoot, checkBaseUri, nginxAppSnippet, sizeBytes } from './app-snippet';
 import type { Command } from './command';
 
-const DEFAULT_SOCKET = '/run/passenger-ts/agent.sock';
 const DEFAULT_MAX_BODY = '1024m';
 
-/** The snippet command's own flags; the app's options (APP_OPTION_SPECS) are parsed apart. */
-function ownFlags(argv: readonly string[], known: Record<string, 'bool' | 'value'>): { flags: Record<string, string | true>; rest: string[] } {
-  const flags: Record<string, string | true> = {};
-  const rest: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const eq = a.indexOf('=');
-    const name = eq === -1 ? a : a.slice(0, eq);
-    const kind = known[name];
-    if (!kind) {
-      rest.push(a);
-      continue;
-    }
-    if (kind === 'bool') {
-      if (eq !== -1) die(`${name} takes no value`);
-      flags[name] = true;
-    } else if (eq !== -1) flags[name] = a.slice(eq + 1);
-    else {
-      const v = argv[++i];
-      if (v === undefined) die(`${name} needs a value`);
-      flags[name] = v;
-    }
-  }
-  return { flags, rest };
+/** The snippet command's own flags (the app's options, APP_OPTION_SPECS, come with them). */
+function ownFlags(server: 'nginx' | 'apache') {
+  return [
+    { prop: 'socket', flag: '--socket', kind: 'string', arg: 'PATH' },
+    { prop: 'maxBodySize', flag: '--max-body-size', kind: 'string', arg: 'SIZE' },
+    { prop: 'appRoot', flag: '--app-root', kind: 'string', arg: 'DIR' },
+    { prop: 'baseUri', flag: '--base-uri', kind: 'string', arg: 'URI' },
+    ...(server === 'nginx' ? [{ prop: 'http', flag: '--http', kind: 'bool' }, { prop: 'keepalive', flag: '--keepalive', kind: 'bool' }] as const : []),
+  ] as const satisfies readonly FlagSpec[];
 }
 
 /** A shipped web server snippet with the agent's socket path put in, or one app's snippet. */
 export function snippetCommand(server: 'nginx' | 'apache'): Command {
   const dir = path.join(PACKAGE_ROOT, `${server}-conf`);
+  const own = ownFlags(server);
   const nginxOnly = server === 'nginx' ? ' [--http | --keepalive]' : '';
   return {
     summary: `print the ${server} snippet (${server}-conf/) for an agent socket path, or one app's`,
@@ -45,7 +30,7 @@ export function snippetCommand(server: 'nginx' | 'apache'): Command {
        passenger-config ${server}-snippet --app-root DIR [--base-uri URI] [app options]
 
 Prints ${path.join(dir, 'passenger.conf')} with PATH as the agent's socket
-(default ${DEFAULT_SOCKET}).${server === 'nginx' ? `
+(default ${DEFAULT_AGENT_SOCKET}).${server === 'nginx' ? `
 --http prints passenger-http.conf instead: the http-level upstream (and the
 map for WebSocket upgrades) that passenger-keepalive.conf, the faster
 server-level snippet, uses; --keepalive prints passenger-keepalive.conf.
@@ -68,34 +53,34 @@ The agent takes them only from the web server: the snippets set them,
 replacing whatever a client sent.
 
 App options:
-${usageOfOptions(APP_OPTION_SPECS)}
+${usageOfOptions(APP_OPTION_SPECS, 'agent')}
 
 Examples:
   passenger-config ${server}-snippet --socket /tmp/agent.sock > /etc/${server}/passenger.conf
   passenger-config ${server}-snippet --app-root /srv/blog/current --base-uri /blog \\
       --startup-file server.js --envvar API_URL=http://127.0.0.1:9000 --min-instances 2 > /etc/${server}/blog.conf`,
+    flags: [...own, ...APP_OPTION_SPECS],
     async run(argv) {
-      const { flags, rest } = ownFlags(argv, {
-        '--socket': 'value', '--max-body-size': 'value', '--app-root': 'value', '--base-uri': 'value',
-        ...(server === 'nginx' ? { '--http': 'bool', '--keepalive': 'bool' } : {}),
-      } as Record<string, 'bool' | 'value'>);
-      const socket = path.resolve((flags['--socket'] as string | undefined) ?? DEFAULT_SOCKET);
-      const maxBody = (flags['--max-body-size'] as string | undefined) ?? DEFAULT_MAX_BODY;
+      const { values: flags, positionals } = parseArgv<string>(argv, [...own, ...APP_OPTION_SPECS]);
+      const options: Partial<Options> = {};
+      for (const s of APP_OPTION_SPECS) if (flags[s.prop] !== undefined) (options as Record<string, unknown>)[s.prop] = flags[s.prop];
+      if (positionals.length > 0) die(`unexpected argument ${positionals[0]}`, 'see --help');
+      const socket = path.resolve((flags.socket as string | undefined) ?? DEFAULT_AGENT_SOCKET);
+      const maxBody = (flags.maxBodySize as string | undefined) ?? DEFAULT_MAX_BODY;
       sizeBytes(maxBody);
-      const file = path.join(dir, flags['--http'] ? 'passenger-http.conf' : flags['--keepalive'] ? 'passenger-keepalive.conf' : 'passenger.conf');
-      let text = fs.readFileSync(file, 'utf8').split(DEFAULT_SOCKET).join(socket);
+      const file = path.join(dir, flags.http ? 'passenger-http.conf' : flags.keepalive ? 'passenger-keepalive.conf' : 'passenger.conf');
+      let text = fs.readFileSync(file, 'utf8').split(DEFAULT_AGENT_SOCKET).join(socket);
       text = text.replace(/^client_max_body_size \S+;$/m, `client_max_body_size ${maxBody};`)
         .replace(/^RewriteCond expr "%\{HTTP:Content-Length\} -gt \d+"\nRewriteRule .*\n/m, bodyLimitRule('', sizeBytes(maxBody)));
-      const appRoot = flags['--app-root'] as string | undefined;
+      const appRoot = flags.appRoot as string | undefined;
       if (appRoot === undefined) {
-        if (rest.length > 0 || flags['--base-uri'] !== undefined) die(`${rest[0] ?? '--base-uri'}: app options need --app-root`, 'see --help');
+        const appFlag = APP_OPTION_SPECS.find((s) => s.prop in options)?.flag ?? (flags.baseUri !== undefined ? '--base-uri' : undefined);
+        if (appFlag !== undefined) die(`${appFlag}: app options need --app-root`, 'see --help');
         process.stdout.write(text);
         return 0;
       }
-      if (flags['--http']) die('--http prints the http-level file, which is the same for every app: leave out --app-root');
-      const { values, positionals } = parseFlags(rest, APP_OPTION_SPECS);
-      if (positionals.length > 0) die(`unexpected argument ${positionals[0]}`, 'see --help');
-      const spec = { appRoot: checkAppRoot(appRoot), baseUri: checkBaseUri((flags['--base-uri'] as string | undefined) ?? ''), options: values, maxBodySize: maxBody };
+      if (flags.http) die('--http prints the http-level file, which is the same for every app: leave out --app-root');
+      const spec = { appRoot: checkAppRoot(appRoot), baseUri: checkBaseUri((flags.baseUri as string | undefined) ?? ''), options, maxBodySize: maxBody };
       process.stdout.write(server === 'nginx' ? nginxAppSnippet(text, spec, argv) : apacheAppSnippet(text, spec, socket, argv));
       return 0;
     },

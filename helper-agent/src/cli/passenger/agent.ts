@@ -1,22 +1,11 @@
 // `passenger agent`: the service behind nginx or Apache, in the foreground.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { AGENT_OPTION_SPECS, defaults, parseFlags, usageOfOptions, type Options } from '../../config';
+import { AGENT_OPTION_SPECS, agentDefaults, parseFlags, usageOfOptions, type Options } from '../../config';
 import { ConfigError } from '../../errors';
-import { SERVICE_REGISTRY_DIR } from '../../instance/registry';
 import { gidOf, uidOf } from '../../platform/users';
 import { checkAppUsers } from '../../spawn/app-user';
 import { runWatchdog } from '../../watchdog/watchdog';
-
-export const DEFAULT_AGENT_SOCKET = '/run/passenger-ts/agent.sock';
-
-/** Where the agent's defaults differ from passenger start's. */
-const AGENT_HELP: Partial<Record<keyof Options, string>> = {
-  socket: `the request socket (default ${DEFAULT_AGENT_SOCKET})`,
-  environment: 'app environment: PASSENGER_APP_ENV and NODE_ENV (default production)',
-  logFile: 'where to write the log (default: the terminal; under systemd, the journal)',
-  instanceRegistryDir: `where the instance directory goes (default ${SERVICE_REGISTRY_DIR} as root, else $TMPDIR or /tmp)`,
-};
 
 const AGENT_USAGE = `Usage: passenger agent [options]
 
@@ -31,7 +20,7 @@ over it; the flags below are the defaults. Only app roots at or below an
 refused.
 
 Options:
-${usageOfOptions(AGENT_OPTION_SPECS.map((s) => (AGENT_HELP[s.prop] ? { ...s, help: AGENT_HELP[s.prop] as string } : s)))}
+${usageOfOptions(AGENT_OPTION_SPECS, 'agent')}
 
 Examples:
   passenger agent --app-root-allow /srv --socket-group www-data
@@ -44,8 +33,8 @@ export async function agent(argv: string[]): Promise<number> {
   }
   const { values, positionals } = parseFlags(argv, AGENT_OPTION_SPECS);
   if (positionals.length > 0) throw new ConfigError(`passenger agent takes no arguments, got ${positionals.join(' ')}`, 'name app roots with --app-root-allow DIR');
-  const o: Options = { ...defaults('/'), environment: 'production', ...values, mode: 'agent' };
-  o.socket = path.resolve(o.socket ?? DEFAULT_AGENT_SOCKET);
+  const o: Options = { ...agentDefaults(), ...values };
+  o.socket = path.resolve(o.socket as string);
   for (const p of ['logFile', 'instanceRegistryDir', 'pidFile'] as const) if (o[p]) o[p] = path.resolve(o[p] as string);
   o.appRootAllow = o.appRootAllow.map((d) => {
     const abs = path.resolve(d);

@@ -2,7 +2,7 @@
 // ours, and the instance registry when the PID file names none.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { OPTION_SPECS, parseFlags } from '../../config';
+import { START_OPTION_SPECS, defaults, parseFlags } from '../../config';
 import { PassengerError } from '../../errors';
 import { type InstanceProperties } from '../../instance/instance-dir';
 import { listInstances, registryDirs } from '../../instance/registry';
@@ -64,6 +64,9 @@ function ownerOf(pid: number): number | null {
   }
 }
 
+/** The flags of `passenger stop` and `passenger status`. */
+export const FIND_SERVER_SPECS = START_OPTION_SPECS.filter((s) => s.prop === 'port' || s.prop === 'pidFile' || s.prop === 'instanceRegistryDir');
+
 /** A running server: its watchdog's PID and how it was found. */
 export interface Found { pid: number; how: string }
 
@@ -75,19 +78,18 @@ export interface Found { pid: number; how: string }
  * in APP_DIR when one was named). Returns the error to report when none is found.
  */
 export function findServer(argv: string[]): Found | PassengerError {
-  const specs = OPTION_SPECS.filter((s) => s.prop === 'port' || s.prop === 'pidFile' || s.prop === 'instanceRegistryDir');
-  const { values, positionals } = parseFlags(argv, specs);
-  const file = values.pidFile ? path.resolve(values.pidFile) : defaultPidFile(path.resolve(positionals[0] ?? '.'), values.port ?? 3000);
+  const { values, positionals } = parseFlags(argv, FIND_SERVER_SPECS);
+  const port = values.port ?? defaults('.').port;
+  const file = values.pidFile ? path.resolve(values.pidFile) : defaultPidFile(path.resolve(positionals[0] ?? '.'), port);
   const pid = readPid(file);
   if (pid !== null && isOurServer(pid)) return { pid, how: `PID file ${file}` };
   const missing = new PassengerError('E_NOT_RUNNING', `no server is running according to ${file}`,
     pid !== null ? `PID ${pid} is not a running server of ours`
       : distrustOfFile(file) !== null ? `the PID file is not to be trusted: ${distrustOfFile(file)}` : 'the PID file is missing or empty');
   if (values.pidFile) return missing;
-  const port = String(values.port ?? 3000);
   const root = positionals[0] ? path.resolve(positionals[0]) : null;
   const matches = registryDirs(values.instanceRegistryDir).flatMap((r) => listInstances(r)).map((i) => i.readProperties()).filter((p): p is InstanceProperties =>
-    p !== null && p.mode === 'standalone' && /:(\d+)$/.exec(p.server)?.[1] === port && (root === null || p.app_root === root));
+    p !== null && p.mode === 'standalone' && /:(\d+)$/.exec(p.server)?.[1] === String(port) && (root === null || p.app_root === root));
   if (matches.length === 1 && isOurServer(matches[0].watchdog_pid)) return { pid: matches[0].watchdog_pid, how: `instance ${matches[0].name}, serving ${matches[0].app_root} on ${matches[0].server}` };
   return missing;
 }

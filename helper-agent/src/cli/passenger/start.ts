@@ -1,7 +1,7 @@
 // `passenger start`: serve one app over HTTP, in the foreground or the background.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { OPTION_SPECS, PASSENGER_ONLY_OPTIONS, parseFlags, resolveOptions, usageOfOptions, type Options } from '../../config';
+import { PASSENGER_ONLY_OPTIONS, START_OPTION_SPECS, parseFlags, resolveOptions, usageOfOptions, type Options } from '../../config';
 import { ConfigError } from '../../errors';
 import { serverRegistryDir } from '../../instance/registry';
 import { distrustOfFile } from '../../platform/safe-files';
@@ -38,7 +38,7 @@ function defaultLogFile(appRoot: string, port: number): string {
 const warnOfOption = (m: string): void => { process.stderr.write(`passenger start: warning: ${m}\n`); };
 
 function startOptions(argv: string[]): Options {
-  const { values, positionals, warnings } = parseFlags(argv, OPTION_SPECS, PASSENGER_ONLY_OPTIONS);
+  const { values, positionals, warnings } = parseFlags(argv, START_OPTION_SPECS, PASSENGER_ONLY_OPTIONS);
   if (positionals.length > 1) throw new ConfigError(`passenger start takes one app directory, got ${positionals.join(' ')}`);
   for (const w of warnings) warnOfOption(w);
   const o = resolveOptions(values, positionals[0], process.cwd(), process.env, warnOfOption);
