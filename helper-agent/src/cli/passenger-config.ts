@@ -10,7 +10,7 @@ import { reopenLogs } from './config/reopen-logs';
 import { restartApp } from './config/restart-app';
 import { snippetCommand } from './config/snippets';
 
-const COMMANDS: Record<string, Command> = {
+export const COMMANDS: Record<string, Command> = {
   'restart-app': restartApp,
   'detach-process': detachProcess,
   'list-instances': listInstancesCommand,
@@ -26,7 +26,7 @@ function usage(): string {
   return `Usage: passenger-config <command> [options]\n\nCommands:\n${Object.entries(COMMANDS).map(([k, c]) => `  ${k.padEnd(w)}  ${c.summary}`).join('\n')}\n\nRun \`passenger-config <command> --help\` for a command's usage and examples.`;
 }
 
-runMain('passenger-config', async (argv) => {
+export async function configMain(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   // Passenger's `passenger-config --root`, which older deploy scripts call.
   if (name === '--root') return about.run(['root']);
@@ -41,4 +41,6 @@ runMain('passenger-config', async (argv) => {
     return 0;
   }
   return cmd.run(rest);
-});
+}
+
+if (require.main === module) runMain('passenger-config', configMain);

@@ -25,7 +25,7 @@ Examples:
   passenger start examples/hello --port 8000 --min-instances 2
   passenger start --daemonize && passenger status && passenger stop`;
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
+export const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   start,
   agent,
   stop,
@@ -33,7 +33,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   __watchdog: watchdogMain,
 };
 
-runMain('passenger', async (argv) => {
+export async function passengerMain(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
     console.log(USAGE);
@@ -46,4 +46,6 @@ runMain('passenger', async (argv) => {
   const fn = Object.prototype.hasOwnProperty.call(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
   if (!fn) throw new PassengerError('E_USAGE', `unknown command "${cmd}"`, 'commands: start, stop, status (see passenger --help)');
   return fn(rest);
-});
+}
+
+if (require.main === module) runMain('passenger', passengerMain);
