@@ -22,7 +22,7 @@ function ownFlags(server: 'nginx' | 'apache') {
 /** A shipped web server snippet with the agent's socket path put in, or one app's snippet. */
 export function snippetCommand(server: 'nginx' | 'apache'): Command {
   const dir = path.join(PACKAGE_ROOT, `${server}-conf`);
-  const own = ownFlags(server);
+  const flags = [...ownFlags(server), ...APP_OPTION_SPECS];
   const nginxOnly = server === 'nginx' ? ' [--http | --keepalive]' : '';
   return {
     summary: `print the ${server} snippet (${server}-conf/) for an agent socket path, or one app's`,
@@ -59,28 +59,28 @@ Examples:
   passenger-config ${server}-snippet --socket /tmp/agent.sock > /etc/${server}/passenger.conf
   passenger-config ${server}-snippet --app-root /srv/blog/current --base-uri /blog \\
       --startup-file server.js --envvar API_URL=http://127.0.0.1:9000 --min-instances 2 > /etc/${server}/blog.conf`,
-    flags: [...own, ...APP_OPTION_SPECS],
+    flags,
     async run(argv) {
-      const { values: flags, positionals } = parseArgv<string>(argv, [...own, ...APP_OPTION_SPECS]);
+      const { values, positionals } = parseArgv<string>(argv, flags);
       const options: Partial<Options> = {};
-      for (const s of APP_OPTION_SPECS) if (flags[s.prop] !== undefined) (options as Record<string, unknown>)[s.prop] = flags[s.prop];
+      for (const s of APP_OPTION_SPECS) if (values[s.prop] !== undefined) (options as Record<string, unknown>)[s.prop] = values[s.prop];
       if (positionals.length > 0) die(`unexpected argument ${positionals[0]}`, 'see --help');
-      const socket = path.resolve((flags.socket as string | undefined) ?? DEFAULT_AGENT_SOCKET);
-      const maxBody = (flags.maxBodySize as string | undefined) ?? DEFAULT_MAX_BODY;
+      const socket = path.resolve((values.socket as string | undefined) ?? DEFAULT_AGENT_SOCKET);
+      const maxBody = (values.maxBodySize as string | undefined) ?? DEFAULT_MAX_BODY;
       sizeBytes(maxBody);
-      const file = path.join(dir, flags.http ? 'passenger-http.conf' : flags.keepalive ? 'passenger-keepalive.conf' : 'passenger.conf');
+      const file = path.join(dir, values.http ? 'passenger-http.conf' : values.keepalive ? 'passenger-keepalive.conf' : 'passenger.conf');
       let text = fs.readFileSync(file, 'utf8').split(DEFAULT_AGENT_SOCKET).join(socket);
       text = text.replace(/^client_max_body_size \S+;$/m, `client_max_body_size ${maxBody};`)
         .replace(/^RewriteCond expr "%\{HTTP:Content-Length\} -gt \d+"\nRewriteRule .*\n/m, bodyLimitRule('', sizeBytes(maxBody)));
-      const appRoot = flags.appRoot as string | undefined;
+      const appRoot = values.appRoot as string | undefined;
       if (appRoot === undefined) {
-        const appFlag = APP_OPTION_SPECS.find((s) => s.prop in options)?.flag ?? (flags.baseUri !== undefined ? '--base-uri' : undefined);
+        const appFlag = APP_OPTION_SPECS.find((s) => s.prop in options)?.flag ?? (values.baseUri !== undefined ? '--base-uri' : undefined);
         if (appFlag !== undefined) die(`${appFlag}: app options need --app-root`, 'see --help');
         process.stdout.write(text);
         return 0;
       }
-      if (flags.http) die('--http prints the http-level file, which is the same for every app: leave out --app-root');
-      const spec = { appRoot: checkAppRoot(appRoot), baseUri: checkBaseUri((flags.baseUri as string | undefined) ?? ''), options, maxBodySize: maxBody };
+      if (values.http) die('--http prints the http-level file, which is the same for every app: leave out --app-root');
+      const spec = { appRoot: checkAppRoot(appRoot), baseUri: checkBaseUri((values.baseUri as string | undefined) ?? ''), options, maxBodySize: maxBody };
       process.stdout.write(server === 'nginx' ? nginxAppSnippet(text, spec, argv) : apacheAppSnippet(text, spec, socket, argv));
       return 0;
     },
