@@ -17,9 +17,7 @@ import { SERVICE_REGISTRY_DIR } from '../../helper-agent/src/instance/registry';
 
 const SPECS = OPTION_SPECS as readonly OptionSpec[];
 
-test('the table: every option once, with one key and one flag each; defaults() is built from it', () => {
-  const props = Object.keys(defaults('/app')).filter((p) => p !== 'appRoot' && p !== 'mode').sort();
-  assert.deepEqual(SPECS.map((s) => s.prop as string).sort(), props, 'one row for each option');
+test('the table: one key and one flag for each option (every option has a row: see EVERY_OPTION_HAS_A_ROW); defaults() is built from it', () => {
   for (const field of ['prop', 'key', 'flag'] as const) {
     const seen = SPECS.map((s) => s[field]);
     assert.equal(new Set(seen).size, seen.length, `${field}s are unique`);

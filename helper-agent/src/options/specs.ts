@@ -115,6 +115,9 @@ export const OPTION_SPECS = [
 ] satisfies readonly OptionSpec[];
 
 type Row = (typeof OPTION_SPECS)[number];
+/** Compiles only while every option has its row (else the type names the ones without). */
+type WithoutRow = Exclude<OptionProp, Row['prop']>;
+export const EVERY_OPTION_HAS_A_ROW: [WithoutRow] extends [never] ? true : WithoutRow = true;
 const ofScope = (...scopes: Scope[]): readonly OptionSpec[] => (OPTION_SPECS as readonly OptionSpec[]).filter((s) => scopes.includes(s.scope));
 
 /** `passenger start`'s options (also read from Passengerfile.json and PASSENGER_<KEY>). */
