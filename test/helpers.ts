@@ -179,10 +179,19 @@ export interface StatusDoc {
 /**
  * The pool of the one server in `registry`, straight from its admin API (the
  * document `passenger-status --show=json` prints): polling it costs no
- * process. The CLI itself is tested on its own.
+ * process. The CLI itself is tested on its own. While a restarted core has
+ * yet to bind its admin socket (it serves requests first), it is asked again.
  */
-export function poolStatus(registry: string): Promise<StatusDoc> {
-  return adminJson<StatusDoc>(selectInstance(registry), 'GET', '/pool.json');
+export async function poolStatus(registry: string): Promise<StatusDoc> {
+  const end = Date.now() + 10_000;
+  for (;;) {
+    try {
+      return await adminJson<StatusDoc>(selectInstance(registry), 'GET', '/pool.json');
+    } catch (e) {
+      if (!/ECONNREFUSED|ENOENT/.test((e as Error).message) || Date.now() > end) throw e;
+      await sleep(50);
+    }
+  }
 }
 
 /** The PIDs of the live app processes in a pool document, in order. */
