@@ -266,17 +266,6 @@ export function nearest(name: string, known: readonly string[]): string | undefi
   return bestD <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
 }
 
-/**
- * At a server stop, how long requests in flight run before their processes
- * are told to leave anyway (each then has its shutdown_timeout to exit).
- */
-export const STOP_DRAIN_MS = 2000;
-
-/** How long the watchdog lets a stopping core take before it kills it: longer than the core's own bound on a stop. */
-export function stopBoundMs(o: Pick<Options, 'shutdownTimeout'>): number {
-  return STOP_DRAIN_MS + o.shutdownTimeout * 1000 + 15_000;
-}
-
 const LOG_LEVEL_NAMES: Record<string, number> = { crit: 0, error: 1, warn: 2, notice: 3, info: 4, debug: 5, debug2: 6, debug3: 7 };
 
 export function defaults(appRoot: string): Options {

@@ -3,11 +3,12 @@
 // settings in PASSENGER_CORE_CONFIG and hears "ready" over the IPC channel.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { STOP_DRAIN_MS, groupOptions, resolveOptions, type Options } from '../config';
+import { groupOptions, resolveOptions, type Options } from '../config';
+import { STOP_FLUSH_MS, coreStopBoundMs } from '../pool/stop-policy';
 import { InstanceDir, type ProcessRecord } from '../instance/instance-dir';
 import { AdminSocket } from '../admin/admin-socket';
 import { setCloexec } from '../platform/native';
-import { AdoptedProcess } from '../spawn/adopted';
+import { AppHandle } from '../spawn/app-handle';
 import type { GroupOptions } from '../config';
 import { Logger } from '../log';
 import { readStatSync } from '../platform/procfs';
@@ -98,16 +99,16 @@ async function main(): Promise<void> {
       for (const g of pool?.groups.values() ?? []) for (const p of g.processes) { try { process.kill(-p.pid, 'SIGKILL'); } catch { /* gone */ } }
       try { fs.rmSync(inst.corePidFile, { force: true }); } catch { /* gone */ }
       process.exit(0);
-    }, STOP_DRAIN_MS + capMs + 8000);
+    }, coreStopBoundMs(o.shutdownTimeout));
     last.unref();
     // In direct mode the apps accept, not us: our copy of the listening socket
     // goes now, so that new connections are refused once the watchdog's and the
     // apps' copies are closed too (the request server closes its own in close()).
     if (o.directMode && cfg.listenFd !== null) { try { fs.closeSync(cfg.listenFd); } catch { /* closed */ } }
     const closed = app?.close() ?? Promise.resolve();
-    await pool?.close(STOP_DRAIN_MS, capMs);
+    await pool?.close(capMs);
     // Every process is gone: responses still being written get a moment to go out.
-    await Promise.race([closed, new Promise((r) => setTimeout(r, 1000).unref())]);
+    await Promise.race([closed, new Promise((r) => setTimeout(r, STOP_FLUSH_MS).unref())]);
     app?.destroy();
     await admin?.close().catch(() => undefined);
     channel?.close();
@@ -292,12 +293,12 @@ function appUsers(o: Options, inst: InstanceDir, log: Logger): Pick<SpawnerConfi
  */
 function adoptProcesses(pool: Pool, records: ProcessRecord[], optionsFor: (appRoot: string, web?: WebSettings) => GroupOptions | null, inst: InstanceDir, channel: Channel, log: Logger): void {
   for (const r of records) {
-    const options = r.token !== undefined && AdoptedProcess.isLive(r) ? optionsFor(r.group, r.web) : null;
+    const options = r.token !== undefined && AppHandle.isLive(r) ? optionsFor(r.group, r.web) : null;
     if (options === null) {
       fs.rmSync(path.join(inst.processesDir, String(r.pid)), { force: true });
       continue;
     }
-    pool.adopt(options, new AdoptedProcess(r, channel), r.id, r.spawnedAt);
+    pool.adopt(options, AppHandle.adopt(r, channel, (m) => log.warn(m)), r.id, r.spawnedAt);
   }
   if (records.length > 0) log.notice(`adopted ${pool.processCount()} live app process(es) from the previous agent core`);
 }

@@ -4,6 +4,7 @@ import type { GroupOptions } from '../config';
 import { PassengerError } from '../errors';
 import { AppProcess, type ProcessReport } from './process';
 import { spawnDelay } from './restart-policy';
+import { drainMs, leaveTimeoutMs } from './stop-policy';
 import { leastBusy } from './routing';
 import type { Pool } from './pool';
 
@@ -227,7 +228,7 @@ export class Group {
    * after `drainMs` at the latest, it is told to leave (see stopProcess).
    * Safe to call twice. Returns false if it was already leaving.
    */
-  detach(p: AppProcess, drainMs = this.shutdownTimeoutMs()): boolean {
+  detach(p: AppProcess, drainMs = this.drainMs()): boolean {
     if (p.life !== 'alive') return false;
     p.life = 'shuttingDown';
     p.enabled = 'disabled';
@@ -277,7 +278,12 @@ export class Group {
 
   /** How long a process of this group gets to exit by itself once told to leave (shutdown_timeout), capped while the pool closes. */
   shutdownTimeoutMs(): number {
-    return Math.min(this.options.shutdownTimeout * 1000, this.pool.shutdownCapMs);
+    return leaveTimeoutMs(this.options.shutdownTimeout, this.pool.shutdownCapMs);
+  }
+
+  /** How long a leaving process's requests run before it is told to leave anyway: shutdown_timeout, or the stop's drain window. */
+  drainMs(): number {
+    return Math.min(drainMs(this.options.shutdownTimeout, this.pool.closing), this.shutdownTimeoutMs());
   }
 
   /** Tells the process to leave: its app's own shutdown runs, KILL after shutdown_timeout. */
@@ -285,7 +291,8 @@ export class Group {
     if (p.drainTimer) clearTimeout(p.drainTimer);
     p.drainTimer = null;
     if (this.pool.selfCheck) this.pool.checkSoon();
-    p.handle.stop(this.shutdownTimeoutMs()).catch((e: Error) => this.pool.log.warn(`stopping process ${p.pid}: ${e.message}`));
+    // At a stop, a process in direct mode drains its own requests for the stop's drain window.
+    p.handle.stop(this.shutdownTimeoutMs(), this.pool.closing ? this.drainMs() : undefined).catch((e: Error) => this.pool.log.warn(`stopping process ${p.pid}: ${e.message}`));
   }
 
   /**

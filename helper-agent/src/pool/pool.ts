@@ -256,13 +256,6 @@ export class Pool {
   }
 
   /**
-   * Refuses further work and stops every process: each is told to leave once
-   * its requests are done, or after `drainMs` at the latest, and then gets at
-   * most `shutdownCapMs` (or its shutdown_timeout, if shorter) to exit before
-   * KILL. Processes already leaving are held to the same bounds. Resolves
-   * when all have exited. Safe to call twice.
-   */
-  /**
    * Self-check: verifies the invariants once the current change is over. A
    * change may nest others (a release that detaches, then serves the queue),
    * so the check waits for the stack to unwind, once however many changes
@@ -282,7 +275,15 @@ export class Pool {
     });
   }
 
-  async close(drainMs = 2000, shutdownCapMs = Infinity): Promise<void> {
+  /**
+   * Refuses further work and stops every process: each is told to leave once
+   * its requests are done, or after the stop's drain window at the latest
+   * (stop-policy.ts), and then gets at most `shutdownCapMs` (or its
+   * shutdown_timeout, if shorter) to exit before KILL. Processes already
+   * leaving are held to the same bounds. Resolves when all have exited.
+   * Safe to call twice.
+   */
+  async close(shutdownCapMs = Infinity): Promise<void> {
     if (!this.closing) {
       this.closing = true;
       this.shutdownCapMs = shutdownCapMs;
@@ -291,8 +292,9 @@ export class Pool {
       for (const g of this.groups.values()) {
         g.cancelTimers();
         g.failQueue(shuttingDown());
+        const drain = g.drainMs();
         for (const p of [...g.processes]) {
-          if (!g.detach(p, drainMs)) g.hurry(p, drainMs);
+          if (!g.detach(p, drain)) g.hurry(p, drain);
         }
       }
     }

@@ -12,8 +12,12 @@ export interface ProcessHandle {
   readonly endpoint: { socketPath: string } | { host: string; port: number };
   /** Called once, when the process has exited. */
   onExit(cb: (code: number | null, signal: string | null) => void): void;
-  /** Closes stdin, then TERM and KILL to its process group; resolves when it is gone. */
-  stop(graceMs: number): Promise<void>;
+  /**
+   * Tells it to leave, and KILL to its process group after `timeoutMs`;
+   * resolves when it is gone. `drainMs`: in direct mode, how long its own
+   * requests in flight may run (else half of `timeoutMs`).
+   */
+  stop(timeoutMs: number, drainMs?: number): Promise<void>;
   /** Direct mode: counters the process reports about the requests it accepted itself. */
   onReport?(cb: (r: ProcessReport) => void): void;
   /**

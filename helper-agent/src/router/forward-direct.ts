@@ -194,6 +194,6 @@ export class DirectForwarder {
 function sendAgentResponse(res: ServerResponse, err: Error, group: Group | null): void {
   if (res.headersSent || res.destroyed) return;
   const r = agentErrorResponse(err, group);
-  res.writeHead(r.status, { 'content-type': r.type, 'content-length': Buffer.byteLength(r.body) });
+  res.writeHead(r.status, r.close ? { 'content-type': r.type, 'content-length': Buffer.byteLength(r.body), connection: 'close' } : { 'content-type': r.type, 'content-length': Buffer.byteLength(r.body) });
   res.end(r.body);
 }
