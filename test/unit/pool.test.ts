@@ -7,6 +7,7 @@ import { verifyInvariants } from '../../helper-agent/src/pool/invariants';
 import { Pool } from '../../helper-agent/src/pool/pool';
 import type { AppProcess, ProcessHandle } from '../../helper-agent/src/pool/process';
 import { leastBusy } from '../../helper-agent/src/pool/routing';
+import { snapshotPool } from '../../helper-agent/src/pool/snapshot';
 import { UNASKED_RETRIES, spawnDelay } from '../../helper-agent/src/pool/restart-policy';
 
 class FakeHandle implements ProcessHandle {
@@ -359,14 +360,17 @@ test('idle processes above min_instances are shut down after pool_idle_time', as
   assert.equal(g.processes.length, 1, 'one idle process shut down, min_instances kept');
 });
 
-test('detach drains: a process with sessions stops only when they end', async () => {
+test('a detached process drains: it is told to leave only when its sessions end', async () => {
   const { pool, spawner, options, check } = setup({ minInstances: 1 });
   const g = pool.group(options);
   const h = spawner.finishOne();
   await flush();
   const p = g.checkout()!;
-  g.detach(p);
+  assert.equal(g.retire(p, 'detached'), true);
+  assert.equal(g.retire(p, 'detached'), false, 'safe to call twice');
   check();
+  assert.equal(p.life, 'draining');
+  assert.equal(p.leaveReason, 'detached');
   assert.equal(h.stopped, false);
   assert.equal(g.checkout(), null, 'a detached process takes no new session');
   g.release(p);
@@ -381,20 +385,22 @@ test('invariants: a process waits for a replacement only while alive; a drain ti
   spawner.finishOne();
   await flush();
   const p = g.checkout()!;
-  g.replace(p); // a full pool: it drains now, and waits for nothing
-  assert.equal(p.life, 'shuttingDown');
-  assert.equal(p.replacing, false);
+  g.retire(p, 'memory_limit'); // a full pool: it drains now, and waits for nothing
+  assert.equal(p.life, 'draining');
+  assert.equal(p.replacement, null);
+  assert.equal(p.leaveReason, 'memory_limit');
   assert.notEqual(p.drainTimer, null);
   check();
-  p.replacing = true;
-  assert.throws(() => verifyInvariants(pool), /waits for a replacement but is shuttingDown/);
-  p.replacing = false;
+  p.replacement = { reason: 'memory_limit', serving: true };
+  assert.throws(() => verifyInvariants(pool), /waits for a replacement but is draining/);
+  p.replacement = null;
   p.sessions = 0;
-  assert.throws(() => verifyInvariants(pool), /has a drain timer but is shuttingDown with 0 sessions/);
+  assert.throws(() => verifyInvariants(pool), /is draining with 0 sessions and 0 WebSockets, with a drain timer/);
   p.sessions = 1;
   check();
   g.release(p);
   assert.equal(p.drainTimer, null);
+  assert.notEqual(p.life, 'draining', 'told to leave once its last request ended');
   await flush();
   check();
 });
@@ -405,9 +411,11 @@ test('replace: with room in the pool the new process comes first, then the old o
   const old = spawner.finishOne();
   await flush();
   const p = g.processes[0];
-  g.replace(p);
+  g.retire(p, 'memory_limit');
   check();
   assert.equal(p.life, 'alive', 'the old process still serves');
+  assert.deepEqual(p.replacement, { reason: 'memory_limit', serving: true });
+  assert.equal(p.enabled, true);
   assert.equal(spawner.pending.length, 1);
   spawner.finishOne();
   await flush();
@@ -421,7 +429,7 @@ test('replace: with a full pool the old process drains first, then the replaceme
   const g = pool.group(options);
   const old = spawner.finishOne();
   await flush();
-  g.replace(g.processes[0]);
+  g.retire(g.processes[0], 'memory_limit');
   check();
   assert.equal(old.stopped, true);
   await flush();
@@ -451,6 +459,54 @@ test('rolling restart replaces one process at a time and keeps one serving throu
   check();
   assert.equal(g.processes.length, 2);
   assert.ok(g.processes.every((p) => !before.includes(p.pid)));
+});
+
+test('restarts never interleave: one asked while another runs starts once it is over', async () => {
+  const { pool, spawner, options, check } = setup({ minInstances: 1 }, 2);
+  const g = pool.group(options);
+  spawner.finishOne();
+  await flush();
+  const first = g.processes[0];
+  const order: string[] = [];
+  const a = g.restart(true).then(() => { order.push('first done'); });
+  const b = g.restart(false).then(() => { order.push('second done'); });
+  assert.equal(g.isRestarting, true);
+  await flush();
+  check();
+  assert.deepEqual(first.replacement, { reason: 'rolling_restart', serving: true }, 'the rolling restart runs first');
+  assert.equal(spawner.pending.length, 1, 'only the first restart spawns');
+  const second = spawner.finishOne();
+  await a;
+  await flush();
+  check();
+  assert.equal(first.life, 'dead');
+  assert.equal(second.stopped, true, 'then the second restart replaced the first one\'s new process');
+  spawner.finishOne();
+  await b;
+  assert.deepEqual(order, ['first done', 'second done']);
+  assert.equal(g.isRestarting, false);
+  check();
+});
+
+test('passenger-status says why a process is replaced or leaves', async () => {
+  const { pool, spawner, options, check } = setup({ minInstances: 1 }, 2);
+  const g = pool.group(options);
+  spawner.finishOne();
+  await flush();
+  const p = g.checkout()!;
+  g.retire(p, 'memory_limit');
+  check();
+  let [snap] = snapshotPool(pool).groups[0].processes;
+  assert.deepEqual([snap.state, snap.leave_reason], ['alive', 'memory_limit'], 'it serves while its replacement starts');
+  spawner.finishOne();
+  await flush();
+  check();
+  snap = snapshotPool(pool).groups[0].processes.find((x) => x.pid === p.pid)!;
+  assert.deepEqual([snap.state, snap.leave_reason], ['shutting_down', 'memory_limit'], 'it drains its request');
+  assert.equal(snapshotPool(pool).groups[0].processes.find((x) => x.pid !== p.pid)?.leave_reason, null);
+  g.release(p);
+  await flush();
+  check();
 });
 
 test('a full pool: a group with waiting requests and no process takes the idle process of another group', async () => {
@@ -514,7 +570,8 @@ test('max_requests N: a process takes at most N requests, and none while its rep
     g.release(p);
     check();
   }
-  assert.equal(p.enabled, 'disabled', 'the 3rd request was its last');
+  assert.equal(p.enabled, false, 'the 3rd request was its last');
+  assert.deepEqual(p.replacement, { reason: 'max_requests', serving: false });
   assert.equal(spawner.pending.length, 1, 'its replacement is under way');
   assert.equal(g.checkout(), null, 'a 4th request waits');
   let servedBy: AppProcess | null = null;
@@ -539,7 +596,8 @@ test('max_requests: requests in flight count, so concurrent requests never excee
   check();
   spawner.finishOne();
   await flush();
-  assert.equal(p.life, 'shuttingDown', 'it leaves once the replacement is up');
+  assert.equal(p.life, 'draining', 'it leaves once the replacement is up');
+  assert.equal(p.leaveReason, 'max_requests');
   assert.equal(old.stopped, false, 'its requests in flight finish first');
   g.release(p);
   g.release(p);
@@ -559,7 +617,7 @@ test('a leaving process is announced; with open WebSockets it is told to leave o
   assert.equal(g.checkout(), p);
   g.upgraded(p);
   assert.equal(p.websockets, 1);
-  g.detach(p);
+  g.retire(p, 'detached');
   assert.deepEqual(leaving, [p]);
   assert.equal(h.stopped, false, 'the open WebSocket keeps it');
   g.websocketClosed(p);
@@ -576,10 +634,10 @@ test('a replacement that fails to start leaves the process that was waiting for 
   const p = g.processes[0];
   assert.equal(g.checkout(), p);
   g.release(p);
-  assert.equal(p.enabled, 'disabled');
+  assert.equal(p.enabled, false);
   spawner.failOne();
   await flush();
-  assert.equal(p.enabled, 'enabled', 'it serves again meanwhile');
+  assert.equal(p.enabled, true, 'it serves again meanwhile');
   check();
   g.cancelTimers();
 });
@@ -592,7 +650,7 @@ test('requests that waited for a replacement that failed to start go to the proc
   const p = g.processes[0];
   assert.equal(g.checkout(), p);
   g.release(p);
-  assert.equal(p.enabled, 'disabled');
+  assert.equal(p.enabled, false);
   let got: unknown = 'nothing yet';
   g.wait((err, proc) => { got = err ?? proc; });
   assert.equal(g.queue.length, 1);

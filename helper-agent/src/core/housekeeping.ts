@@ -81,12 +81,9 @@ export class MemoryLimiter {
       const limitMB = g.options.memoryLimit;
       if (limitMB <= 0) continue;
       for (const p of [...g.processes]) {
-        if (p.life !== 'alive' || p.replacing) continue;
+        if (p.life !== 'alive' || p.replacement !== null) continue;
         const kb = await privateDirtyKB(p.pid);
-        if (kb !== null && kb > limitMB * 1024) {
-          this.log.notice(`process ${p.pid} of ${g.name} uses ${Math.round(kb / 1024)} MB (memory_limit ${limitMB} MB): replacing it`);
-          g.replace(p);
-        }
+        if (kb !== null && kb > limitMB * 1024) g.retire(p, 'memory_limit', `uses ${Math.round(kb / 1024)} MB (memory_limit ${limitMB} MB)`);
       }
     }
   }

@@ -142,9 +142,9 @@ export class AppHandle implements ProcessHandle {
       const told = token !== undefined && this.init.channel.send(token, drainMs === undefined ? { type: 'leave' } : { type: 'leave', drainMs });
       const stdin = this.init.stdin ?? null;
       stdin?.end();
-      if (!told && (token === undefined || stdin === null)) signalGroup(this.pid, 'SIGTERM');
+      const termed = !told && (token === undefined || stdin === null) && signalGroup(this.pid, 'SIGTERM');
       if (await this.waitExit(timeoutMs)) return;
-      this.init.warn?.(`app process ${this.pid} was still running ${Math.round(timeoutMs / 100) / 10} s after it was told to leave: sending SIGKILL to its process group (shutdown_timeout)`);
+      this.init.warn?.(`app process ${this.pid} was still running ${Math.round(timeoutMs / 100) / 10} s after ${termed ? 'SIGTERM' : 'it was told to leave'}: sending SIGKILL to its process group (shutdown_timeout)`);
       signalGroup(this.pid, 'SIGKILL');
       await this.waitExit(KILL_WAIT_MS);
     })();
