@@ -8,6 +8,7 @@ import { Pool } from '../../helper-agent/src/pool/pool';
 import type { AppProcess, ProcessHandle } from '../../helper-agent/src/pool/process';
 import { leastBusy } from '../../helper-agent/src/pool/routing';
 import { snapshotPool } from '../../helper-agent/src/pool/snapshot';
+import { KILL_WAIT_MS, STOP_DRAIN_MS, STOP_FLUSH_MS, coreStopBoundMs, drainMs, leaveTimeoutMs, watchdogStopBoundMs } from '../../helper-agent/src/pool/stop-policy';
 import { UNASKED_RETRIES, spawnDelay } from '../../helper-agent/src/pool/restart-policy';
 
 class FakeHandle implements ProcessHandle {
@@ -661,4 +662,35 @@ test('requests that waited for a replacement that failed to start go to the proc
   check();
   g.release(p);
   g.cancelTimers();
+});
+
+test('a stop: an idle process is told to leave at once, a busy one when the stop drain window is up (capped by shutdown_timeout)', async () => {
+  const { pool, spawner, options, check } = setup({ minInstances: 2, shutdownTimeout: 1 });
+  const g = pool.group(options);
+  spawner.finishOne();
+  await flush();
+  spawner.finishOne();
+  await flush();
+  const [busy, idle] = [g.checkout()!, g.processes.find((p) => p.sessions === 0)!];
+  const closed = pool.close();
+  check();
+  assert.equal((idle.handle as FakeHandle).stopped, true, 'the idle process is told at once');
+  assert.equal(busy.life, 'draining');
+  assert.equal(busy.leaveReason, 'stop');
+  assert.equal((busy.handle as FakeHandle).stopped, false, 'the busy one runs its request first');
+  // Told when its 1 s is up (no release came), and gone. (The agent's timers do not hold the event loop open: this does.)
+  const keepAlive = setInterval(() => undefined, 100);
+  await closed.finally(() => clearInterval(keepAlive));
+  assert.equal((busy.handle as FakeHandle).stopped, true);
+  assert.equal(g.processes.length, 0);
+});
+
+test('stop policy: the watchdog waits longer than the core\'s own bound, which covers the drain window and shutdown_timeout', () => {
+  for (const s of [1, 4, 30, 300]) {
+    assert.ok(coreStopBoundMs(s) >= STOP_DRAIN_MS + s * 1000 + KILL_WAIT_MS + STOP_FLUSH_MS);
+    assert.ok(watchdogStopBoundMs(s) > coreStopBoundMs(s));
+    assert.equal(drainMs(s, true), Math.min(STOP_DRAIN_MS, s * 1000), 'a stop drains for the window, or shutdown_timeout if shorter');
+    assert.equal(drainMs(s, false), s * 1000, 'any other leave drains for shutdown_timeout');
+    assert.equal(leaveTimeoutMs(s, 2000), Math.min(s * 1000, 2000));
+  }
 });
