@@ -66,7 +66,7 @@ async function main(): Promise<void> {
   if (stop.stopping) return;
   stop.admin = await openAdmin(cfg, inst, apps, stop.server, adminGate, log);
   new RestartFileWatcher(apps.pool, log, o.statThrottleRate).start();
-  new MemoryLimiter(apps.pool, log).start();
+  new MemoryLimiter(apps.pool).start();
   if (stop.stopping) {
     await stop.admin.close();
     return;

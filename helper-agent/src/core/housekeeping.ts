@@ -61,11 +61,11 @@ export class RestartFileWatcher {
   }
 }
 
-/** Replaces processes whose private dirty memory passes their group's memory_limit (MB). */
+/** Replaces processes whose private dirty memory passes their group's memory_limit (MB); the pool logs why. */
 export class MemoryLimiter {
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly pool: Pool, private readonly log: Logger, private readonly intervalMs = 5000) {}
+  constructor(private readonly pool: Pool, private readonly intervalMs = 5000) {}
 
   start(): void {
     this.timer = setInterval(() => void this.check(), this.intervalMs);

@@ -5,7 +5,7 @@
 // When the agent runs as root, each process runs as its app's user (see
 // app-user.ts), started through setpriv(1) so its supplementary groups are the
 // user's own: Node's spawn() sets a uid and gid but not the groups.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
