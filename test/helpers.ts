@@ -172,7 +172,7 @@ export interface StatusDoc {
   schema: number;
   max_pool_size: number;
   process_count: number;
-  groups: { name: string; app_root: string; queue: number; spawning: number; last_spawn_error: string | null; processes: { pid: number; sessions: number; websockets: number; processed: number; state: string; private_dirty_kb: number | null; cpu_percent: number | null; uptime_s: number; last_used: number }[] }[];
+  groups: { name: string; app_root: string; queue: number; spawning: number; last_spawn_error: string | null; processes: { pid: number; sessions: number; websockets: number; processed: number; state: string; leave_reason: string | null; private_dirty_kb: number | null; cpu_percent: number | null; uptime_s: number; last_used: number }[] }[];
   instance: { name: string; dir: string; watchdog_pid: number; core_pid: number };
 }
 

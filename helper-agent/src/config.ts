@@ -14,13 +14,3 @@ export { nearest } from './options/values';
 export { PASSENGERFILE, PASSENGERFILE_OLD, appFileOptions, defaultEnvironment, envOptions, readPassengerfile, webAppOptions } from './options/sources';
 export { groupOptions, resolveOptions, type GroupOptions } from './options/resolve';
 
-/**
- * At a server stop, how long requests in flight run before their processes
- * are told to leave anyway (each then has its shutdown_timeout to exit).
- */
-export const STOP_DRAIN_MS = 2000;
-
-/** How long the watchdog lets a stopping core take before it kills it: longer than the core's own bound on a stop. */
-export function stopBoundMs(o: { shutdownTimeout: number }): number {
-  return STOP_DRAIN_MS + o.shutdownTimeout * 1000 + 15_000;
-}

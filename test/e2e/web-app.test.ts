@@ -208,7 +208,7 @@ test('behind nginx, a full pool: the idle process of one app gives way to anothe
   const second = await request(web.ports[1], '/pid');
   assert.equal(second.status, 200, second.body);
   assert.notEqual(second.body, first.body);
-  const gaveWay = new RegExp(`the pool is full: process ${first.body} of ${apps[0]} gives way to ${apps[1]}`);
+  const gaveWay = new RegExp(`process ${first.body} of ${apps[0]} gives way to ${apps[1]} \\(the pool is full\\)`);
   await eventually(() => gaveWay.test(agent.output()), 10_000, 'the log to name the eviction');
   await eventually(() => !isAlive(Number(first.body)), 20_000, 'the evicted process to stop');
   // And back again.

@@ -22,18 +22,21 @@ test('passenger-status shows the pool in Passenger\'s layout', async (t) => {
   assert.doesNotMatch(noHeader.stdout, /^Version/m);
 });
 
-test('passenger-status shows a process being spawned and one shutting down', async (t) => {
+test('passenger-status shows a process being spawned and one shutting down, with why', async (t) => {
   const starting = await startServer(t, appCopy(t, 'never-listens'), ['--start-timeout', '120'], { waitFor: 'none' });
   await eventually(() => /never-listens \d+:/.test(starting.output()), 20_000, 'the app to boot');
   const a = await eventually(async () => { const r = await runCli(BIN.status, ['--instance-registry-dir', starting.registry]); return r.code === 0 ? r : null; }, 20_000, 'an answer');
   assert.match(a.stdout, /^  Spawning: 1 process\(es\)$/m);
 
-  // A process that ignores TERM stays "shutting down" through the grace period (10 s).
+  // A process that ignores TERM stays "shutting down" through the grace period (30 s).
   const s = await startServer(t, appCopy(t, 'stubborn'), ['--app-start-command', `exec ${process.execPath} server.js`, '--min-instances', '1']);
   const pid = Number((await request(s.port, '/')).body.split(' ')[0]);
   assert.equal((await runCli(BIN.config, ['detach-process', String(pid), '--instance-registry-dir', s.registry])).code, 0);
   const b = await runCli(BIN.status, ['--instance-registry-dir', s.registry]);
-  assert.match(b.stdout, new RegExp(`^  \\* PID: ${pid} .*\\(shutting down\\)$`, 'm'));
+  assert.match(b.stdout, new RegExp(`^  \\* PID: ${pid} .*\\(shutting down: detached\\)$`, 'm'));
+  const doc = await s.status();
+  const leaving = doc.groups[0].processes.find((p) => p.pid === pid);
+  assert.deepEqual([leaving?.state, leaving?.leave_reason], ['shutting_down', 'detached']);
 });
 
 test('passenger-status --show=json follows the documented schema', async (t) => {

@@ -7,6 +7,8 @@ import { verifyInvariants } from '../../helper-agent/src/pool/invariants';
 import { Pool } from '../../helper-agent/src/pool/pool';
 import type { AppProcess, ProcessHandle } from '../../helper-agent/src/pool/process';
 import { leastBusy } from '../../helper-agent/src/pool/routing';
+import { snapshotPool } from '../../helper-agent/src/pool/snapshot';
+import { KILL_WAIT_MS, STOP_DRAIN_MS, STOP_FLUSH_MS, coreStopBoundMs, drainMs, leaveTimeoutMs, watchdogStopBoundMs } from '../../helper-agent/src/pool/stop-policy';
 import { UNASKED_RETRIES, spawnDelay } from '../../helper-agent/src/pool/restart-policy';
 
 class FakeHandle implements ProcessHandle {
@@ -359,14 +361,17 @@ test('idle processes above min_instances are shut down after pool_idle_time', as
   assert.equal(g.processes.length, 1, 'one idle process shut down, min_instances kept');
 });
 
-test('detach drains: a process with sessions stops only when they end', async () => {
+test('a detached process drains: it is told to leave only when its sessions end', async () => {
   const { pool, spawner, options, check } = setup({ minInstances: 1 });
   const g = pool.group(options);
   const h = spawner.finishOne();
   await flush();
   const p = g.checkout()!;
-  g.detach(p);
+  assert.equal(g.retire(p, 'detached'), true);
+  assert.equal(g.retire(p, 'detached'), false, 'safe to call twice');
   check();
+  assert.equal(p.life, 'draining');
+  assert.equal(p.leaveReason, 'detached');
   assert.equal(h.stopped, false);
   assert.equal(g.checkout(), null, 'a detached process takes no new session');
   g.release(p);
@@ -381,20 +386,22 @@ test('invariants: a process waits for a replacement only while alive; a drain ti
   spawner.finishOne();
   await flush();
   const p = g.checkout()!;
-  g.replace(p); // a full pool: it drains now, and waits for nothing
-  assert.equal(p.life, 'shuttingDown');
-  assert.equal(p.replacing, false);
+  g.retire(p, 'memory_limit'); // a full pool: it drains now, and waits for nothing
+  assert.equal(p.life, 'draining');
+  assert.equal(p.replacement, null);
+  assert.equal(p.leaveReason, 'memory_limit');
   assert.notEqual(p.drainTimer, null);
   check();
-  p.replacing = true;
-  assert.throws(() => verifyInvariants(pool), /waits for a replacement but is shuttingDown/);
-  p.replacing = false;
+  p.replacement = { reason: 'memory_limit', serving: true };
+  assert.throws(() => verifyInvariants(pool), /waits for a replacement but is draining/);
+  p.replacement = null;
   p.sessions = 0;
-  assert.throws(() => verifyInvariants(pool), /has a drain timer but is shuttingDown with 0 sessions/);
+  assert.throws(() => verifyInvariants(pool), /is draining with 0 sessions and 0 WebSockets, with a drain timer/);
   p.sessions = 1;
   check();
   g.release(p);
   assert.equal(p.drainTimer, null);
+  assert.notEqual(p.life, 'draining', 'told to leave once its last request ended');
   await flush();
   check();
 });
@@ -405,9 +412,11 @@ test('replace: with room in the pool the new process comes first, then the old o
   const old = spawner.finishOne();
   await flush();
   const p = g.processes[0];
-  g.replace(p);
+  g.retire(p, 'memory_limit');
   check();
   assert.equal(p.life, 'alive', 'the old process still serves');
+  assert.deepEqual(p.replacement, { reason: 'memory_limit', serving: true });
+  assert.equal(p.enabled, true);
   assert.equal(spawner.pending.length, 1);
   spawner.finishOne();
   await flush();
@@ -421,7 +430,7 @@ test('replace: with a full pool the old process drains first, then the replaceme
   const g = pool.group(options);
   const old = spawner.finishOne();
   await flush();
-  g.replace(g.processes[0]);
+  g.retire(g.processes[0], 'memory_limit');
   check();
   assert.equal(old.stopped, true);
   await flush();
@@ -453,6 +462,54 @@ test('rolling restart replaces one process at a time and keeps one serving throu
   check();
   assert.equal(g.processes.length, 2);
   assert.ok(g.processes.every((p) => !before.includes(p.pid)));
+});
+
+test('restarts never interleave: one asked while another runs starts once it is over', async () => {
+  const { pool, spawner, options, check } = setup({ minInstances: 1 }, 2);
+  const g = pool.group(options);
+  spawner.finishOne();
+  await flush();
+  const first = g.processes[0];
+  const order: string[] = [];
+  const a = g.restart(true).then(() => { order.push('first done'); });
+  const b = g.restart(false).then(() => { order.push('second done'); });
+  assert.equal(g.isRestarting, true);
+  await flush();
+  check();
+  assert.deepEqual(first.replacement, { reason: 'rolling_restart', serving: true }, 'the rolling restart runs first');
+  assert.equal(spawner.pending.length, 1, 'only the first restart spawns');
+  const second = spawner.finishOne();
+  await a;
+  await flush();
+  check();
+  assert.equal(first.life, 'dead');
+  assert.equal(second.stopped, true, 'then the second restart replaced the first one\'s new process');
+  spawner.finishOne();
+  await b;
+  assert.deepEqual(order, ['first done', 'second done']);
+  assert.equal(g.isRestarting, false);
+  check();
+});
+
+test('passenger-status says why a process is replaced or leaves', async () => {
+  const { pool, spawner, options, check } = setup({ minInstances: 1 }, 2);
+  const g = pool.group(options);
+  spawner.finishOne();
+  await flush();
+  const p = g.checkout()!;
+  g.retire(p, 'memory_limit');
+  check();
+  let [snap] = snapshotPool(pool).groups[0].processes;
+  assert.deepEqual([snap.state, snap.leave_reason], ['alive', 'memory_limit'], 'it serves while its replacement starts');
+  spawner.finishOne();
+  await flush();
+  check();
+  snap = snapshotPool(pool).groups[0].processes.find((x) => x.pid === p.pid)!;
+  assert.deepEqual([snap.state, snap.leave_reason], ['shutting_down', 'memory_limit'], 'it drains its request');
+  assert.equal(snapshotPool(pool).groups[0].processes.find((x) => x.pid !== p.pid)?.leave_reason, null);
+  g.release(p);
+  await flush();
+  check();
 });
 
 test('a full pool: a group with waiting requests and no process takes the idle process of another group', async () => {
@@ -516,7 +573,8 @@ test('max_requests N: a process takes at most N requests, and none while its rep
     g.release(p);
     check();
   }
-  assert.equal(p.enabled, 'disabled', 'the 3rd request was its last');
+  assert.equal(p.enabled, false, 'the 3rd request was its last');
+  assert.deepEqual(p.replacement, { reason: 'max_requests', serving: false });
   assert.equal(spawner.pending.length, 1, 'its replacement is under way');
   assert.equal(g.checkout(), null, 'a 4th request waits');
   let servedBy: AppProcess | null = null;
@@ -541,7 +599,8 @@ test('max_requests: requests in flight count, so concurrent requests never excee
   check();
   spawner.finishOne();
   await flush();
-  assert.equal(p.life, 'shuttingDown', 'it leaves once the replacement is up');
+  assert.equal(p.life, 'draining', 'it leaves once the replacement is up');
+  assert.equal(p.leaveReason, 'max_requests');
   assert.equal(old.stopped, false, 'its requests in flight finish first');
   g.release(p);
   g.release(p);
@@ -561,7 +620,7 @@ test('a leaving process is announced; with open WebSockets it is told to leave o
   assert.equal(g.checkout(), p);
   g.upgraded(p);
   assert.equal(p.websockets, 1);
-  g.detach(p);
+  g.retire(p, 'detached');
   assert.deepEqual(leaving, [p]);
   assert.equal(h.stopped, false, 'the open WebSocket keeps it');
   g.websocketClosed(p);
@@ -578,10 +637,10 @@ test('a replacement that fails to start leaves the process that was waiting for 
   const p = g.processes[0];
   assert.equal(g.checkout(), p);
   g.release(p);
-  assert.equal(p.enabled, 'disabled');
+  assert.equal(p.enabled, false);
   spawner.failOne();
   await flush();
-  assert.equal(p.enabled, 'enabled', 'it serves again meanwhile');
+  assert.equal(p.enabled, true, 'it serves again meanwhile');
   check();
   g.cancelTimers();
 });
@@ -594,7 +653,7 @@ test('requests that waited for a replacement that failed to start go to the proc
   const p = g.processes[0];
   assert.equal(g.checkout(), p);
   g.release(p);
-  assert.equal(p.enabled, 'disabled');
+  assert.equal(p.enabled, false);
   let got: unknown = 'nothing yet';
   g.wait((err, proc) => { got = err ?? proc; });
   assert.equal(g.queue.length, 1);
@@ -605,4 +664,35 @@ test('requests that waited for a replacement that failed to start go to the proc
   check();
   g.release(p);
   g.cancelTimers();
+});
+
+test('a stop: an idle process is told to leave at once, a busy one when the stop drain window is up (capped by shutdown_timeout)', async () => {
+  const { pool, spawner, options, check } = setup({ minInstances: 2, shutdownTimeout: 1 });
+  const g = pool.group(options);
+  spawner.finishOne();
+  await flush();
+  spawner.finishOne();
+  await flush();
+  const [busy, idle] = [g.checkout()!, g.processes.find((p) => p.sessions === 0)!];
+  const closed = pool.close();
+  check();
+  assert.equal((idle.handle as FakeHandle).stopped, true, 'the idle process is told at once');
+  assert.equal(busy.life, 'draining');
+  assert.equal(busy.leaveReason, 'stop');
+  assert.equal((busy.handle as FakeHandle).stopped, false, 'the busy one runs its request first');
+  // Told when its 1 s is up (no release came), and gone. (The agent's timers do not hold the event loop open: this does.)
+  const keepAlive = setInterval(() => undefined, 100);
+  await closed.finally(() => clearInterval(keepAlive));
+  assert.equal((busy.handle as FakeHandle).stopped, true);
+  assert.equal(g.processes.length, 0);
+});
+
+test('stop policy: the watchdog waits longer than the core\'s own bound, which covers the drain window and shutdown_timeout', () => {
+  for (const s of [1, 4, 30, 300]) {
+    assert.ok(coreStopBoundMs(s) >= STOP_DRAIN_MS + s * 1000 + KILL_WAIT_MS + STOP_FLUSH_MS);
+    assert.ok(watchdogStopBoundMs(s) > coreStopBoundMs(s));
+    assert.equal(drainMs(s, true), Math.min(STOP_DRAIN_MS, s * 1000), 'a stop drains for the window, or shutdown_timeout if shorter');
+    assert.equal(drainMs(s, false), s * 1000, 'any other leave drains for shutdown_timeout');
+    assert.equal(leaveTimeoutMs(s, 2000), Math.min(s * 1000, 2000));
+  }
 });

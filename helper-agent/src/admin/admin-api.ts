@@ -167,7 +167,7 @@ export async function createAdminApi(ctx: AdminContext): Promise<AdminHandler> {
       const p = g.processes.find((x) => x.pid === pid);
       if (p) {
         if (!mayTouch(req, g)) return fail(reply, 403, 'E_ADMIN_DENIED', `not allowed: process ${pid} does not run as you (uid ${viewerOf(req)})`);
-        g.detach(p);
+        g.retire(p, 'detached');
         const done: DetachProcessResult = { detached: pid, group: g.name };
         return done;
       }

@@ -79,11 +79,14 @@ export function renderPool(doc: StatusDocument, header: boolean, paint: Paint = 
     if (g.nodejs !== undefined) out.push(`  Node: ${g.node_version ?? '?'} (${shorten(g.nodejs, width - 20)})`);
     out.push(`  Requests in queue: ${g.queue}`);
     if (g.spawning > 0) out.push(`  Spawning: ${g.spawning} process(es)`);
+    if (g.restarting) out.push(paint.warn('  Restarting'));
     if (g.last_spawn_error && g.processes.length === 0) out.push(paint.warn(`  Last spawn error: ${g.last_spawn_error}`));
     for (const p of g.processes) {
       const mem = p.private_dirty_kb === null ? '?' : `${Math.round(p.private_dirty_kb / 1024)}M`;
       const cpu = p.cpu_percent === null ? '?' : `${p.cpu_percent}%`;
-      const state = p.state === 'alive' ? '' : paint.warn('    (shutting down)');
+      // Why it goes, when it does: replaced while it still serves, or shutting down.
+      const why = p.leave_reason ? `: ${p.leave_reason}` : '';
+      const state = p.state === 'alive' ? (p.leave_reason ? paint.warn(`    (being replaced${why})`) : '') : paint.warn(`    (shutting down${why})`);
       // Open WebSockets are not sessions (README.md, "WebSockets"): shown apart, when there are any.
       const ws = p.websockets > 0 ? `  WebSockets: ${p.websockets}` : '';
       out.push(`  * PID: ${paint.name(pad(String(p.pid), 8))}Sessions: ${pad(String(p.sessions), 8)}Processed: ${pad(String(p.processed), 8)}Uptime: ${formatDuration(p.uptime_s)}${ws}${state}`);

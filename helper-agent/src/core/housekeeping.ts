@@ -61,11 +61,11 @@ export class RestartFileWatcher {
   }
 }
 
-/** Replaces processes whose private dirty memory passes their group's memory_limit (MB). */
+/** Replaces processes whose private dirty memory passes their group's memory_limit (MB); the pool logs why. */
 export class MemoryLimiter {
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly pool: Pool, private readonly log: Logger, private readonly intervalMs = 5000) {}
+  constructor(private readonly pool: Pool, private readonly intervalMs = 5000) {}
 
   start(): void {
     this.timer = setInterval(() => void this.check(), this.intervalMs);
@@ -81,12 +81,9 @@ export class MemoryLimiter {
       const limitMB = g.options.memoryLimit;
       if (limitMB <= 0) continue;
       for (const p of [...g.processes]) {
-        if (p.life !== 'alive' || p.replacing) continue;
+        if (p.life !== 'alive' || p.replacement !== null) continue;
         const kb = await privateDirtyKB(p.pid);
-        if (kb !== null && kb > limitMB * 1024) {
-          this.log.notice(`process ${p.pid} of ${g.name} uses ${Math.round(kb / 1024)} MB (memory_limit ${limitMB} MB): replacing it`);
-          g.replace(p);
-        }
+        if (kb !== null && kb > limitMB * 1024) g.retire(p, 'memory_limit', `uses ${Math.round(kb / 1024)} MB (memory_limit ${limitMB} MB)`);
       }
     }
   }

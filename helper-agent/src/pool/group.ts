@@ -1,35 +1,17 @@
 // An app group: the processes of one app root, its queue of waiting requests,
-// its spawn state, and restarts. Invariants are listed in invariants.ts.
+// its spawn state, and restarts. How its processes leave is in leaving.ts,
+// restarts in restart.ts; invariants are listed in invariants.ts.
 import type { GroupOptions } from '../config';
-import { PassengerError } from '../errors';
-import { AppProcess, type ProcessReport } from './process';
+import { drainedNow, exited, replacementUp, retire } from './leaving';
+import { AppProcess, type LeaveReason, type ProcessReport } from './process';
+import { dequeue, enqueue, failQueue, type QueueTicket, type Waiter } from './queue';
+import { restartGroup } from './restart';
 import { spawnDelay } from './restart-policy';
+import { drainMs, leaveTimeoutMs } from './stop-policy';
 import { leastBusy } from './routing';
 import type { Pool } from './pool';
 
-/** What a request gets that no process will serve any more: the server stops. */
-export function shuttingDown(): PassengerError {
-  return new PassengerError('E_SHUTTING_DOWN', 'the server is shutting down');
-}
-
-/** Called once with the process that took the request's session, or with why none will. */
-export type Waiter = (err: Error | null, proc: AppProcess | null) => void;
-
-/** A request's place in the group's queue: cancel() gives it up (the client left). Safe to call twice, or after it was served. */
-export class QueueTicket {
-  timer: NodeJS.Timeout | null = null;
-
-  constructor(
-    private readonly group: Group,
-    readonly fn: Waiter,
-    readonly since: number,
-  ) {}
-
-  cancel(): void {
-    this.group.cancelWait(this);
-  }
-}
-
+export { shuttingDown, type QueueTicket, type Waiter } from './queue';
 
 /** Spawns at once for waiting requests, at most. */
 export const MAX_PARALLEL_SPAWNS = 4;
@@ -53,6 +35,8 @@ export class Group {
   forgotten = false;
   private retryTimer: NodeJS.Timeout | null = null;
   private changeListeners: (() => void)[] = [];
+  /** The restart under way (settles, never rejects): a restart asked meanwhile runs after it, never interleaved. */
+  private restarting: Promise<void> | null = null;
 
   constructor(
     readonly pool: Pool,
@@ -69,14 +53,14 @@ export class Group {
   /** Processes that take new sessions. */
   enabledCount(): number {
     let n = 0;
-    for (const p of this.processes) if (p.life === 'alive' && p.enabled === 'enabled') n++;
+    for (const p of this.processes) if (p.enabled) n++;
     return n;
   }
 
-  /** Enabled processes that are not waiting for a replacement: what min_instances counts. */
-  private lastingCount(): number {
+  /** Alive processes that are not waiting for a replacement: what min_instances counts. */
+  lastingCount(): number {
     let n = 0;
-    for (const p of this.processes) if (p.life === 'alive' && p.enabled === 'enabled' && !p.replacing) n++;
+    for (const p of this.processes) if (p.life === 'alive' && p.replacement === null) n++;
     return n;
   }
 
@@ -104,54 +88,14 @@ export class Group {
     return true;
   }
 
-  /** The slow path: wait in the group's queue for the first process with room. */
+  /** The slow path: wait in the group's queue for the first process with room (queue.ts). */
   wait(fn: Waiter): QueueTicket | null {
-    this.lastWanted = this.pool.now();
-    // A request retried while the server stops (its process left under it): nothing will serve it.
-    if (this.pool.closing) {
-      fn(shuttingDown(), null);
-      return null;
-    }
-    if (this.backingOff() && this.enabledCount() === 0 && this.spawning === 0 && this.lastSpawnError) {
-      fn(this.lastSpawnError, null);
-      return null;
-    }
-    const limit = this.options.maxRequestQueueSize;
-    if (limit > 0 && this.queue.length >= limit) {
-      fn(new PassengerError('E_QUEUE_FULL', `the request queue of ${this.name} is full (${limit} waiting)`), null);
-      return null;
-    }
-    const entry = new QueueTicket(this, fn, this.pool.now());
-    const maxWait = this.options.maxRequestQueueTime;
-    if (maxWait > 0) {
-      entry.timer = setTimeout(() => {
-        entry.timer = null;
-        if (this.removeFromQueue(entry)) {
-          fn(new PassengerError('E_QUEUE_TIMEOUT', `the request waited ${maxWait} s for a process of ${this.name} (max_request_queue_time)`), null);
-          this.notifyChange();
-        }
-      }, maxWait * 1000);
-    }
-    this.queue.push(entry);
-    if (this.pool.selfCheck) this.pool.checkSoon();
-    this.pump();
-    this.pool.spawnIfNeeded(this);
-    return entry;
+    return enqueue(this, fn);
   }
 
   /** The request left before it got a process (the client went away). */
   cancelWait(entry: QueueTicket): void {
-    if (this.removeFromQueue(entry)) this.notifyChange();
-  }
-
-  private removeFromQueue(entry: QueueTicket): boolean {
-    const i = this.queue.indexOf(entry);
-    if (i === -1) return false;
-    this.queue.splice(i, 1);
-    if (entry.timer) clearTimeout(entry.timer);
-    entry.timer = null;
-    if (this.pool.selfCheck) this.pool.checkSoon();
-    return true;
+    if (dequeue(this, entry)) this.notifyChange();
   }
 
   /**
@@ -163,15 +107,9 @@ export class Group {
     p.sessions++;
     if (this.pool.selfCheck) this.pool.checkSoon();
     const max = this.options.maxRequests;
-    if (max > 0 && p.processed + p.sessions >= max && !p.replacing && !this.options.directMode) {
-      this.pool.log.info(`process ${p.pid} of ${this.name} took its last request (max_requests ${max}): replacing it`);
-      this.replace(p, true);
+    if (max > 0 && p.processed + p.sessions >= max && p.replacement === null && !this.options.directMode) {
+      retire(this, p, 'max_requests', `took its last request (max_requests ${max})`);
     }
-  }
-
-  /** Nothing keeps a leaving process: no request in flight, no open WebSocket. */
-  private drained(p: AppProcess): boolean {
-    return p.sessions === 0 && p.websockets === 0;
   }
 
   /** Ends a session: the process is free for the next request. */
@@ -180,14 +118,12 @@ export class Group {
     p.processed++;
     p.lastUsed = this.pool.now();
     if (this.pool.selfCheck) this.pool.checkSoon();
-    if (p.life === 'shuttingDown') {
-      if (this.drained(p)) this.stopProcess(p);
+    if (p.life !== 'alive') {
+      drainedNow(this, p);
       return;
     }
-    if (this.alwaysRestart && !p.replacing) {
-      // Every request gets a process that started after it: no reuse at all.
-      this.detach(p);
-    }
+    // Every request gets a process that started after it: no reuse at all.
+    if (this.alwaysRestart) retire(this, p, 'always_restart');
     if (this.queue.length > 0) this.pump();
   }
 
@@ -205,7 +141,7 @@ export class Group {
     p.websockets--;
     p.lastUsed = this.pool.now();
     if (this.pool.selfCheck) this.pool.checkSoon();
-    if (p.life === 'shuttingDown' && this.drained(p)) this.stopProcess(p);
+    drainedNow(this, p);
   }
 
   /** Hands queued requests to processes with room, oldest request first. */
@@ -221,116 +157,27 @@ export class Group {
   }
 
   /**
-   * Takes a process out of rotation at once: it takes no new request or
-   * upgrade. Its WebSockets are closed now (abort_websockets_on_process_shutdown)
-   * or left to end by themselves; once its requests and sockets are done, or
-   * after `drainMs` at the latest, it is told to leave (see stopProcess).
-   * Safe to call twice. Returns false if it was already leaving.
+   * Takes a process out, for `reason`: replaced first or leaving now, as the
+   * reason says (leaving.ts). Every such decision comes through here, so the
+   * log and passenger-status can say why. Returns false if it already left.
    */
-  detach(p: AppProcess, drainMs = this.shutdownTimeoutMs()): boolean {
-    if (p.life !== 'alive') return false;
-    p.life = 'shuttingDown';
-    p.enabled = 'disabled';
-    // It leaves: whatever replacement it waited for, it waits no more.
-    p.replacing = false;
-    if (this.pool.selfCheck) this.pool.checkSoon();
-    this.pool.events.processLeaving(p);
-    // In direct mode the process drains its own connections once told to leave.
-    if (this.drained(p) || this.options.directMode) this.stopProcess(p);
-    else {
-      p.drainTimer = setTimeout(() => {
-        p.drainTimer = null;
-        this.pool.log.warn(`process ${p.pid} of ${this.name} still had ${p.sessions} request(s) and ${p.websockets} WebSocket(s) after ${drainMs / 1000} s; telling it to leave`);
-        this.stopProcess(p);
-      }, drainMs);
-      p.drainTimer.unref();
-    }
-    this.pool.spawnIfNeeded(this);
-    this.notifyChange();
-    return true;
-  }
-
-  /** A process already leaving is told to leave within `drainMs` (the server stops). */
-  hurry(p: AppProcess, drainMs: number): void {
-    if (p.life !== 'shuttingDown' || p.drainTimer === null) return;
-    clearTimeout(p.drainTimer);
-    p.drainTimer = setTimeout(() => this.stopProcess(p), drainMs);
-    p.drainTimer.unref();
-    if (this.pool.selfCheck) this.pool.checkSoon();
-  }
-
-  /**
-   * Replaces a process gracefully: when the pool has room a new process is
-   * spawned first and this one keeps serving until it is up; otherwise this
-   * one drains and stops now and the replacement follows.
-   */
-  replace(p: AppProcess, disableNow = false): void {
-    if (p.life !== 'alive' || p.replacing) return;
-    p.replacing = true;
-    if (this.pool.selfCheck) this.pool.checkSoon();
-    // It takes nothing new meanwhile (max_requests): requests wait for the replacement.
-    if (disableNow) p.enabled = 'disabled';
-    const before = this.spawning;
-    this.pool.spawnIfNeeded(this);
-    if (this.spawning === before) this.detach(p);
+  retire(p: AppProcess, reason: LeaveReason, why?: string): boolean {
+    return retire(this, p, reason, why);
   }
 
   /** How long a process of this group gets to exit by itself once told to leave (shutdown_timeout), capped while the pool closes. */
   shutdownTimeoutMs(): number {
-    return Math.min(this.options.shutdownTimeout * 1000, this.pool.shutdownCapMs);
+    return leaveTimeoutMs(this.options.shutdownTimeout, this.pool.shutdownCapMs);
   }
 
-  /** Tells the process to leave: its app's own shutdown runs, KILL after shutdown_timeout. */
-  private stopProcess(p: AppProcess): void {
-    if (p.drainTimer) clearTimeout(p.drainTimer);
-    p.drainTimer = null;
-    if (this.pool.selfCheck) this.pool.checkSoon();
-    p.handle.stop(this.shutdownTimeoutMs()).catch((e: Error) => this.pool.log.warn(`stopping process ${p.pid}: ${e.message}`));
-  }
-
-  /**
-   * A replacement failed to start: processes that stopped taking requests
-   * for it (max_requests) serve again meanwhile, rather than leave the app
-   * with none; they still leave once a replacement is up.
-   */
-  replacementFailed(): void {
-    for (const p of this.processes) {
-      if (p.life === 'alive' && p.replacing && p.enabled === 'disabled') {
-        p.enabled = 'enabled';
-        this.pool.log.warn(`process ${p.pid} of ${this.name} serves on until a replacement starts`);
-      }
-    }
-    // A process that serves again takes the requests that waited for the replacement.
-    if (this.queue.length > 0) this.pump();
-    if (this.pool.selfCheck) this.pool.checkSoon();
+  /** How long a leaving process's requests run before it is told to leave anyway: shutdown_timeout, or the stop's drain window. */
+  drainMs(): number {
+    return Math.min(drainMs(this.options.shutdownTimeout, this.pool.closing), this.shutdownTimeoutMs());
   }
 
   /** The process has exited, expectedly or not. */
   onExit(p: AppProcess, code: number | null, signal: string | null): void {
-    const wasAlive = p.life === 'alive';
-    p.life = 'dead';
-    p.enabled = 'disabled';
-    p.replacing = false;
-    if (p.drainTimer) clearTimeout(p.drainTimer);
-    p.drainTimer = null;
-    if (this.pool.selfCheck) this.pool.checkSoon();
-    const i = this.processes.indexOf(p);
-    if (i !== -1) this.processes.splice(i, 1);
-    const how = signal ? `signal ${signal}` : `exit code ${code}`;
-    if (wasAlive) {
-      // A crash, not a failed start: it was up (only a process that passed its
-      // readiness joins the group). It is replaced at once and waiting requests
-      // go to the replacement; backoff is for apps that cannot start, and a
-      // process killed soon after its start says nothing about that.
-      const uptime = this.pool.now() - p.spawnedAt;
-      this.pool.log.warn(`process ${p.pid} of ${this.name} exited unexpectedly (${how}) after ${Math.round(uptime / 1000)} s; replacing it`);
-    } else {
-      this.pool.log.info(`process ${p.pid} of ${this.name} stopped (${how})`);
-    }
-    p.resolveExited();
-    this.pool.events.processRemoved(p);
-    this.pool.spawnAll();
-    this.notifyChange();
+    exited(this, p, code, signal);
   }
 
   /** Direct mode: the process's own counters of the requests it accepted. */
@@ -341,9 +188,9 @@ export class Group {
     if (this.pool.selfCheck) this.pool.checkSoon();
     if (p.life !== 'alive') return;
     const max = this.options.maxRequests;
-    if (max > 0 && p.processed >= max && !p.replacing) {
-      this.pool.log.info(`process ${p.pid} of ${this.name} served ${p.processed} requests (max_requests ${max}): replacing it`);
-      this.replace(p);
+    // Direct mode: the process counts what it accepted itself, and serves on until its replacement is up.
+    if (max > 0 && p.processed >= max && p.replacement === null) {
+      retire(this, p, 'max_requests', `served ${p.processed} requests (max_requests ${max})`);
       return;
     }
     const at = this.options.scaleAtSessions;
@@ -354,9 +201,7 @@ export class Group {
     this.spawnCount++;
     this.processes.push(p);
     if (this.pool.selfCheck) this.pool.checkSoon();
-    // A process waiting for its replacement can go now.
-    const old = this.processes.find((x) => x.replacing && x.life === 'alive');
-    if (old) this.detach(old);
+    replacementUp(this);
     this.pump();
     this.notifyChange();
   }
@@ -379,14 +224,9 @@ export class Group {
     return this.pool.now() < this.nextSpawnAt;
   }
 
-  /** Rejects every waiting request (a spawn failed and nothing else will serve them soon). */
+  /** Rejects every waiting request (a spawn failed, or the server stops, and nothing else will serve them soon). */
   failQueue(err: Error): void {
-    const waiting = this.queue.splice(0);
-    if (this.pool.selfCheck) this.pool.checkSoon();
-    for (const e of waiting) {
-      if (e.timer) clearTimeout(e.timer);
-      e.fn(err, null);
-    }
+    failQueue(this, err);
   }
 
   /** Arms one timer for the end of the current backoff. */
@@ -424,12 +264,12 @@ export class Group {
       want = Math.max(want, 1);
     }
     // Processes waiting for a replacement want one each.
-    for (const p of this.processes) if (p.replacing && p.life === 'alive') want = Math.max(want, 1 - this.spawning);
+    for (const p of this.processes) if (p.replacement !== null && p.life === 'alive') want = Math.max(want, 1 - this.spawning);
     return want;
   }
 
   private allBusierThan(n: number): boolean {
-    for (const p of this.processes) if (p.life === 'alive' && p.enabled === 'enabled' && p.sessions < n) return false;
+    for (const p of this.processes) if (p.enabled && p.sessions < n) return false;
     return true;
   }
 
@@ -443,39 +283,22 @@ export class Group {
     for (const l of this.changeListeners.splice(0)) l();
   }
 
+  /** A restart is under way (or waits for the one before it). */
+  get isRestarting(): boolean {
+    return this.restarting !== null;
+  }
+
   /**
-   * Restarts every process of the group. All at once: each old process drains
-   * and stops while new ones start. Rolling: one at a time, each old process
-   * leaving only once its replacement serves (or, with a full pool, right
-   * before it). Resolves when no old process is left; rejects if a new
-   * process fails to start, or the options cannot be read again (the old
-   * ones left keep serving).
+   * Restarts every process of the group (restart.ts): all at once, or
+   * rolling. A restart asked while one runs (restart.txt touched during a
+   * restart-app) waits for it to end, then runs: restarts never interleave.
    */
-  async restart(rolling: boolean): Promise<void> {
-    // New processes start with the options as they are now; old ones keep serving if they cannot be read.
-    if (this.pool.reloadOptions) this.options = this.pool.reloadOptions(this);
-    const old = this.processes.filter((p) => p.life === 'alive');
-    const failuresBefore = this.spawnFailures;
-    const check = (): void => {
-      if (this.spawnFailures > failuresBefore && this.lastSpawnError) throw this.lastSpawnError;
-    };
-    if (!rolling) {
-      for (const p of old) this.detach(p);
-      await Promise.all(old.map((p) => p.exited));
-      while (this.lastingCount() < Math.max(1, Math.min(this.options.minInstances, this.pool.maxPoolSize))) {
-        check();
-        await this.changed();
-      }
-      return;
-    }
-    for (const p of old) {
-      if (p.life !== 'alive') continue;
-      const spawnedBefore = this.spawnCount;
-      this.replace(p);
-      while ((p.life as string) !== 'dead' || (this.spawnCount === spawnedBefore && this.lastingCount() < Math.min(old.length, this.options.minInstances))) {
-        check();
-        await this.changed();
-      }
-    }
+  restart(rolling: boolean): Promise<void> {
+    const run = (this.restarting ?? Promise.resolve()).then(() => restartGroup(this, rolling));
+    const settled: Promise<void> = run.then(() => undefined, () => undefined).then(() => {
+      if (this.restarting === settled) this.restarting = null;
+    });
+    this.restarting = settled;
+    return run;
   }
 }

@@ -17,13 +17,14 @@ export function verifyInvariants(pool: Pool): void {
       // In direct mode the process reports what it accepted itself: no limit of the agent's applies.
       if (max > 0 && p.sessions > max && !g.options.directMode) fail(`${g.name}: process ${p.pid} has ${p.sessions} sessions > limit ${max}`);
       if (p.life === 'dead') fail(`${g.name}: dead process ${p.pid} still listed`);
-      if (p.life === 'shuttingDown' && p.enabled === 'enabled') fail(`${g.name}: process ${p.pid} shutting down but enabled`);
-      // Only a process that serves waits for its replacement; one that leaves waits for nothing.
-      if (p.replacing && p.life !== 'alive') fail(`${g.name}: process ${p.pid} waits for a replacement but is ${p.life}`);
-      // The drain timer runs only while a leaving process still has requests or WebSockets.
-      if (p.drainTimer !== null && (p.life !== 'shuttingDown' || (p.sessions === 0 && p.websockets === 0))) {
-        fail(`${g.name}: process ${p.pid} has a drain timer but is ${p.life} with ${p.sessions} sessions and ${p.websockets} WebSockets`);
+      // Only a process that serves waits for its replacement; one that leaves waits for nothing, and knows why it leaves.
+      if (p.replacement !== null && p.life !== 'alive') fail(`${g.name}: process ${p.pid} waits for a replacement but is ${p.life}`);
+      if (p.life !== 'alive' && p.leaveReason === null) fail(`${g.name}: process ${p.pid} is ${p.life} for no reason`);
+      // A draining process still has requests or WebSockets, and a timer that bounds its drain; no other has a drain timer.
+      if (p.life === 'draining' && (p.drainTimer === null || (p.sessions === 0 && p.websockets === 0))) {
+        fail(`${g.name}: process ${p.pid} is draining with ${p.sessions} sessions and ${p.websockets} WebSockets, ${p.drainTimer === null ? 'without' : 'with'} a drain timer`);
       }
+      if (p.life !== 'draining' && p.drainTimer !== null) fail(`${g.name}: process ${p.pid} has a drain timer but is ${p.life}`);
     }
     // Queue non-empty implies: nobody has room, and a spawn is under way, or the pool is full, or spawning backs off
     // (or its retry is due: the timer that ends the backoff may fire a little late).

@@ -2,8 +2,10 @@
 // It is driven only through its methods (no HTTP here), so it can be unit
 // tested with a fake spawner and re-adopt processes after an agent restart.
 import type { GroupOptions } from '../config';
-import { Group, shuttingDown } from './group';
+import { Group } from './group';
+import { shuttingDown } from './queue';
 import { verifyInvariants } from './invariants';
+import { hurry, leave, replacementFailed } from './leaving';
 import { AppProcess, type ProcessHandle } from './process';
 import { isStableUptime, retriesUnasked } from './restart-policy';
 
@@ -164,8 +166,7 @@ export class Pool {
       }
     }
     if (victim === null) return;
-    this.log.info(`the pool is full: process ${victim.pid} of ${victim.group.name} gives way to ${g.name}`);
-    victim.group.detach(victim);
+    victim.group.retire(victim, 'evicted', `gives way to ${g.name} (the pool is full)`);
   }
 
   /** Gives every group a chance at capacity that was just freed, groups with waiting requests first. */
@@ -198,7 +199,7 @@ export class Pool {
         if (this.selfCheck) this.checkSoon();
         if (this.closing) return;
         g.noteSpawnFailure(err);
-        g.replacementFailed();
+        replacementFailed(g);
         this.log.error(`could not start a process of ${g.name}: ${err.message}${(err as { output?: string }).output ? `\n--- app output ---\n${(err as { output?: string }).output}\n---` : ''}`);
         if (g.enabledCount() === 0 && g.spawning === 0) g.failQueue(err);
         this.spawnIfNeeded(g);
@@ -233,8 +234,7 @@ export class Pool {
         if (spare <= 0) break;
         // An open WebSocket is a client still being served, however quiet.
         if (p.life === 'alive' && p.sessions === 0 && p.websockets === 0 && now - p.lastUsed >= idleMs) {
-          this.log.info(`process ${p.pid} of ${g.name} was idle for ${Math.round((now - p.lastUsed) / 1000)} s: shutting it down`);
-          g.detach(p);
+          g.retire(p, 'idle', `was idle for ${Math.round((now - p.lastUsed) / 1000)} s`);
           spare--;
         }
       }
@@ -256,13 +256,6 @@ export class Pool {
   }
 
   /**
-   * Refuses further work and stops every process: each is told to leave once
-   * its requests are done, or after `drainMs` at the latest, and then gets at
-   * most `shutdownCapMs` (or its shutdown_timeout, if shorter) to exit before
-   * KILL. Processes already leaving are held to the same bounds. Resolves
-   * when all have exited. Safe to call twice.
-   */
-  /**
    * Self-check: verifies the invariants once the current change is over. A
    * change may nest others (a release that detaches, then serves the queue),
    * so the check waits for the stack to unwind, once however many changes
@@ -282,7 +275,15 @@ export class Pool {
     });
   }
 
-  async close(drainMs = 2000, shutdownCapMs = Infinity): Promise<void> {
+  /**
+   * Refuses further work and stops every process: each is told to leave once
+   * its requests are done, or after the stop's drain window at the latest
+   * (stop-policy.ts), and then gets at most `shutdownCapMs` (or its
+   * shutdown_timeout, if shorter) to exit before KILL. Processes already
+   * leaving are held to the same bounds. Resolves when all have exited.
+   * Safe to call twice.
+   */
+  async close(shutdownCapMs = Infinity): Promise<void> {
     if (!this.closing) {
       this.closing = true;
       this.shutdownCapMs = shutdownCapMs;
@@ -291,8 +292,10 @@ export class Pool {
       for (const g of this.groups.values()) {
         g.cancelTimers();
         g.failQueue(shuttingDown());
+        const drain = g.drainMs();
         for (const p of [...g.processes]) {
-          if (!g.detach(p, drainMs)) g.hurry(p, drainMs);
+          if (p.life === 'alive') leave(g, p, 'stop');
+          else hurry(g, p, drain);
         }
       }
     }

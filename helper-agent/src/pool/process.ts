@@ -2,8 +2,27 @@
 // can stop it. Nothing here knows HTTP; the router hangs its transport on it.
 import type { Group } from './group';
 
-export type LifeStatus = 'alive' | 'shuttingDown' | 'dead';
-export type EnabledStatus = 'enabled' | 'disabled';
+/**
+ * A process's life, changed only by its group (leaving.ts):
+ * alive: it serves (unless it waits for a replacement without serving);
+ * draining: it takes nothing new while its requests and WebSockets run out,
+ *   for a bounded time (its drain timer);
+ * stopping: it was told to leave, and its exit is awaited (KILL after shutdown_timeout);
+ * dead: it exited (and is no longer listed).
+ */
+export type Life = 'alive' | 'draining' | 'stopping' | 'dead';
+
+/** Why a process is replaced or leaves: the log and passenger-status name it. */
+export type LeaveReason =
+  | 'max_requests' | 'memory_limit' | 'max_request_time' | 'always_restart' | 'restart' | 'rolling_restart'
+  | 'idle' | 'detached' | 'unreachable' | 'evicted' | 'stop';
+
+/** An alive process waiting for its replacement to come up. */
+export interface Replacement {
+  readonly reason: LeaveReason;
+  /** It takes requests meanwhile (memory_limit, ...); not after max_requests, or while a rolling restart waits. */
+  serving: boolean;
+}
 
 /** What the spawner hands the pool for a process that is up and listening. */
 export interface ProcessHandle {
@@ -12,8 +31,12 @@ export interface ProcessHandle {
   readonly endpoint: { socketPath: string } | { host: string; port: number };
   /** Called once, when the process has exited. */
   onExit(cb: (code: number | null, signal: string | null) => void): void;
-  /** Closes stdin, then TERM and KILL to its process group; resolves when it is gone. */
-  stop(graceMs: number): Promise<void>;
+  /**
+   * Tells it to leave, and KILL to its process group after `timeoutMs`;
+   * resolves when it is gone. `drainMs`: in direct mode, how long its own
+   * requests in flight may run (else half of `timeoutMs`).
+   */
+  stop(timeoutMs: number, drainMs?: number): Promise<void>;
   /** Direct mode: counters the process reports about the requests it accepted itself. */
   onReport?(cb: (r: ProcessReport) => void): void;
   /**
@@ -49,11 +72,12 @@ export class AppProcess {
   websockets = 0;
   processed = 0;
   lastUsed: number;
-  life: LifeStatus = 'alive';
-  enabled: EnabledStatus = 'enabled';
-  /** Waiting for a replacement to come up; still serving until then. */
-  replacing = false;
-  /** Forces the stop of a draining process after the grace period. */
+  life: Life = 'alive';
+  /** Set while it is alive and waits for a replacement. */
+  replacement: Replacement | null = null;
+  /** Why it leaves, once it does (draining or stopping). */
+  leaveReason: LeaveReason | null = null;
+  /** While draining: tells it to leave when its drain time is up. */
   drainTimer: NodeJS.Timeout | null = null;
   /** The router's connection pool to this process; opaque to the pool. */
   transport: unknown = null;
@@ -75,8 +99,13 @@ export class AppProcess {
     return this.handle.pid;
   }
 
+  /** Takes new requests: alive, and not held back while its replacement starts. */
+  get enabled(): boolean {
+    return this.life === 'alive' && (this.replacement === null || this.replacement.serving);
+  }
+
   /** Can take another session now (maxConcurrency 0 = unlimited). */
   hasCapacity(maxConcurrency: number): boolean {
-    return this.life === 'alive' && this.enabled === 'enabled' && (maxConcurrency === 0 || this.sessions < maxConcurrency);
+    return this.enabled && (maxConcurrency === 0 || this.sessions < maxConcurrency);
   }
 }

@@ -32,7 +32,7 @@ export class Session {
 
   /** The process refused a connection: it leaves rotation (the session still needs its close()). */
   detachProcess(): void {
-    this.process.group.detach(this.process);
+    this.process.group.retire(this.process, 'unreachable');
   }
 
   /** Gives the process back. Safe to call twice. */

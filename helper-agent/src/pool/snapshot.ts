@@ -6,6 +6,8 @@ export interface ProcessSnapshot {
   pid: number;
   /** lifetime: alive, shutting_down */
   state: 'alive' | 'shutting_down';
+  /** Why it is being replaced (while alive) or leaves (shutting down): max_requests, memory_limit, restart, idle, ...; null otherwise */
+  leave_reason: string | null;
   /** HTTP requests in flight */
   sessions: number;
   /** open WebSockets (not counted in sessions) */
@@ -31,6 +33,8 @@ export interface GroupSnapshot {
   spawning: number;
   processes: ProcessSnapshot[];
   last_spawn_error: string | null;
+  /** A restart of the group is under way */
+  restarting: boolean;
   /** "node" (under the loader) or "generic" (app_start_command) */
   app_type: 'node' | 'generic';
   /** filled in by the agent: who the group's processes run as */
@@ -62,6 +66,7 @@ export function snapshotPool(pool: Pool): PoolSnapshot {
       queue: g.queue.length,
       spawning: g.spawning,
       last_spawn_error: g.lastSpawnError ? g.lastSpawnError.message : null,
+      restarting: g.isRestarting,
       app_type: g.options.appStartCommand ? 'generic' : 'node',
       ...(g.options.appStartCommand ? {} : {
         nodejs: g.options.nodejs ?? 'node',
@@ -70,6 +75,7 @@ export function snapshotPool(pool: Pool): PoolSnapshot {
       processes: g.processes.map((p) => ({
         pid: p.pid,
         state: p.life === 'alive' ? 'alive' : 'shutting_down',
+        leave_reason: p.replacement?.reason ?? p.leaveReason,
         sessions: p.sessions,
         websockets: p.websockets,
         processed: p.processed,

@@ -65,7 +65,7 @@ class DirectExchange extends Exchange implements ResponseHandler {
     if (this.state !== 'forwarded' && this.state !== 'responding') return;
     const p = this.session?.process ?? null;
     this.log.warn(`${this.req.method} ${this.req.url} ran longer than ${limit} s (max_request_time)${p ? `; replacing process ${p.pid}` : ''}`);
-    if (p !== null) p.group.replace(p);
+    if (p !== null) p.group.retire(p, 'max_request_time');
     // Answered (or cut short) first: the abort that close() sends the app's
     // side reports back through onError, which then has nothing left to do.
     if (this.state === 'responding') {
@@ -194,6 +194,6 @@ export class DirectForwarder {
 function sendAgentResponse(res: ServerResponse, err: Error, group: Group | null): void {
   if (res.headersSent || res.destroyed) return;
   const r = agentErrorResponse(err, group);
-  res.writeHead(r.status, { 'content-type': r.type, 'content-length': Buffer.byteLength(r.body) });
+  res.writeHead(r.status, r.close ? { 'content-type': r.type, 'content-length': Buffer.byteLength(r.body), connection: 'close' } : { 'content-type': r.type, 'content-length': Buffer.byteLength(r.body) });
   res.end(r.body);
 }

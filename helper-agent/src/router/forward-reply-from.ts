@@ -27,6 +27,7 @@ const NO_POOL = Object.assign(new Error('the process has no connection pool'), {
 function fail(reply: FastifyReply, err: Error, group: Group | null): void {
   if (reply.sent || reply.raw.headersSent) return;
   const r = agentErrorResponse(err, group);
+  if (r.close) reply.header('connection', 'close');
   void reply.code(r.status).type(r.type).send(r.body);
 }
 

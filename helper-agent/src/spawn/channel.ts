@@ -73,7 +73,7 @@ export class Channel {
   }
 
   /** Sends a message to the process that speaks with `token`; false if it has not spoken on a live connection. */
-  send(token: string, msg: { type: string }): boolean {
+  send(token: string, msg: { type: string; [key: string]: unknown }): boolean {
     const sock = this.sockets.get(token);
     if (!sock || sock.destroyed) return false;
     sock.write(`${JSON.stringify(msg)}\n`);

@@ -5,9 +5,10 @@
 // (over the channel, or by closing its stdin), the app's own shutdown runs:
 // an exit listener registered through Passenger's loader API
 // (`PhusionPassenger.on('exit', fn)`), else SIGTERM to its process group, so
-// its `process.on('SIGTERM')` handlers run; an app with neither has its
-// server closed and exits once its requests are done. Plain CommonJS with no
-// imports of ours: it runs inside the app.
+// its `process.on('SIGTERM')` handlers run; an app with neither exits at
+// once, as a Node process does on SIGTERM (the agent tells it only once its
+// requests are done, or their time is up). Plain CommonJS with no imports of
+// ours: it runs inside the app.
 /* eslint-disable @typescript-eslint/no-var-requires */
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
@@ -21,6 +22,8 @@ const ENV_LISTEN_FD = 'PASSENGER_LOADER_LISTEN_FD';
 const ENV_SHUTDOWN_TIMEOUT = 'PASSENGER_LOADER_SHUTDOWN_TIMEOUT';
 /** Direct mode: how often the counters go to the agent (only when they changed). */
 const REPORT_MS = 1000;
+/** stdin closed: how long to wait for the channel to say whether the core died (then we stay) or asks us to leave. */
+const STDIN_END_GRACE_MS = 200;
 
 /**
  * Passenger's loader API, for apps written against it: `PhusionPassenger.on('exit', fn)`
@@ -73,8 +76,9 @@ function install(): void {
       if (readyMsg !== null) sock.write(readyMsg);
     });
     sock.on('error', () => undefined);
-    // The agent speaks rarely: {"type":"leave"} when a core that adopted us
-    // wants us gone (our stdin belonged to the core that started us).
+    // The agent speaks rarely: {"type":"leave","drainMs":N} when it wants us
+    // gone (a core that adopted us has no stdin of ours); in direct mode N
+    // bounds how long our requests in flight may run.
     let inbox = '';
     sock.setEncoding('utf8');
     sock.on('data', (chunk: string) => {
@@ -83,7 +87,7 @@ function install(): void {
       while ((nl = inbox.indexOf('\n')) !== -1) {
         const line = inbox.slice(0, nl);
         inbox = inbox.slice(nl + 1);
-        if (line.includes('"leave"')) leave();
+        if (line.includes('"leave"')) leave(drainOf(line));
       }
       if (inbox.length > 4096) inbox = '';
     });
@@ -199,9 +203,9 @@ function install(): void {
   /**
    * The app's own shutdown: its loader API exit listeners if it has any,
    * else, if it handles SIGTERM, SIGTERM to its process group (its children
-   * hear it too). An app with neither gets what such a handler usually does:
-   * its server stops accepting, the requests in flight on it finish (and
-   * its open connections end), then it exits.
+   * hear it too). An app with neither exits now, as SIGTERM would end it:
+   * the agent asks only once its requests are done or their time is up (a
+   * long poll would otherwise hold it), and answers what is left open itself.
    */
   let asked = false;
   function askApp(): void {
@@ -219,15 +223,21 @@ function install(): void {
       }
       return;
     }
-    const server = claimed;
-    if (server === null || listenFd !== null) process.exit(0); // direct mode: drained already
-    server.close(() => process.exit(0));
-    // Connections to the agent that fall idle after their last response go too.
-    setInterval(() => server.closeIdleConnections(), 100).unref();
+    process.exit(0);
   }
 
-  /** Leaves: in direct mode after the requests in flight (new ones get Connection: close). */
-  function leave(): void {
+  /** The drain bound a leave message names, if any. */
+  function drainOf(line: string): number | null {
+    try {
+      const n = (JSON.parse(line) as { drainMs?: unknown }).drainMs;
+      return typeof n === 'number' && n >= 0 ? n : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Leaves: in direct mode after the requests in flight (new ones get Connection: close), for `drainMs` at most. */
+  function leave(drainMs: number | null = null): void {
     if (draining) return;
     draining = true;
     const server = claimed;
@@ -242,8 +252,8 @@ function install(): void {
     // Idle keep-alive connections go now; busy ones after their response
     // (Connection: close); a fresh one serves the request it was opened for.
     for (const sock of conns) if ((sock as Tracked)[kActive] === 0) sock.destroy();
-    // Half the shutdown timeout for the requests, the rest for the app's shutdown.
-    setTimeout(askApp, (shutdownSeconds * 1000) / 2).unref();
+    // By default half the shutdown timeout for the requests, the rest for the app's shutdown.
+    setTimeout(askApp, drainMs ?? (shutdownSeconds * 1000) / 2).unref();
   }
 
   // Closed stdin = the agent asks us to leave (its sessions here have ended),
@@ -252,7 +262,7 @@ function install(): void {
   const stdin = process.stdin as unknown as net.Socket;
   stdin.on('error', () => undefined);
   stdin.on('end', () => {
-    setTimeout(() => { if (connected || !channelPath) leave(); }, 200);
+    setTimeout(() => { if (connected || !channelPath) leave(); }, STDIN_END_GRACE_MS);
   });
   // Our output pipes belonged to the core; after its death, writes fail quietly.
   process.stdout.on('error', () => undefined);

@@ -5,7 +5,7 @@
 // When the agent runs as root, each process runs as its app's user (see
 // app-user.ts), started through setpriv(1) so its supplementary groups are the
 // user's own: Node's spawn() sets a uid and gid but not the groups.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -14,17 +14,17 @@ import type { GroupOptions } from '../config';
 import { SpawnError } from '../errors';
 import type { Logger } from '../log';
 import type { Spawner } from '../pool/pool';
-import type { ProcessHandle, ProcessReport } from '../pool/process';
+import type { ProcessHandle } from '../pool/process';
+import { AppHandle, signalGroup } from './app-handle';
 import { AppLogs } from './app-logs';
+import { forwardLines, OutputTail } from './app-output';
+import { APP_SOCKET_NAME, makeSocketDir, removeAppSocket } from './app-socket';
 import { accessProblem, appUserFor, userEnv, type AppUser, type UserPolicy } from './app-user';
 import { reportOf, type Channel } from './channel';
 
 export const LOADER_PATH = path.join(__dirname, 'node-loader.js');
 /** util-linux's setpriv: Essential on Debian, so always there. */
 const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((f) => fs.existsSync(f)) ?? 'setpriv';
-/** An app's socket, in a directory of its own that only the app's user (and root) may enter. */
-const APP_SOCKET_NAME = 'app.sock';
-const OUTPUT_CAP = 32 * 1024;
 /** What the loader prints when an app calls cluster.fork() (node-loader.ts). */
 const CLUSTER_REFUSAL = 'this app forks node:cluster workers';
 
@@ -43,163 +43,15 @@ export interface SpawnerConfig {
   loaderPath?: string;
 }
 
-/**
- * Removes an app's socket and then its directory, never recursively: the
- * directory belongs to the app's user, who could have planted a symlink
- * inside for a recursive removal to follow.
- */
-export function removeAppSocket(socketFile: string): void {
-  fs.rm(socketFile, { force: true }, () => fs.rmdir(path.dirname(socketFile), () => undefined));
-}
-
-/**
- * A fresh directory for one process's socket (never one left behind): mode
- * 0700, owned by the app's user, so no other app can reach or replace the
- * socket in it. Its parent (apps/) is ours and only traversable by others.
- */
-function makeSocketDir(parent: string, id: number, who: AppUser | null): string {
-  const dir = fs.mkdtempSync(path.join(parent, `${id}-`));
-  if (who) fs.chownSync(dir, who.uid, who.gid);
-  return dir;
-}
-
 /** The command line that runs `cmd` as `who`: real, effective and saved ids, and the supplementary groups. */
 function asUser(who: AppUser, cmd: string, args: string[]): [string, string[]] {
   const groups = who.groups.length > 0 ? ['--groups', who.groups.join(',')] : ['--clear-groups'];
   return [SETPRIV, ['--reuid', String(who.uid), '--regid', String(who.gid), ...groups, '--', cmd, ...args]];
 }
 
-function signalGroup(pgid: number, sig: NodeJS.Signals): boolean {
-  try {
-    process.kill(-pgid, sig);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** A live app process: exit tracking, output forwarding, and the stop sequence. */
-class SpawnedProcess implements ProcessHandle {
-  /** The loader channel, to tell a Node app to leave (its stdin closing says it too). */
-  channel: Channel | null = null;
-  readonly pid: number;
-  exited = false;
-  private exitCbs: ((code: number | null, signal: string | null) => void)[] = [];
-  private exitInfo: [number | null, string | null] = [null, null];
-  private stopping: Promise<void> | null = null;
-  private reportCb: ((r: ProcessReport) => void) | null = null;
-  /** The Node version the process reported when it was ready (Node apps only). */
-  nodeVersion: string | undefined;
-  constructor(
-    readonly child: ChildProcess,
-    readonly endpoint: ProcessHandle['endpoint'],
-    private readonly socketFile: string | null,
-    /** Node apps under the loader, which outlive a crash of the core: the token they speak on the channel with. */
-    readonly channelToken: string | undefined,
-    /** Direct mode: the process drains its own connections after stdin closes, for up to the grace period. */
-    readonly direct: boolean,
-    private readonly log: Logger,
-    readonly user: { uid: number; gid: number } | undefined,
-  ) {
-    this.pid = child.pid as number;
-    child.once('exit', (code, signal) => {
-      this.exited = true;
-      this.exitInfo = [code, signal];
-      // Whatever the app left behind in its group goes with it.
-      signalGroup(this.pid, 'SIGKILL');
-      if (this.socketFile) removeAppSocket(this.socketFile);
-      for (const cb of this.exitCbs.splice(0)) cb(code, signal);
-    });
-  }
-
-  onReport(cb: (r: ProcessReport) => void): void {
-    this.reportCb = cb;
-  }
-
-  report(r: ProcessReport): void {
-    this.reportCb?.(r);
-  }
-
-  onExit(cb: (code: number | null, signal: string | null) => void): void {
-    if (this.exited) queueMicrotask(() => cb(...this.exitInfo));
-    else this.exitCbs.push(cb);
-  }
-
-  private waitExit(ms: number): Promise<boolean> {
-    if (this.exited) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const t = setTimeout(() => resolve(false), ms);
-      this.onExit(() => {
-        clearTimeout(t);
-        resolve(true);
-      });
-    });
-  }
-
-  /**
-   * Tells the process to leave and gives it `timeoutMs` (shutdown_timeout)
-   * to exit by itself, then KILL to its process group. A Node app hears it
-   * from its loader (over the channel, and by its stdin closing), which
-   * hands it to the app's own shutdown: an exit listener of the loader API,
-   * else SIGTERM to its process group; in direct mode after it has drained
-   * its connections. Anything else gets its stdin closed and SIGTERM to its
-   * process group at once. Safe to call twice.
-   */
-  stop(timeoutMs: number): Promise<void> {
-    if (this.stopping) return this.stopping;
-    this.stopping = (async () => {
-      if (this.exited) return;
-      if (this.channelToken !== undefined) this.channel?.send(this.channelToken, { type: 'leave' });
-      this.child.stdin?.end();
-      if (this.channelToken === undefined) signalGroup(this.pid, 'SIGTERM');
-      if (await this.waitExit(timeoutMs)) return;
-      this.log.warn(`app process ${this.pid} was still running ${Math.round(timeoutMs / 100) / 10} s after SIGTERM: sending SIGKILL to its process group (shutdown_timeout)`);
-      signalGroup(this.pid, 'SIGKILL');
-      await this.waitExit(5000);
-    })();
-    return this.stopping;
-  }
-}
-
 /** A version string an app reported, kept only when it looks like one (the app is not trusted). */
 function nodeVersionOf(v: unknown): string | undefined {
   return typeof v === 'string' && /^v\d{1,4}\.\d{1,4}\.\d{1,4}[\w.+-]{0,32}$/.test(v) ? v : undefined;
-}
-
-/** Keeps the last OUTPUT_CAP bytes of what a process printed while it started. */
-class OutputTail {
-  private text = '';
-  add(chunk: string): void {
-    this.text += chunk;
-    if (this.text.length > OUTPUT_CAP) this.text = this.text.slice(-OUTPUT_CAP);
-  }
-  toString(): string {
-    return this.text.trimEnd();
-  }
-}
-
-/** Forwards an app's output to the log, a line at a time, each prefixed with its pid and stream. */
-function forwardLines(stream: NodeJS.ReadableStream | null, log: Logger, prefix: string, tail: OutputTail | null): () => void {
-  if (!stream) return () => undefined;
-  let buf = '';
-  let capturing = tail;
-  stream.setEncoding('utf8');
-  stream.on('data', (chunk: string) => {
-    if (capturing) capturing.add(chunk);
-    buf += chunk;
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) !== -1) {
-      log.raw(`${prefix}${buf.slice(0, nl)}`);
-      buf = buf.slice(nl + 1);
-    }
-    if (buf.length > 64 * 1024) {
-      log.raw(`${prefix}${buf}`);
-      buf = '';
-    }
-  });
-  stream.on('end', () => { if (buf) log.raw(`${prefix}${buf}`); });
-  stream.on('error', () => undefined);
-  return () => { capturing = null; };
 }
 
 function freePort(): Promise<number> {
@@ -322,7 +174,7 @@ export class AppSpawner implements Spawner {
     const log = this.cfg.log;
     return new Promise<ProcessHandle>((resolve, reject) => {
       let settled = false;
-      let handle: SpawnedProcess | null = null;
+      let handle: AppHandle | null = null;
       const timers: NodeJS.Timeout[] = [];
       const stopOut: (() => void)[] = [];
       const finish = (err: SpawnError | null): void => {
@@ -330,15 +182,15 @@ export class AppSpawner implements Spawner {
         settled = true;
         this.starting.delete(abort);
         for (const t of timers) clearTimeout(t);
-        // The channel stays open to the process until it exits: reports in
-        // direct mode, and the request to leave.
+        // The channel stays open to the process until it exits (the handle
+        // forgets it then): reports in direct mode, and the request to leave.
         if (err || o.appStartCommand) this.cfg.channel.forget(token);
-        else handle?.onExit(() => this.cfg.channel.forget(token));
         for (const s of stopOut) s();
         if (err) {
-          if (child.pid !== undefined && !handle?.exited) void (handle ? handle.stop(0) : Promise.resolve(signalGroup(child.pid, 'SIGKILL')));
+          if (handle) handle.kill();
+          else if (child.pid !== undefined) signalGroup(child.pid, 'SIGKILL');
           reject(err);
-        } else resolve(handle as SpawnedProcess);
+        } else resolve(handle as AppHandle);
       };
       // At shutdown there is no time for a graceful stop: the agent exits next.
       const abort = (): void => {
@@ -352,9 +204,10 @@ export class AppSpawner implements Spawner {
           o.appStartCommand ? 'check app_start_command' : 'check that node is installed'));
       });
       if (child.pid === undefined) return;
-      handle = new SpawnedProcess(child, endpoint, socketFile, o.appStartCommand ? undefined : token, direct, log,
-        who ? { uid: who.uid, gid: who.gid } : undefined);
-      handle.channel = this.cfg.channel;
+      handle = AppHandle.ofChild(child, {
+        endpoint, channel: this.cfg.channel, channelToken: o.appStartCommand ? undefined : token, direct,
+        user: who ? { uid: who.uid, gid: who.gid } : undefined, warn: (m) => log.warn(m),
+      });
       const sink = this.appLogs.sinkFor(o.appLogFile === undefined ? undefined : path.resolve(o.appRoot, o.appLogFile), who ?? undefined);
       const prefix = `App ${child.pid} (${o.appRoot}) `;
       stopOut.push(forwardLines(child.stdout, sink, o.disableLogPrefix ? '' : `${prefix}stdout: `, tail));

@@ -3,13 +3,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { stopBoundMs, type Options } from '../config';
+import type { Options } from '../config';
 import type { CoreConfig, CoreMessage } from '../core/core';
 import { ConfigError } from '../errors';
 import { signalRecordedGroup, startTicksOf, type InstanceDir } from '../instance/instance-dir';
 import { cleanStale, createInstanceDir, serverRegistryDir } from '../instance/registry';
 import { UnsafeFileError, writeOwnFile } from '../platform/safe-files';
 import { Logger } from '../log';
+import { watchdogStopBoundMs } from '../pool/stop-policy';
 import { listenTcp, listenUnix } from '../platform/native';
 import { isAlive } from '../platform/procfs';
 import { gidOf, uidOf } from '../platform/users';
@@ -183,7 +184,7 @@ export function runWatchdog(o: Options, reporter: WatchdogReporter): WatchdogRun
       return;
     }
     c.kill('SIGTERM');
-    const boundMs = stopBoundMs(o);
+    const boundMs = watchdogStopBoundMs(o.shutdownTimeout);
     const t = setTimeout(() => {
       log.warn(`the agent core did not stop within ${boundMs / 1000} s; killing it`);
       c.kill('SIGKILL');

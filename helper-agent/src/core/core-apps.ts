@@ -1,0 +1,153 @@
+// The agent core's apps: who they run as, the spawner, the pool and what it
+// tells the rest of the core, the processes a previous core left, and how a
+// request finds its group (one app standalone; any allowed root behind a web
+// server).
+import * as fs from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import * as path from 'node:path';
+import { groupOptions, resolveOptions, type GroupOptions, type Options } from '../config';
+import { PassengerError } from '../errors';
+import type { InstanceDir, ProcessRecord } from '../instance/instance-dir';
+import type { Logger } from '../log';
+import { readStatSync } from '../platform/procfs';
+import type { Group } from '../pool/group';
+import type { AppProcess } from '../pool/process';
+import { Pool, type Spawner } from '../pool/pool';
+import { AppRootResolver, type WebSettings } from '../router/app-roots';
+import { StaticFiles } from '../router/static-files';
+import { closeTransport, openTransport } from '../router/transport';
+import { AppHandle } from '../spawn/app-handle';
+import type { Channel } from '../spawn/channel';
+import { AppSpawner, LOADER_PATH, type SpawnerConfig } from '../spawn/spawner';
+import { FrontendRegistry } from './frontends';
+
+export interface CoreApps {
+  pool: Pool;
+  appSpawner: AppSpawner;
+  /** Behind a web server: the allowed app roots and each root's settings. */
+  resolver: AppRootResolver | null;
+  groupFor: (req: IncomingMessage) => Group | PassengerError;
+  frontends: FrontendRegistry | null;
+  staticFiles: StaticFiles | undefined;
+}
+
+/** What the pool's events reach in the rest of the core, once it is up. */
+export interface PoolHooks {
+  firstProcess(): void;
+  processLeaving(p: AppProcess): void;
+}
+
+/**
+ * The spawner and the pool. Behind a web server an app root may be a link (a
+ * deploy's `current`) switched at any time: each spawn checks again where it leads.
+ */
+export function createPool(o: Options, inst: InstanceDir, channel: Channel, log: Logger, selfCheck: boolean, hooks: PoolHooks, listenFd: number | null): Omit<CoreApps, 'groupFor' | 'frontends' | 'staticFiles'> {
+  const appSpawner = new AppSpawner({ socketDir: inst.appsDir, channel, log, directListenFd: o.directMode ? listenFd : null, ...appUsers(o, inst, log) });
+  const parts: { resolver: AppRootResolver | null } = { resolver: null };
+  const spawner: Spawner = o.mode !== 'agent' ? appSpawner : {
+    spawn: async (options, id) => {
+      if (parts.resolver !== null && !parts.resolver.allows(options.appRoot)) {
+        throw new PassengerError('E_APP_ROOT_DENIED', `${options.appRoot} no longer leads to a directory under an --app-root-allow directory: not started`);
+      }
+      return appSpawner.spawn(options, id);
+    },
+    abortStarting: () => appSpawner.abortStarting(),
+  };
+  const pool = new Pool({
+    maxPoolSize: o.maxPoolSize,
+    forgetIdleGroups: o.mode === 'agent',
+    selfCheck,
+    spawner,
+    // A restart reads the app's settings again: behind a web server its
+    // Passengerfile.json and the server's settings; standalone, the file and
+    // the environment under the flags given at start.
+    reloadOptions: o.mode === 'agent' ? (g) => (parts.resolver as AppRootResolver).reloadOptions(g)
+      : () => groupOptions(resolveOptions(o.given ?? {}, o.appRoot, o.appRoot, process.env, (m) => log.warn(m))),
+    log: { info: (m) => log.notice(m), warn: (m) => log.warn(m), error: (m) => log.error(m) },
+    events: {
+      processAdded(p) {
+        openTransport(p, o.forwarder);
+        hooks.firstProcess();
+        const rec: ProcessRecord = {
+          pid: p.pid, startTicks: readStatSync(p.pid)?.startTicks ?? 0, group: p.group.name, id: p.id,
+          spawnedAt: p.spawnedAt, endpoint: p.handle.endpoint,
+          token: p.handle.channelToken, direct: p.handle.direct, uid: p.handle.user?.uid, gid: p.handle.user?.gid,
+          web: parts.resolver?.webSettingsOf(p.group.name),
+        };
+        fs.writeFile(path.join(inst.processesDir, String(p.pid)), JSON.stringify(rec), () => undefined);
+      },
+      processLeaving: (p) => hooks.processLeaving(p),
+      processRemoved(p) {
+        closeTransport(p);
+        fs.rm(path.join(inst.processesDir, String(p.pid)), { force: true }, () => undefined);
+      },
+    },
+  });
+  if (o.mode === 'agent') parts.resolver = new AppRootResolver(o, pool, log);
+  return { pool, appSpawner, resolver: parts.resolver };
+}
+
+/**
+ * The groups: the live app processes a previous core started are adopted
+ * first (they count toward min_instances); then, standalone, the one app
+ * starts, with its public/ files served; behind a web server, groups come
+ * and go with the requests' app roots.
+ */
+export async function serveApps(o: Options, parts: Omit<CoreApps, 'groupFor' | 'frontends' | 'staticFiles'>, inst: InstanceDir, channel: Channel, log: Logger): Promise<CoreApps> {
+  const { pool, resolver } = parts;
+  const records = inst.processRecords();
+  if (resolver !== null) {
+    adoptProcesses(pool, records, (root, web) => resolver.optionsFor(root, web), inst, channel, log);
+    if (o.appRootAllow.length === 0) log.warn('no --app-root-allow given: every request will be refused (403) until one is');
+    return { ...parts, groupFor: (req) => resolver.groupFor(req), frontends: new FrontendRegistry(inst), staticFiles: undefined };
+  }
+  const options = groupOptions(o);
+  adoptProcesses(pool, records, (root) => (root === o.appRoot ? options : null), inst, channel, log);
+  const group = pool.group(options);
+  let staticFiles: StaticFiles | undefined;
+  const pub = path.join(o.appRoot, 'public');
+  if (fs.existsSync(pub)) {
+    staticFiles = new StaticFiles(pub);
+    await staticFiles.start(o.statThrottleRate);
+  }
+  return { ...parts, groupFor: () => group, frontends: null, staticFiles };
+}
+
+/**
+ * As root, apps run as their users (spawn/app-user.ts), never as root. They
+ * preload the loader from a copy in the instance directory, which every user
+ * can read wherever the agent is installed. Not root: apps run as we do.
+ */
+function appUsers(o: Options, inst: InstanceDir, log: Logger): Pick<SpawnerConfig, 'users' | 'loaderPath'> {
+  if (process.getuid?.() !== 0) return { users: null };
+  const loaderPath = path.join(inst.dir, 'node-loader.js');
+  fs.rmSync(loaderPath, { force: true });
+  fs.copyFileSync(LOADER_PATH, loaderPath, fs.constants.COPYFILE_EXCL);
+  fs.chmodSync(loaderPath, 0o644);
+  // App users reach the channel and their sockets through the registry directory.
+  for (let d = path.dirname(inst.dir); d !== path.dirname(d); d = path.dirname(d)) {
+    try {
+      if ((fs.statSync(d).mode & 0o001) === 0) {
+        log.warn(`${d} is not traversable by other users: apps running as other users cannot reach the instance directory ${inst.dir}; use another --instance-registry-dir`);
+        break;
+      }
+    } catch { break; }
+  }
+  return { users: { switching: o.userSwitching, defaultUser: o.defaultUser, defaultGroup: o.defaultGroup }, loaderPath };
+}
+
+/**
+ * Adopts the live app processes a crashed core left (Node apps under the
+ * loader outlive it); records of dead or unadoptable ones are dropped.
+ */
+function adoptProcesses(pool: Pool, records: ProcessRecord[], optionsFor: (appRoot: string, web?: WebSettings) => GroupOptions | null, inst: InstanceDir, channel: Channel, log: Logger): void {
+  for (const r of records) {
+    const options = r.token !== undefined && AppHandle.isLive(r) ? optionsFor(r.group, r.web) : null;
+    if (options === null) {
+      fs.rmSync(path.join(inst.processesDir, String(r.pid)), { force: true });
+      continue;
+    }
+    pool.adopt(options, AppHandle.adopt(r, channel, (m) => log.warn(m)), r.id, r.spawnedAt);
+  }
+  if (records.length > 0) log.notice(`adopted ${pool.processCount()} live app process(es) from the previous agent core`);
+}

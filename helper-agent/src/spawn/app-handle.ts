@@ -1,0 +1,158 @@
+// The one handle on an app process, whether this core spawned it (its child:
+// exit seen by the 'exit' event) or adopted it from a core that died (exit
+// seen by polling /proc for its pid and start time). Either way: the loader
+// channel for reports and the request to leave, signals to its process group,
+// and the stop's escalation to SIGKILL.
+import type { ChildProcess } from 'node:child_process';
+import type { Writable } from 'node:stream';
+import type { ProcessRecord } from '../instance/instance-dir';
+import { isAlive } from '../platform/procfs';
+import type { ProcessHandle, ProcessReport } from '../pool/process';
+import { KILL_WAIT_MS } from '../pool/stop-policy';
+import { reportOf, type Channel } from './channel';
+import { removeAppSocket } from './app-socket';
+
+const POLL_MS = 250;
+
+type ExitCb = (code: number | null, signal: string | null) => void;
+
+/** Signals a process group; false if it is gone. */
+export function signalGroup(pgid: number, sig: NodeJS.Signals): boolean {
+  try {
+    process.kill(-pgid, sig);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface HandleInit {
+  pid: number;
+  endpoint: ProcessHandle['endpoint'];
+  channel: Channel;
+  /** Node apps under the loader: the token they speak on the channel with. */
+  channelToken?: string;
+  direct: boolean;
+  user?: { uid: number; gid: number };
+  /** Its stdin, when it is our child: closing it tells the loader to leave too. */
+  stdin?: Writable | null;
+  /** Where a warning about a process that had to be killed goes. */
+  warn?: (msg: string) => void;
+}
+
+export class AppHandle implements ProcessHandle {
+  readonly pid: number;
+  readonly endpoint: ProcessHandle['endpoint'];
+  readonly channelToken: string | undefined;
+  readonly direct: boolean;
+  readonly user: { uid: number; gid: number } | undefined;
+  /** The Node version the process reported when it was ready (not known for adopted processes). */
+  nodeVersion: string | undefined;
+  exited = false;
+  private exitInfo: [number | null, string | null] = [null, null];
+  private readonly exitCbs: ExitCb[] = [];
+  private reportCb: ((r: ProcessReport) => void) | null = null;
+  private stopping: Promise<void> | null = null;
+
+  private constructor(private readonly init: HandleInit) {
+    this.pid = init.pid;
+    this.endpoint = init.endpoint;
+    this.channelToken = init.channelToken;
+    this.direct = init.direct;
+    this.user = init.user;
+  }
+
+  /** A process we started: its exit is the child's 'exit' event. */
+  static ofChild(child: ChildProcess, init: Omit<HandleInit, 'pid' | 'stdin'>): AppHandle {
+    const h = new AppHandle({ ...init, pid: child.pid as number, stdin: child.stdin });
+    child.once('exit', (code, signal) => h.gone(code, signal));
+    return h;
+  }
+
+  /** A live process a previous core started: its exit is seen by polling /proc; its counters come over the channel. */
+  static adopt(rec: ProcessRecord, channel: Channel, warn?: (msg: string) => void): AppHandle {
+    const h = new AppHandle({
+      pid: rec.pid, endpoint: rec.endpoint, channel, channelToken: rec.token, direct: rec.direct === true, warn,
+      user: rec.uid !== undefined && rec.gid !== undefined ? { uid: rec.uid, gid: rec.gid } : undefined,
+    });
+    const timer = setInterval(() => {
+      if (h.exited || AppHandle.isLive(rec)) return;
+      clearInterval(timer);
+      h.gone(null, null);
+    }, POLL_MS);
+    timer.unref();
+    h.onExit(() => clearInterval(timer));
+    if (rec.token) channel.on(rec.token, rec.pid, (msg) => { if (msg.type === 'stats') h.report(reportOf(msg)); });
+    return h;
+  }
+
+  /** Still the process the record names? */
+  static isLive(rec: ProcessRecord): boolean {
+    return isAlive(rec.pid, rec.startTicks);
+  }
+
+  /** The process exited: what it left behind in its group goes with it, its socket and channel token too. */
+  private gone(code: number | null, signal: string | null): void {
+    if (this.exited) return;
+    this.exited = true;
+    this.exitInfo = [code, signal];
+    signalGroup(this.pid, 'SIGKILL');
+    if ('socketPath' in this.endpoint) removeAppSocket(this.endpoint.socketPath);
+    if (this.channelToken !== undefined) this.init.channel.forget(this.channelToken);
+    for (const cb of this.exitCbs.splice(0)) cb(code, signal);
+  }
+
+  onReport(cb: (r: ProcessReport) => void): void {
+    this.reportCb = cb;
+  }
+
+  report(r: ProcessReport): void {
+    this.reportCb?.(r);
+  }
+
+  onExit(cb: ExitCb): void {
+    if (this.exited) queueMicrotask(() => cb(...this.exitInfo));
+    else this.exitCbs.push(cb);
+  }
+
+  private waitExit(ms: number): Promise<boolean> {
+    if (this.exited) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const t = setTimeout(() => resolve(false), ms);
+      this.onExit(() => {
+        clearTimeout(t);
+        resolve(true);
+      });
+    });
+  }
+
+  /**
+   * Tells the process to leave and gives it `timeoutMs` (shutdown_timeout)
+   * to exit by itself, then SIGKILL to its process group. A Node app hears it
+   * from its loader (over the channel, with `drainMs` bounding its own drain
+   * in direct mode, and by its stdin closing), which hands it to the app's
+   * own shutdown. Anything else, or a loader the channel cannot reach and
+   * whose stdin is not ours, gets SIGTERM to its process group. Safe to call twice.
+   */
+  stop(timeoutMs: number, drainMs?: number): Promise<void> {
+    if (this.stopping) return this.stopping;
+    this.stopping = (async () => {
+      if (this.exited) return;
+      const token = this.channelToken;
+      const told = token !== undefined && this.init.channel.send(token, drainMs === undefined ? { type: 'leave' } : { type: 'leave', drainMs });
+      const stdin = this.init.stdin ?? null;
+      stdin?.end();
+      const termed = !told && (token === undefined || stdin === null) && signalGroup(this.pid, 'SIGTERM');
+      if (await this.waitExit(timeoutMs)) return;
+      this.init.warn?.(`app process ${this.pid} was still running ${Math.round(timeoutMs / 100) / 10} s after ${termed ? 'SIGTERM' : 'it was told to leave'}: sending SIGKILL to its process group (shutdown_timeout)`);
+      signalGroup(this.pid, 'SIGKILL');
+      await this.waitExit(KILL_WAIT_MS);
+    })();
+    return this.stopping;
+  }
+
+  /** Kills the process group at once (a spawn that failed or was aborted). */
+  kill(): void {
+    if (!this.exited) signalGroup(this.pid, 'SIGKILL');
+  }
+}
