@@ -13,7 +13,7 @@ import { Logger } from '../log';
 import { readStatSync } from '../platform/procfs';
 import { Pool, type Spawner } from '../pool/pool';
 import { closeTransport, openTransport } from '../router/transport';
-import type { IncomingMessage } from 'node:http';
+import type { RequestHead } from '../router/headers';
 import { PassengerError } from '../errors';
 import type { Group } from '../pool/group';
 import { AppRootResolver, type WebSettings } from '../router/app-roots';
@@ -193,7 +193,7 @@ async function main(): Promise<void> {
     },
   });
   pool.startHousekeeping();
-  let groupFor: (req: IncomingMessage) => Group | PassengerError;
+  let groupFor: (req: RequestHead) => Group | PassengerError;
   let frontends: FrontendRegistry | null = null;
   let staticFiles: StaticFiles | undefined;
   // App processes a previous core started, alive still: ours now.

@@ -7,12 +7,12 @@
 // (`/srv/app/current`, not the release it links to), but only roots whose
 // real path lies at or below an --app-root-allow directory are served.
 import * as fs from 'node:fs';
-import type { IncomingMessage } from 'node:http';
 import * as path from 'node:path';
 import { appFileOptions, groupOptions, readPassengerfile, webAppOptions, type GroupOptions, type Options } from '../config';
 import { ConfigError, PassengerError } from '../errors';
 import type { Group } from '../pool/group';
 import type { Pool } from '../pool/pool';
+import type { RequestHead } from './headers';
 
 export const DOCUMENT_ROOT_HEADER = 'x-passenger-document-root';
 export const APP_ROOT_HEADER = 'x-passenger-app-root';
@@ -26,7 +26,7 @@ export interface WebSettings {
   options?: string;
 }
 
-function header(req: IncomingMessage, name: string): string | undefined {
+function header(req: RequestHead, name: string): string | undefined {
   const v = req.headers[name];
   return typeof v === 'string' && v !== '' ? v : undefined;
 }
@@ -44,7 +44,7 @@ export class AppRootResolver {
   }
 
   /** The group for a request, or the error to answer with. One Map lookup once a request like it was seen. */
-  groupFor(req: IncomingMessage): Group | PassengerError {
+  groupFor(req: RequestHead): Group | PassengerError {
     const appRoot = header(req, APP_ROOT_HEADER);
     const docRoot = header(req, DOCUMENT_ROOT_HEADER);
     if (appRoot === undefined && docRoot === undefined) {
