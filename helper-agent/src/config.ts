@@ -30,7 +30,7 @@ export interface Options {
   stickySessionsCookieName: string;
   friendlyErrorPages: boolean | undefined;
   logLevel: number;
-  forwarder: 'direct' | 'reply-from';
+  forwarder: 'direct' | 'node-http' | 'reply-from';
   scaleAtSessions: number;
   maxRequestQueueTime: number;
   requestQueueOverflowStatusCode: number;
@@ -130,7 +130,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { prop: 'stickySessionsCookieAttributes', key: 'sticky_sessions_cookie_attributes', flag: '--sticky-sessions-cookie-attributes', kind: 'string', arg: 'TEXT', help: 'attributes of the sticky cookie (default "SameSite=Lax"; Secure is added over HTTPS)' },
   { prop: 'friendlyErrorPages', key: 'friendly_error_pages', flag: '--friendly-error-pages', kind: 'bool', negatable: true, help: 'show app start errors in the browser (default: in development)' },
   { prop: 'directMode', key: 'direct_mode', flag: '--direct-mode', kind: 'bool', help: 'app processes accept connections themselves (Node apps; the agent supervises and accounts)' },
-  { prop: 'forwarder', key: 'forwarder', flag: '--forwarder', kind: 'forwarder', arg: 'NAME', help: 'request path: direct (default, lean) or reply-from (through @fastify/reply-from)' },
+  { prop: 'forwarder', key: 'forwarder', flag: '--forwarder', kind: 'forwarder', arg: 'NAME', help: 'request path: direct (default: requests read with Node\'s HTTP parser on a plain socket server), node-http (the same forwarding on node:http\'s server, the fallback) or reply-from (through @fastify/reply-from)' },
   { prop: 'user', key: 'user', flag: '--user', kind: 'string', arg: 'NAME', help: 'as root: run the server and its apps as this user' },
   { prop: 'group', key: 'group', flag: '--group', kind: 'string', arg: 'NAME', help: 'with --user, or for the app: this group (default: the user\'s primary group)' },
   { prop: 'userSwitching', key: 'user_switching', flag: '--user-switching', kind: 'bool', negatable: true, help: 'as root: run each app as the owner of its startup file (default on); off: as the default user' },
@@ -363,7 +363,7 @@ function coerce(spec: OptionSpec, raw: unknown, where: string): unknown {
       return n;
     }
     case 'forwarder':
-      if (raw !== 'direct' && raw !== 'reply-from') bad(`expected "direct" or "reply-from", got ${JSON.stringify(raw)}`);
+      if (raw !== 'direct' && raw !== 'node-http' && raw !== 'reply-from') bad(`expected "direct", "node-http" or "reply-from", got ${JSON.stringify(raw)}`);
       return raw;
     case 'list':
       // Flags append one value at a time; a file gives the whole list.
