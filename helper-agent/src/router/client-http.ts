@@ -19,6 +19,8 @@ import { HTTPParser, METHODS, type ParseError, type Parser } from './http-parser
 
 /** An idle keep-alive connection closes after this; a head must be in before it, counted from when the connection last went idle. */
 export const KEEP_ALIVE_MS = 65_000;
+/** How often connections are checked against KEEP_ALIVE_MS (one timer for all, none per connection or request). */
+const SWEEP_MS = 5_000;
 /** Output a request behind the one being answered holds before it tells its app to wait. */
 const OUT_LIMIT = 64 * 1024;
 
@@ -166,9 +168,24 @@ function ignoreError(): void { /* 'close' follows */ }
 function destroyAfterFinish(this: net.Socket): void {
   this.destroy();
 }
-function onTimer(c: ClientHttpConnection): void {
-  c.timedOut();
+// Parsers of closed connections, reused as node:http reuses its own.
+const PARSER_POOL_MAX = 256;
+const parserPool: TrackedParser[] = [];
+/** The async resource every pooled parser reports (nothing here uses async hooks). */
+const RESOURCE = {};
+
+function newParser(): TrackedParser {
+  const p: TrackedParser = new HTTPParser();
+  p[HTTPParser.kOnMessageBegin] = onMessageBegin;
+  p[HTTPParser.kOnHeaders] = onHeaders;
+  p[HTTPParser.kOnHeadersComplete] = onHeadersComplete;
+  p[HTTPParser.kOnBody] = onBody;
+  p[HTTPParser.kOnMessageComplete] = onMessageComplete;
+  p[HTTPParser.kOnExecute] = onExecute;
+  return p;
 }
+
+type PooledParser = TrackedParser & { consume(h: StreamHandle): void; unconsume(): void; free(): void };
 
 export class ClientHttpConnection implements BodySource {
   private readonly parser: TrackedParser;
@@ -188,28 +205,23 @@ export class ClientHttpConnection implements BodySource {
   private refusal: number | null = null;
   /** A request that takes the connection elsewhere, once the requests before it are answered. */
   private switchTo: { upgrade: boolean; req: ClientRequest; rest: Buffer } | null = null;
-  private readonly timer: NodeJS.Timeout;
+  /** When it last went idle (waiting for a request), for the keep-alive sweep. */
+  idleSince = Date.now();
   private gone = false;
   /** The parser reads the socket's handle itself: no Buffer, stream or event per read. */
   private readonly handle: StreamHandle | null = null;
 
   constructor(private readonly server: ClientHttpServer, readonly socket: net.Socket) {
-    const p: TrackedParser = new HTTPParser();
-    p.initialize(HTTPParser.REQUEST, {});
-    p[HTTPParser.kOnMessageBegin] = onMessageBegin;
-    p[HTTPParser.kOnHeaders] = onHeaders;
-    p[HTTPParser.kOnHeadersComplete] = onHeadersComplete;
-    p[HTTPParser.kOnBody] = onBody;
-    p[HTTPParser.kOnMessageComplete] = onMessageComplete;
+    const p = parserPool.pop() ?? newParser();
+    p.initialize(HTTPParser.REQUEST, RESOURCE);
     p[kConn] = this;
     this.parser = p;
     const s = socket as TrackedSocket;
     s[kConn] = this;
     const h = s._handle;
     if (h?.isStreamBase === true && h._consumed !== true) {
-      (p as unknown as { consume(h: StreamHandle): void }).consume(h);
+      (p as PooledParser).consume(h);
       h._consumed = true;
-      p[HTTPParser.kOnExecute] = onExecute;
       this.handle = h;
     }
     // Also when the parser reads the handle: the socket must flow to report its end.
@@ -218,7 +230,6 @@ export class ClientHttpConnection implements BodySource {
     s.on('close', onSocketClose);
     s.on('drain', onSocketDrain);
     s.on('error', ignoreError);
-    this.timer = setTimeout(onTimer, KEEP_ALIVE_MS, this);
   }
 
   // From the socket.
@@ -257,24 +268,30 @@ export class ClientHttpConnection implements BodySource {
   closed(): void {
     this.gone = true;
     this.ended = true;
-    clearTimeout(this.timer);
     const q = this.queue.splice(0);
     for (const s of q) s.responder.close();
     this.current = null;
     this.currentBody = null;
     this.server.forget(this, q.length > 0);
     (this.socket as TrackedSocket)[kConn] = undefined;
-    this.parser[kConn] = undefined;
-    this.parser.close();
+    const p = this.parser as PooledParser;
+    p[kConn] = undefined;
+    if (this.handle !== null) p.unconsume();
+    if (parserPool.length < PARSER_POOL_MAX) {
+      p.free();
+      parserPool.push(p);
+    } else {
+      p.close();
+    }
   }
 
   drain(): void {
     this.queue[0]?.responder.drained();
   }
 
-  /** Keep-alive timer: an idle connection closes, a head that has not arrived gets 408. */
+  /** Idle for KEEP_ALIVE_MS (the server's sweep): an idle connection closes, a head that has not arrived gets 408. */
   timedOut(): void {
-    if (this.queue.length > 0 || this.gone) return; // busy: the timer starts again when it is idle
+    if (this.queue.length > 0 || this.gone) return;
     if (this.inHead && !this.ended) {
       this.endInput(0);
       this.refusal = 408;
@@ -384,6 +401,11 @@ export class ClientHttpConnection implements BodySource {
     return this.socket.destroyed;
   }
 
+  /** No request is being answered (it waits for one, or for the rest of a head). */
+  get idle(): boolean {
+    return this.queue.length === 0;
+  }
+
   /** The server closes: no more requests are read; an idle connection closes now. */
   close(): void {
     for (const s of this.queue) s.keepAlive = false;
@@ -419,7 +441,7 @@ export class ClientHttpConnection implements BodySource {
     if (q.length === 0) {
       if (this.switchTo !== null) this.maybeSwitch();
       else if (this.ended) this.finish();
-      else this.timer.refresh();
+      else this.idleSince = Date.now();
     }
   }
 
@@ -442,7 +464,6 @@ export class ClientHttpConnection implements BodySource {
   /** The last response is out (or none is owed): a refusal goes, then the connection ends. */
   private finish(): void {
     if (this.gone || this.queue.length > 0) return;
-    clearTimeout(this.timer);
     const s = this.socket;
     if (s.destroyed) return;
     if (this.refusal !== null) {
@@ -500,7 +521,6 @@ export class ClientHttpConnection implements BodySource {
     s.off('close', onSocketClose);
     s.off('drain', onSocketDrain);
     s.off('error', ignoreError);
-    clearTimeout(this.timer);
     this.gone = true;
     s[kConn] = undefined;
     this.parser[kConn] = undefined;
@@ -534,6 +554,8 @@ export class ClientHttpServer {
   /** Settles once the first request's response is over (sent or cut short). */
   readonly firstResponse: Promise<void>;
 
+  private readonly sweep: NodeJS.Timeout;
+
   constructor(readonly handler: ClientHttpHandler, onConnection?: (sock: net.Socket) => void) {
     let resolve!: () => void;
     this.firstResponse = new Promise<void>((r) => { resolve = r; });
@@ -543,6 +565,11 @@ export class ClientHttpServer {
       onConnection?.(sock);
       this.conns.add(new ClientHttpConnection(this, sock));
     });
+    this.sweep = setInterval(() => {
+      const before = Date.now() - KEEP_ALIVE_MS;
+      for (const c of this.conns) if (c.idle && c.idleSince <= before) c.timedOut();
+    }, SWEEP_MS);
+    this.sweep.unref();
   }
 
   forget(c: ClientHttpConnection, hadRequests: boolean): void {
@@ -560,6 +587,7 @@ export class ClientHttpServer {
   /** Stops accepting; idle connections close, busy ones after their responses. */
   close(): Promise<void> {
     this.closing = true;
+    clearInterval(this.sweep);
     const done = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const c of [...this.conns]) c.close();
     return done;
