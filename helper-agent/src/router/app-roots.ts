@@ -26,9 +26,39 @@ export interface WebSettings {
   options?: string;
 }
 
-function header(req: RequestHead, name: string): string | undefined {
-  const v = req.headers[name];
-  return typeof v === 'string' && v !== '' ? v : undefined;
+interface NamedApp {
+  appRoot: string | undefined;
+  docRoot: string | undefined;
+  baseUri: string | undefined;
+  options: string | undefined;
+}
+
+/** Appends a repeated header's value as node:http folds it; an empty value is none. */
+function fold(had: string | undefined, value: string): string | undefined {
+  if (value === '') return had;
+  return had === undefined ? value : `${had}, ${value}`;
+}
+
+/**
+ * The X-Passenger-* headers naming the app, in one pass over the raw list
+ * (no header object is built for them). Filled in place: read before the
+ * next request's.
+ */
+const named: NamedApp = { appRoot: undefined, docRoot: undefined, baseUri: undefined, options: undefined };
+function namedApp(req: RequestHead): NamedApp {
+  named.appRoot = named.docRoot = named.baseUri = named.options = undefined;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const n = raw[i];
+    // x-passenger-app-root, -document-root, -base-uri, -app-options
+    if (n.length < 20 || n.length > 25 || (n.charCodeAt(0) | 32) !== 120 || n.charCodeAt(1) !== 45) continue;
+    const name = n.toLowerCase();
+    if (name === APP_ROOT_HEADER) named.appRoot = fold(named.appRoot, raw[i + 1]);
+    else if (name === DOCUMENT_ROOT_HEADER) named.docRoot = fold(named.docRoot, raw[i + 1]);
+    else if (name === BASE_URI_HEADER) named.baseUri = fold(named.baseUri, raw[i + 1]);
+    else if (name === APP_OPTIONS_HEADER) named.options = fold(named.options, raw[i + 1]);
+  }
+  return named;
 }
 
 export class AppRootResolver {
@@ -45,13 +75,10 @@ export class AppRootResolver {
 
   /** The group for a request, or the error to answer with. One Map lookup once a request like it was seen. */
   groupFor(req: RequestHead): Group | PassengerError {
-    const appRoot = header(req, APP_ROOT_HEADER);
-    const docRoot = header(req, DOCUMENT_ROOT_HEADER);
+    const { appRoot, docRoot, baseUri, options } = namedApp(req);
     if (appRoot === undefined && docRoot === undefined) {
       return new PassengerError('E_APP_ROOT_DENIED', 'the request names no app: the web server must send X-Passenger-App-Root or X-Passenger-Document-Root (include the shipped or a generated snippet)');
     }
-    const baseUri = header(req, BASE_URI_HEADER);
-    const options = header(req, APP_OPTIONS_HEADER);
     const key = appRoot !== undefined ? `${appRoot}\n${baseUri ?? ''}\n${options ?? ''}` : docRoot as string;
     const hit = this.cache.get(key);
     if (hit !== undefined && (hit as Group).forgotten !== true) return hit;
