@@ -82,11 +82,14 @@ function install(libDir, projectDir) {
     return { ok: true };
   };
 
-  const oursNginx = {
-    name: 'ours-nginx',
-    describe: "nginx + the project's nginx-conf/passenger.conf + its agent (passenger agent)",
-    port: () => T.PORT_BASE + 50,
-    ports: () => [T.PORT_BASE + 50],
+  /** nginx in front of the agent: the keep-alive pair of snippets, or (`oneLine`) only the one-line passenger.conf. */
+  const nginxTarget = (name, port, oneLine) => ({
+    name,
+    describe: oneLine
+      ? "nginx + the project's one-line nginx-conf/passenger.conf (a connection to the agent per request) + its agent"
+      : "nginx + the project's keep-alive pair (passenger-http.conf, passenger-keepalive.conf) + its agent (passenger agent)",
+    port: () => port,
+    ports: () => [port],
     expectedApps: 2,
     concurrencyKnob: true,
     crashSupported: true,
@@ -94,8 +97,9 @@ function install(libDir, projectDir) {
     start(inst, ctx) {
       const socket = startAgent(inst, ctx);
       // The keep-alive variant: the upstream at the http level, the project's server snippet in the server block.
-      const httpInc = snippet('nginx', socket, inst, ['--http']);
-      const inc = path.join(projectDir, 'nginx-conf', 'passenger-keepalive.conf');
+      // The one-line variant: the snippet printed for this socket, nothing at the http level.
+      const httpInc = oneLine ? null : snippet('nginx', socket, inst, ['--http']);
+      const inc = oneLine ? snippet('nginx', socket, inst) : path.join(projectDir, 'nginx-conf', 'passenger-keepalive.conf');
       const docRoot = path.join(inst.appDir, 'public');
       fs.mkdirSync(docRoot, { recursive: true });
       const tmp = path.join(inst.dir, 'nginx-tmp');
@@ -117,8 +121,7 @@ http {
   fastcgi_temp_path ${tmp}/fastcgi;
   uwsgi_temp_path ${tmp}/uwsgi;
   scgi_temp_path ${tmp}/scgi;
-  include ${httpInc};
-  server {
+${httpInc ? `  include ${httpInc};\n` : ''}  server {
     listen 127.0.0.1:${inst.port};
     root ${docRoot};
     include ${inc};
@@ -138,7 +141,9 @@ http {
       if (n && !n.exit && P.signalExact(n.pid, inst.tracked.get(n.pid), 'SIGTERM')) await H.waitExit(n, 10000);
       await stopAgent(inst);
     },
-  };
+  });
+  const oursNginx = nginxTarget('ours-nginx', T.PORT_BASE + 50, false);
+  const oursNginxOneLine = nginxTarget('ours-nginx-1line', T.PORT_BASE + 80, true);
 
   const oursApache = {
     name: 'ours-apache',
@@ -164,7 +169,7 @@ http {
     },
   };
 
-  for (const t of [oursNginx, oursApache]) {
+  for (const t of [oursNginx, oursNginxOneLine, oursApache]) {
     const i = T.ALL.findIndex((x) => x.name === t.name);
     if (i !== -1) T.ALL[i] = t;
     else T.ALL.push(t);

@@ -3,7 +3,7 @@
 // request finds its group (one app standalone; any allowed root behind a web
 // server).
 import * as fs from 'node:fs';
-import type { IncomingMessage } from 'node:http';
+import type { RequestHead } from '../router/headers';
 import * as path from 'node:path';
 import { groupOptions, resolveOptions, type GroupOptions, type Options } from '../config';
 import { PassengerError } from '../errors';
@@ -26,7 +26,7 @@ export interface CoreApps {
   appSpawner: AppSpawner;
   /** Behind a web server: the allowed app roots and each root's settings. */
   resolver: AppRootResolver | null;
-  groupFor: (req: IncomingMessage) => Group | PassengerError;
+  groupFor: (req: RequestHead) => Group | PassengerError;
   frontends: FrontendRegistry | null;
   staticFiles: StaticFiles | undefined;
 }

@@ -1,9 +1,13 @@
-// The server requests arrive on. The direct forwarder is a plain Node HTTP
-// server whose request listener is the forwarder: nothing else loads on the
-// way to the first response. `--forwarder reply-from` runs every request
-// through fastify's routing and @fastify/reply-from instead.
+// The server requests arrive on. By default (`--forwarder direct`) a
+// net.Server reads requests with Node's own HTTP parser and forwards them
+// (client-http.ts, forward-parsed.ts); a connection that asks for a static
+// file goes on to a node:http server that is never listened on. `--forwarder
+// node-http` uses that node:http server for everything (the fallback), and
+// `--forwarder reply-from` runs every request through fastify's routing and
+// @fastify/reply-from instead. All of them hand upgrades to forward-upgrade.ts.
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import type * as net from 'node:net';
 import type { Socket } from 'node:net';
 import type { Options } from '../config';
 import type { AppProcess } from '../pool/process';
@@ -52,6 +56,16 @@ async function upgradeForwarder(server: http.Server, ctx: ForwardingContext): Pr
   return up;
 }
 
+function listenOn(server: net.Server, o: Options, listenFd: number | null): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listenOptions(o, listenFd), () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
 export async function createRequestServer(o: Options, listenFd: number | null, ctx: ForwardingContext, onConnection?: (sock: Socket) => void): Promise<RequestServer> {
   if (o.forwarder === 'reply-from') {
     const { default: Fastify } = await import('fastify');
@@ -79,22 +93,43 @@ export async function createRequestServer(o: Options, listenFd: number | null, c
   const forwarder = new DirectForwarder(ctx);
   const server = http.createServer({ keepAliveTimeout: KEEP_ALIVE_MS, requestTimeout: 0 }, forwarder.handle);
   const upgrades = await upgradeForwarder(server, ctx);
-  if (onConnection) server.on('connection', onConnection);
+  if (o.forwarder === 'node-http') {
+    if (onConnection) server.on('connection', onConnection);
+    return {
+      firstResponse: firstResponseOf(server),
+      listen: () => listenOn(server, o, listenFd),
+      close: () => new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      }),
+      destroy: () => server.closeAllConnections(),
+      processLeaving: (p) => upgrades.processLeaving(p),
+      requests: () => [...forwarder.requests(), ...upgrades.requests()].sort((a, b) => b.age_ms - a.age_ms),
+    };
+  }
+  // The default: the parser-based side, with the node:http server above taking the connections it hands over.
+  const { ParsedForwarder } = await import('../router/forward-parsed.js');
+  const { ClientHttpServer } = await import('../router/client-http.js');
+  const parsed = new ParsedForwarder(ctx, {
+    toNodeHttp: (sock, head) => {
+      sock.unshift(head);
+      server.emit('connection', sock);
+    },
+    upgrade: (req, sock, head) => upgrades.handle(req, sock, head),
+  });
+  const front = new ClientHttpServer(parsed, onConnection);
   return {
-    firstResponse: firstResponseOf(server),
-    listen: () => new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(listenOptions(o, listenFd), () => {
-        server.off('error', reject);
-        resolve();
-      });
-    }),
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
+    firstResponse: front.firstResponse,
+    listen: () => listenOn(front.server, o, listenFd),
+    close: () => {
       server.closeIdleConnections();
-    }),
-    destroy: () => server.closeAllConnections(),
+      return front.close();
+    },
+    destroy: () => {
+      front.destroy();
+      server.closeAllConnections();
+    },
     processLeaving: (p) => upgrades.processLeaving(p),
-    requests: () => [...forwarder.requests(), ...upgrades.requests()].sort((a, b) => b.age_ms - a.age_ms),
+    requests: () => [...parsed.requests(), ...forwarder.requests(), ...upgrades.requests()].sort((a, b) => b.age_ms - a.age_ms),
   };
 }

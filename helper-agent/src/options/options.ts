@@ -26,7 +26,7 @@ export interface Options {
   stickySessionsCookieName: string;
   friendlyErrorPages: boolean | undefined;
   logLevel: number;
-  forwarder: 'direct' | 'reply-from';
+  forwarder: 'direct' | 'node-http' | 'reply-from';
   scaleAtSessions: number;
   maxRequestQueueTime: number;
   requestQueueOverflowStatusCode: number;

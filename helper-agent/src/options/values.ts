@@ -34,7 +34,7 @@ export function coerce(spec: Pick<FlagSpec, 'kind' | 'min' | 'max'>, raw: unknow
       return n;
     }
     case 'forwarder':
-      if (raw !== 'direct' && raw !== 'reply-from') bad(`expected "direct" or "reply-from", got ${JSON.stringify(raw)}`);
+      if (raw !== 'direct' && raw !== 'node-http' && raw !== 'reply-from') bad(`expected "direct", "node-http" or "reply-from", got ${JSON.stringify(raw)}`);
       return raw;
     case 'list':
       // Flags append one value at a time; a file gives the whole list.

@@ -4,26 +4,7 @@
 // list and body slices, streamed to a handler with backpressure both ways.
 // Per request it allocates the head string and nothing per header.
 import * as net from 'node:net';
-import type { Readable } from 'node:stream';
-
-interface Parser {
-  initialize(type: number, resource: object): void;
-  execute(data: Buffer): number | Error;
-  finish(): number | Error | undefined;
-  close(): void;
-  [callback: number]: unknown;
-}
-interface ParserClass {
-  new (): Parser;
-  RESPONSE: number;
-  kOnHeaders: number;
-  kOnHeadersComplete: number;
-  kOnBody: number;
-  kOnMessageComplete: number;
-  kOnExecute: number;
-}
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { HTTPParser } = require('_http_common') as { HTTPParser: ParserClass };
+import { HTTPParser, type Parser } from './http-parser';
 
 export type Endpoint = { socketPath: string } | { host: string; port: number };
 
@@ -33,7 +14,17 @@ export interface AppRequest {
   /** Name, value, name, value... */
   headers: string[];
   /** The client's request body, streamed; null when it has none. */
-  body: Readable | null;
+  body: RequestBody | null;
+}
+
+/** A request body as the client's side delivers it: a Readable, or the parser-based request side's body (client-request.ts). */
+export interface RequestBody {
+  on(event: 'data', fn: (chunk: Buffer) => void): unknown;
+  on(event: 'end', fn: () => void): unknown;
+  off(event: 'data', fn: (chunk: Buffer) => void): unknown;
+  off(event: 'end', fn: () => void): unknown;
+  pause(): unknown;
+  resume(): unknown;
 }
 
 /** What hears the app's response (the same shape as undici's dispatch handler). */
@@ -55,18 +46,23 @@ function withCode(message: string, code: 'E_APP_CONNECTION_LOST' | 'E_APP_BAD_RE
   return Object.assign(new Error(message), { code });
 }
 
+/** The socket's stream handle, which the parser can read from itself (as node:http's server has it do). */
+interface StreamHandle { isStreamBase?: boolean; _consumed?: boolean; reading?: boolean; readStop(): number; readStart(): number }
+
 class AppConnection {
   readonly sock: net.Socket;
+  /** The handle the parser reads: no Buffer, stream or event per read. */
+  private readonly handle: StreamHandle | null = null;
   private readonly parser: Parser;
   private handler: ResponseHandler | null = null;
   private headOnly = false;
   private interim = false;
   private keepAlive = false;
-  private body: Readable | null = null;
+  private body: RequestBody | null = null;
   private bodyDone = true;
   private partialHeaders: string[] = [];
   idleTimer: NodeJS.Timeout | null = null;
-  private readonly resume = (): void => { this.sock.resume(); };
+  private readonly resume = (): void => { this.startReading(); };
   private readonly abort = (err?: Error): void => { this.fail(err ?? new Error('the request was aborted')); };
 
   constructor(private readonly client: AppClient, endpoint: Endpoint) {
@@ -83,12 +79,19 @@ class AppConnection {
       status: number, statusText: string, _upgrade: boolean, keepAlive: boolean): number => this.onHeadersComplete(headers, status, statusText, keepAlive);
     p[HTTPParser.kOnBody] = (b: Buffer): void => this.onBody(b);
     p[HTTPParser.kOnMessageComplete] = (): void => this.onMessageComplete();
-    p[HTTPParser.kOnExecute] = (): void => undefined;
-    this.parser = p;
-    this.sock.on('data', (d: Buffer) => {
-      const r = this.parser.execute(d);
+    const onResult = (r: number | Error): void => {
       if (r instanceof Error) this.fail(withCode(`the app sent a malformed response: ${r.message}`, 'E_APP_BAD_RESPONSE'));
-    });
+    };
+    p[HTTPParser.kOnExecute] = onResult;
+    this.parser = p;
+    const h = (this.sock as { _handle?: StreamHandle | null })._handle;
+    if (h?.isStreamBase === true && h._consumed !== true) {
+      (p as unknown as { consume(h: StreamHandle): void }).consume(h);
+      h._consumed = true;
+      this.handle = h;
+    }
+    // Also when the parser reads the handle: the socket must flow to report its end.
+    this.sock.on('data', (d: Buffer) => onResult(this.parser.execute(d)));
     // A response delimited by the end of the connection ends with it.
     this.sock.on('end', () => {
       const r = this.parser.finish();
@@ -106,24 +109,28 @@ class AppConnection {
     this.handler = handler;
     this.headOnly = req.method === 'HEAD';
     this.keepAlive = false;
-    this.sock.resume();
+    this.startReading();
     handler.onConnect(this.abort);
     if (this.handler !== handler) return; // aborted at once
     let head = `${req.method} ${req.path} HTTP/1.1\r\n`;
     const h = req.headers;
     let length = false;
+    let host = false;
     for (let i = 0; i < h.length; i += 2) {
       const name = h[i];
       if (name.length === 14 && name.toLowerCase() === 'content-length') length = true;
+      else if (name.length === 4 && name.toLowerCase() === 'host') host = true;
       head += `${name}: ${h[i + 1]}\r\n`;
     }
+    // HTTP/1.1 requires a Host (an HTTP/1.0 client may have sent none).
+    if (!host) head += 'host: localhost\r\n';
     const chunked = req.body !== null && !length;
     this.sock.write(chunked ? `${head}transfer-encoding: chunked\r\n\r\n` : `${head}\r\n`, 'latin1');
     if (req.body !== null) this.sendBody(req.body, chunked);
   }
 
   /** Streams the client's body to the app, pausing it while the app's socket is full. */
-  private sendBody(body: Readable, chunked: boolean): void {
+  private sendBody(body: RequestBody, chunked: boolean): void {
     this.body = body;
     this.bodyDone = false;
     const sock = this.sock;
@@ -188,7 +195,27 @@ class AppConnection {
 
   private onBody(b: Buffer): void {
     const h = this.handler;
-    if (h !== null && !h.onData(b)) this.sock.pause();
+    if (h !== null && !h.onData(b)) this.stopReading();
+  }
+
+  private stopReading(): void {
+    const h = this.handle;
+    if (h === null) {
+      this.sock.pause();
+    } else if (h.reading !== false) {
+      h.reading = false;
+      h.readStop();
+    }
+  }
+
+  private startReading(): void {
+    const h = this.handle;
+    if (h === null) {
+      this.sock.resume();
+    } else if (h.reading === false && !this.sock.destroyed && !this.sock.connecting) {
+      h.reading = true;
+      h.readStart();
+    }
   }
 
   private onMessageComplete(): void {

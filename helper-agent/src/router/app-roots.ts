@@ -7,12 +7,12 @@
 // (`/srv/app/current`, not the release it links to), but only roots whose
 // real path lies at or below an --app-root-allow directory are served.
 import * as fs from 'node:fs';
-import type { IncomingMessage } from 'node:http';
 import * as path from 'node:path';
 import { appFileOptions, groupOptions, readPassengerfile, webAppOptions, type GroupOptions, type Options } from '../config';
 import { ConfigError, PassengerError } from '../errors';
 import type { Group } from '../pool/group';
 import type { Pool } from '../pool/pool';
+import type { RequestHead } from './headers';
 
 export const DOCUMENT_ROOT_HEADER = 'x-passenger-document-root';
 export const APP_ROOT_HEADER = 'x-passenger-app-root';
@@ -26,9 +26,39 @@ export interface WebSettings {
   options?: string;
 }
 
-function header(req: IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name];
-  return typeof v === 'string' && v !== '' ? v : undefined;
+interface NamedApp {
+  appRoot: string | undefined;
+  docRoot: string | undefined;
+  baseUri: string | undefined;
+  options: string | undefined;
+}
+
+/** Appends a repeated header's value as node:http folds it; an empty value is none. */
+function fold(had: string | undefined, value: string): string | undefined {
+  if (value === '') return had;
+  return had === undefined ? value : `${had}, ${value}`;
+}
+
+/**
+ * The X-Passenger-* headers naming the app, in one pass over the raw list
+ * (no header object is built for them). Filled in place: read before the
+ * next request's.
+ */
+const named: NamedApp = { appRoot: undefined, docRoot: undefined, baseUri: undefined, options: undefined };
+function namedApp(req: RequestHead): NamedApp {
+  named.appRoot = named.docRoot = named.baseUri = named.options = undefined;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const n = raw[i];
+    // x-passenger-app-root, -document-root, -base-uri, -app-options
+    if (n.length < 20 || n.length > 25 || (n.charCodeAt(0) | 32) !== 120 || n.charCodeAt(1) !== 45) continue;
+    const name = n.toLowerCase();
+    if (name === APP_ROOT_HEADER) named.appRoot = fold(named.appRoot, raw[i + 1]);
+    else if (name === DOCUMENT_ROOT_HEADER) named.docRoot = fold(named.docRoot, raw[i + 1]);
+    else if (name === BASE_URI_HEADER) named.baseUri = fold(named.baseUri, raw[i + 1]);
+    else if (name === APP_OPTIONS_HEADER) named.options = fold(named.options, raw[i + 1]);
+  }
+  return named;
 }
 
 export class AppRootResolver {
@@ -44,14 +74,11 @@ export class AppRootResolver {
   }
 
   /** The group for a request, or the error to answer with. One Map lookup once a request like it was seen. */
-  groupFor(req: IncomingMessage): Group | PassengerError {
-    const appRoot = header(req, APP_ROOT_HEADER);
-    const docRoot = header(req, DOCUMENT_ROOT_HEADER);
+  groupFor(req: RequestHead): Group | PassengerError {
+    const { appRoot, docRoot, baseUri, options } = namedApp(req);
     if (appRoot === undefined && docRoot === undefined) {
       return new PassengerError('E_APP_ROOT_DENIED', 'the request names no app: the web server must send X-Passenger-App-Root or X-Passenger-Document-Root (include the shipped or a generated snippet)');
     }
-    const baseUri = header(req, BASE_URI_HEADER);
-    const options = header(req, APP_OPTIONS_HEADER);
     const key = appRoot !== undefined ? `${appRoot}\n${baseUri ?? ''}\n${options ?? ''}` : docRoot as string;
     const hit = this.cache.get(key);
     if (hit !== undefined && (hit as Group).forgotten !== true) return hit;

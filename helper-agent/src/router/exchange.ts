@@ -5,21 +5,20 @@
 // holds, once, whatever state it is in. The paths differ only in how bytes
 // move: each subclass sends the request, answers the client itself, and cuts
 // either side off.
-import type { IncomingMessage } from 'node:http';
 import type { RequestSnapshot } from '../admin/protocol';
 import type { PassengerError } from '../errors';
 import type { Group, QueueTicket } from '../pool/group';
 import type { AppProcess } from '../pool/process';
 import { Session } from '../pool/session';
 import type { ConnectionRequest } from './client-connection';
-import { clientOf } from './headers';
+import { clientOf, type RequestHead } from './headers';
 import { mayRetry, rootCode, shouldDetach, upstreamCode, upstreamError } from './retry';
 import { cookieFor, requestedProcess } from './sticky';
 import type { StaticFiles } from './static-files';
 
 export interface ForwardingContext {
   /** The group a request belongs to, or an error to answer with. */
-  groupFor(req: IncomingMessage): Group | PassengerError;
+  groupFor(req: RequestHead): Group | PassengerError;
   log: { warn(msg: string): void };
   /** Standalone: the app's public/ files, served without the app. */
   staticFiles?: StaticFiles;
@@ -44,10 +43,10 @@ export abstract class Exchange implements ConnectionRequest {
   /** The sticky cookie's value the client sent (null: none, or stickiness off). */
   private stickyId: string | null = null;
   readonly startedAt = Date.now();
-  private request: IncomingMessage;
+  private request: RequestHead;
 
   constructor(
-    req: IncomingMessage,
+    req: RequestHead,
     readonly group: Group,
     readonly log: ForwardingContext['log'],
   ) {
@@ -55,12 +54,12 @@ export abstract class Exchange implements ConnectionRequest {
   }
 
   /** The client's request (a stand-in once it was let go: letRequestGo()). */
-  get req(): IncomingMessage {
+  get req(): RequestHead {
     return this.request;
   }
 
   /** Nothing more is read of the request (an open WebSocket): `standIn` takes its place, so the request itself can go. */
-  protected letRequestGo(standIn: IncomingMessage): void {
+  protected letRequestGo(standIn: RequestHead): void {
     this.request = standIn;
   }
 

@@ -20,11 +20,11 @@ import type { Session } from '../pool/session';
 import { agentErrorResponse } from './error-pages';
 import type { RequestSnapshot } from '../admin/protocol';
 import { Exchange, type ForwardingContext } from './exchange';
-import { appHeaders, clientOf, stripResponseHopByHop } from './headers';
+import { appHeaders, clientOf, stripResponseHopByHop, type RequestHead } from './headers';
 import { FrameBoundaries, GOING_AWAY } from './websocket-frames';
 
 /** Stands for the handshake's request once a WebSocket is open, so the request itself can go. */
-const HANDSHAKE_DONE = { method: '?', url: '?', headers: {}, socket: {} } as unknown as http.IncomingMessage;
+const HANDSHAKE_DONE = { method: '?', url: '?', headers: {}, rawHeaders: [], socket: {} } as unknown as RequestHead;
 /** How long a client that was sent a close frame has to close its side, and an app to finish the frame it is in the middle of. */
 const CLOSING_MS = 5000;
 
@@ -85,7 +85,7 @@ class Upgrade extends Exchange {
 
   constructor(
     private readonly forwarder: UpgradeForwarder,
-    req: http.IncomingMessage,
+    req: RequestHead,
     readonly client: Socket,
     group: Group,
   ) {
@@ -292,7 +292,7 @@ export class UpgradeForwarder {
   }
 
   /** The listener for the server's 'upgrade' event. */
-  readonly handle = (req: http.IncomingMessage, socket: Socket, head: Buffer): void => {
+  readonly handle = (req: RequestHead, socket: Socket, head: Buffer): void => {
     // Bytes the client sent after its handshake wait for the tunnel.
     if (head.length > 0) socket.unshift(head);
     // The server's keep-alive timeout must not cut a long-lived connection.

@@ -6,6 +6,9 @@
 // upgrades) and header objects (reply-from).
 import type { IncomingMessage } from 'node:http';
 
+/** What the request paths read of a client's request: node:http's IncomingMessage has it, and so does the parser-based side's ClientRequest (client-request.ts). */
+export type RequestHead = Pick<IncomingMessage, 'method' | 'url' | 'headers' | 'rawHeaders' | 'socket'>;
+
 /** Request headers about the client's connection, not ours to the app. */
 export const REQUEST_HOP_BY_HOP: readonly string[] = ['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'expect', 'proxy-connection', 'te'];
 /** Response headers about the app's connection, not ours to the client. */
@@ -45,7 +48,7 @@ export function isResponseHopByHop(name: string): boolean {
  * on a Unix socket the web server in front has said who the client is) and
  * X-Forwarded-Proto (http unless the web server said otherwise).
  */
-export function appHeaders(req: IncomingMessage): string[] {
+export function appHeaders(req: RequestHead): string[] {
   const raw = req.rawHeaders;
   const out: string[] = [];
   let xff: string | null = null;
@@ -104,7 +107,7 @@ export function stripResponseHopByHopObject(headers: Record<string, unknown>): R
 }
 
 /** Who the client is: its address, or behind a web server (a Unix socket) the last X-Forwarded-For entry. */
-export function clientOf(req: IncomingMessage): string | null {
+export function clientOf(req: RequestHead): string | null {
   const addr = req.socket.remoteAddress;
   if (addr !== undefined) return addr;
   const xff = req.headers[XFF];

@@ -80,18 +80,24 @@ export class StaticFiles {
    * `fallback` untouched.
    */
   tryServe(req: IncomingMessage, res: ServerResponse, fallback: Fallback): boolean {
-    if (this.files.size === 0 || (req.method !== 'GET' && req.method !== 'HEAD')) return false;
-    const url = req.url as string;
+    const p = this.fileFor(req.method as string, req.url as string);
+    if (p === null) return false;
+    void this.serve(req, res, p, fallback);
+    return true;
+  }
+
+  /** The listed file a request names (GET and HEAD only), decoded, or null: the request is not for a static file. */
+  fileFor(method: string, url: string): string | null {
+    if (this.files.size === 0 || (method !== 'GET' && method !== 'HEAD')) return null;
     const q = url.indexOf('?');
     let p = q === -1 ? url : url.slice(0, q);
     if (p.includes('%')) {
-      try { p = decodeURIComponent(p); } catch { return false; }
+      try { p = decodeURIComponent(p); } catch { return null; }
     }
     // The listing holds no dot segment; checked here too, after decoding, so
     // that `/.env`, `/%2eenv` and `/a/../b` never depend on the listing.
-    if (!this.files.has(p) || p.includes('/.')) return false;
-    void this.serve(req, res, p, fallback);
-    return true;
+    if (!this.files.has(p) || p.includes('/.')) return null;
+    return p;
   }
 
   private async serve(req: IncomingMessage, res: ServerResponse, p: string, fallback: Fallback): Promise<void> {

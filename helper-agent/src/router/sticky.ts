@@ -2,7 +2,7 @@
 // Set-Cookie that pins it to the one that served it. Passenger's cookie is
 // `_passenger_route` with SameSite=Lax and Secure; Secure is sent only when
 // the request came over HTTPS, else browsers drop the cookie on plain HTTP.
-import type { IncomingMessage } from 'node:http';
+import type { RequestHead } from './headers';
 import type { GroupOptions } from '../config';
 
 /** The value of cookie `name` in a Cookie header, or null. */
@@ -22,7 +22,7 @@ export function cookieValue(header: string | undefined, name: string): string | 
 }
 
 /** The request came over HTTPS: to us directly, or to the web server in front. */
-export function overHttps(req: IncomingMessage): boolean {
+export function overHttps(req: RequestHead): boolean {
   return (req.socket as { encrypted?: boolean }).encrypted === true || req.headers['x-forwarded-proto'] === 'https';
 }
 
@@ -35,12 +35,12 @@ export function stickyCookie(name: string, id: number, attributes: string, https
 type StickyOptions = Pick<GroupOptions, 'stickySessions' | 'stickySessionsCookieName' | 'stickySessionsCookieAttributes'>;
 
 /** The process id a request asks for, or null (no cookie, or stickiness off). */
-export function requestedProcess(o: StickyOptions, req: IncomingMessage): string | null {
+export function requestedProcess(o: StickyOptions, req: RequestHead): string | null {
   return o.stickySessions ? cookieValue(req.headers.cookie, o.stickySessionsCookieName) : null;
 }
 
 /** The Set-Cookie for a response from process `id`, or null when the client already holds it (or stickiness is off). */
-export function cookieFor(o: StickyOptions, id: number, requested: string | null, req: IncomingMessage): string | null {
+export function cookieFor(o: StickyOptions, id: number, requested: string | null, req: RequestHead): string | null {
   if (!o.stickySessions || requested === String(id)) return null;
   return stickyCookie(o.stickySessionsCookieName, id, o.stickySessionsCookieAttributes, overHttps(req));
 }

@@ -24,11 +24,12 @@ const UNDICI_OPTIONS = {
   keepAliveTimeout: 4000,
 } as const;
 
-export type TransportKind = 'direct' | 'reply-from';
+/** reply-from: an undici pool; every other forwarder: our own client. */
+export type TransportKind = 'direct' | 'node-http' | 'reply-from';
 
 export function openTransport(p: AppProcess, kind: TransportKind): void {
   const ep = p.handle.endpoint;
-  if (kind === 'direct') {
+  if (kind !== 'reply-from') {
     p.transport = new AppClient(ep);
     return;
   }

@@ -1,0 +1,599 @@
+// The default request side: a net.Server whose connections are read with
+// Node's own HTTP request parser (http-parser.ts), without node:http's
+// request and response objects. A connection keeps its requests in order:
+// the first writes straight to the socket, the ones pipelined behind it hold
+// their output until their turn (at most PIPELINE_DEPTH are served at once,
+// later ones wait unrouted while the connection is not read). It answers
+// what never reaches a forwarder itself: 400 for a malformed request, 431 for
+// a head over the size limit, 408 for a head that does not arrive, 417 for an
+// expectation it cannot meet; it sends 100 Continue when asked, closes idle
+// keep-alive connections, and hands a connection on when a request needs
+// more: an upgrade (WebSockets) to the upgrade forwarder with its socket and
+// first bytes, a static file to node:http (the fallback request side), which
+// then serves that connection to its end.
+import { STATUS_CODES } from 'node:http';
+import * as net from 'node:net';
+import { PIPELINE_DEPTH } from './client-connection';
+import { ClientRequest, RequestBody, type BodySource } from './client-request';
+import { HTTPParser, METHODS, type ParseError, type Parser } from './http-parser';
+
+/** An idle keep-alive connection closes after this; a head must be in before it, counted from when the connection last went idle. */
+export const KEEP_ALIVE_MS = 65_000;
+/** How often connections are checked against KEEP_ALIVE_MS (one timer for all, none per connection or request). */
+const SWEEP_MS = 5_000;
+/** Output a request behind the one being answered holds before it tells its app to wait. */
+const OUT_LIMIT = 64 * 1024;
+
+/** What the connection needs of one request's forwarding. */
+export interface Responder {
+  /** Its turn came (it was pipelined behind PIPELINE_DEPTH others): route it. */
+  admit(): void;
+  /** The connection closed: release whatever it holds. Idempotent. */
+  close(): void;
+  /** Output waiting for the client was taken: it may send more. */
+  drained(): void;
+}
+
+const NOBODY: Responder = { admit: () => undefined, close: () => undefined, drained: () => undefined };
+
+/** One request on a connection, from its head to the end of its response. */
+export class Slot {
+  responder: Responder = NOBODY;
+  /** Output held while an earlier response is under way. */
+  out: (string | Buffer)[] | null = null;
+  outBytes = 0;
+  /** The response is complete (maybe still held). */
+  done = false;
+  /** The request's body was read to its end (the next bytes are another request). */
+  bodyDone: boolean;
+
+  constructor(
+    readonly req: ClientRequest,
+    /** The connection may carry another request after this one. */
+    public keepAlive: boolean,
+    hasBody: boolean,
+  ) {
+    this.bodyDone = !hasBody;
+  }
+}
+
+/** What the server hands requests and connections to. */
+export interface ClientHttpHandler {
+  /** A request to forward (its slot is in the connection's order already); `admitted`: it may be routed now. */
+  request(conn: ClientHttpConnection, slot: Slot, body: RequestBody | null, admitted: boolean): void;
+  /** Whether a request goes to node:http with its connection (a static file). */
+  handsOver(req: ClientRequest): boolean;
+  /** Hands the connection on: node:http reads the request again from `head` and serves the connection from now on. */
+  toNodeHttp(socket: net.Socket, head: Buffer): void;
+  /** An upgrade request, with the socket and the bytes after its head. */
+  upgrade(req: ClientRequest, socket: net.Socket, head: Buffer): void;
+}
+
+// Flags of a request head, found in one pass over its header names.
+const HOST = 1;
+const BODY = 2;
+const CONTINUE = 4;
+const EXPECT_OTHER = 8;
+
+function scanHead(raw: string[]): number {
+  let f = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const n = raw[i];
+    switch (n.length) {
+      case 4:
+        if (n.toLowerCase() === 'host') f |= HOST;
+        break;
+      case 6:
+        if (n.toLowerCase() === 'expect') f |= raw[i + 1].toLowerCase() === '100-continue' ? CONTINUE : EXPECT_OTHER;
+        break;
+      case 14:
+        if (raw[i + 1] !== '0' && n.toLowerCase() === 'content-length') f |= BODY;
+        break;
+      case 17:
+        if (n.toLowerCase() === 'transfer-encoding') f |= BODY;
+        break;
+    }
+  }
+  return f;
+}
+
+let dateSecond = -1;
+let dateText = '';
+/** The Date header's value, made once a second. */
+export function httpDate(): string {
+  const now = Date.now();
+  const s = Math.floor(now / 1000);
+  if (s !== dateSecond) {
+    dateSecond = s;
+    dateText = new Date(now).toUTCString();
+  }
+  return dateText;
+}
+
+/** A complete response the connection or the agent answers with (never from the app). */
+export function plainResponse(status: number, keepAlive: boolean, headers: string, body: string, headOnly: boolean): string {
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${headers}content-length: ${Buffer.byteLength(body)}\r\ndate: ${httpDate()}\r\n`
+    + `connection: ${keepAlive ? 'keep-alive\r\nkeep-alive: timeout=65' : 'close'}\r\n\r\n${headOnly ? '' : body}`;
+}
+
+const CONTINUE_LINE = 'HTTP/1.1 100 Continue\r\n\r\n';
+
+// Reasons the client is not read.
+const HELD = 1;
+const BODY_FULL = 2;
+const SWITCHING = 4;
+
+const kConn = Symbol('passenger.clientHttp');
+type TrackedParser = Parser & { [kConn]?: ClientHttpConnection };
+/** The socket's stream handle, which the parser can read from itself (as node:http has it do). */
+interface StreamHandle { isStreamBase?: boolean; _consumed?: boolean; reading?: boolean; readStop(): number; readStart(): number }
+type TrackedSocket = net.Socket & { [kConn]?: ClientHttpConnection; _handle?: StreamHandle | null };
+
+// Parser and socket callbacks shared by every connection (no closures per
+// connection): `this` is the parser or the socket, which names its connection.
+function onMessageBegin(this: TrackedParser): void {
+  const c = this[kConn];
+  if (c !== undefined) c.inHead = true;
+}
+function onHeaders(this: TrackedParser, headers: string[], url: string): void {
+  this[kConn]?.partial(headers, url);
+}
+function onHeadersComplete(this: TrackedParser, major: number, minor: number, headers: string[] | undefined, method: number,
+  url: string | undefined, _status: unknown, _text: unknown, upgrade: boolean, keepAlive: boolean): number {
+  const c = this[kConn];
+  return c === undefined ? 0 : c.headersComplete(major, minor, headers, method, url, upgrade, keepAlive);
+}
+function onBody(this: TrackedParser, b: Buffer): void {
+  this[kConn]?.body(b);
+}
+function onMessageComplete(this: TrackedParser): void {
+  this[kConn]?.messageComplete();
+}
+function onExecute(this: TrackedParser, ret: number | Error): void {
+  this[kConn]?.executed(ret, null);
+}
+function onSocketData(this: TrackedSocket, d: Buffer): void {
+  this[kConn]?.data(d);
+}
+function onSocketEnd(this: TrackedSocket): void {
+  this[kConn]?.clientEnded();
+}
+function onSocketClose(this: TrackedSocket): void {
+  this[kConn]?.closed();
+}
+function onSocketDrain(this: TrackedSocket): void {
+  this[kConn]?.drain();
+}
+function ignoreError(): void { /* 'close' follows */ }
+function destroyAfterFinish(this: net.Socket): void {
+  this.destroy();
+}
+// Parsers of closed connections, reused as node:http reuses its own.
+const PARSER_POOL_MAX = 256;
+const parserPool: TrackedParser[] = [];
+/** The async resource every pooled parser reports (nothing here uses async hooks). */
+const RESOURCE = {};
+
+function newParser(): TrackedParser {
+  const p: TrackedParser = new HTTPParser();
+  p[HTTPParser.kOnMessageBegin] = onMessageBegin;
+  p[HTTPParser.kOnHeaders] = onHeaders;
+  p[HTTPParser.kOnHeadersComplete] = onHeadersComplete;
+  p[HTTPParser.kOnBody] = onBody;
+  p[HTTPParser.kOnMessageComplete] = onMessageComplete;
+  p[HTTPParser.kOnExecute] = onExecute;
+  return p;
+}
+
+type PooledParser = TrackedParser & { consume(h: StreamHandle): void; unconsume(): void; free(): void };
+
+export class ClientHttpConnection implements BodySource {
+  private readonly parser: TrackedParser;
+  /** Requests in order; the first is the one being answered. */
+  private readonly queue: Slot[] = [];
+  /** The request whose body is being read. */
+  private current: Slot | null = null;
+  private currentBody: RequestBody | null = null;
+  private partialHeaders: string[] = [];
+  private partialUrl = '';
+  private stops = 0;
+  /** Nothing more is read: the last request asked to close, the client ended, the server closes, or the input broke. */
+  private ended = false;
+  /** A head has begun and is not complete. */
+  inHead = false;
+  /** Answered once the requests before it are: a malformed request (400, 431), a head that did not come (408). */
+  private refusal: number | null = null;
+  /** A request that takes the connection elsewhere, once the requests before it are answered. */
+  private switchTo: { upgrade: boolean; req: ClientRequest; rest: Buffer } | null = null;
+  /** When it last went idle (waiting for a request), for the keep-alive sweep. */
+  idleSince = Date.now();
+  private gone = false;
+  /** The parser reads the socket's handle itself: no Buffer, stream or event per read. */
+  private readonly handle: StreamHandle | null = null;
+
+  constructor(private readonly server: ClientHttpServer, readonly socket: net.Socket) {
+    const p = parserPool.pop() ?? newParser();
+    p.initialize(HTTPParser.REQUEST, RESOURCE);
+    p[kConn] = this;
+    this.parser = p;
+    const s = socket as TrackedSocket;
+    s[kConn] = this;
+    const h = s._handle;
+    if (h?.isStreamBase === true && h._consumed !== true) {
+      (p as PooledParser).consume(h);
+      h._consumed = true;
+      this.handle = h;
+    }
+    // Also when the parser reads the handle: the socket must flow to report its end.
+    s.on('data', onSocketData);
+    s.on('end', onSocketEnd);
+    s.on('close', onSocketClose);
+    s.on('drain', onSocketDrain);
+    s.on('error', ignoreError);
+  }
+
+  // From the socket.
+
+  data(d: Buffer): void {
+    if (this.ended) return;
+    this.executed(this.parser.execute(d), d);
+  }
+
+  /** After the parser went through `d` (null: the buffer it read from the handle itself). */
+  executed(r: number | Error, d: Buffer | null): void {
+    if (this.switchTo !== null) {
+      const buf = d ?? (this.parser as unknown as { getCurrentBuffer(): Buffer }).getCurrentBuffer();
+      this.switchTo.rest = buf.subarray(r as number);
+      this.endInput(SWITCHING);
+      this.maybeSwitch();
+    } else if (r instanceof Error) {
+      this.parseError(r as ParseError);
+    }
+  }
+
+  /**
+   * The client ended its side. As with node:http, that is the client
+   * leaving: whatever its requests hold is given back now (an app answer
+   * could only be written to a client that may be gone).
+   */
+  clientEnded(): void {
+    if (this.queue.length > 0 || this.current !== null || this.inHead) {
+      this.socket.destroy();
+      return;
+    }
+    this.endInput(0);
+    this.finish();
+  }
+
+  closed(): void {
+    this.gone = true;
+    this.ended = true;
+    const q = this.queue.splice(0);
+    for (const s of q) s.responder.close();
+    this.current = null;
+    this.currentBody = null;
+    this.server.forget(this, q.length > 0);
+    (this.socket as TrackedSocket)[kConn] = undefined;
+    const p = this.parser as PooledParser;
+    p[kConn] = undefined;
+    if (this.handle !== null) p.unconsume();
+    if (parserPool.length < PARSER_POOL_MAX) {
+      p.free();
+      parserPool.push(p);
+    } else {
+      p.close();
+    }
+  }
+
+  drain(): void {
+    this.queue[0]?.responder.drained();
+  }
+
+  /** Idle for KEEP_ALIVE_MS (the server's sweep): an idle connection closes, a head that has not arrived gets 408. */
+  timedOut(): void {
+    if (this.queue.length > 0 || this.gone) return;
+    if (this.inHead && !this.ended) {
+      this.endInput(0);
+      this.refusal = 408;
+      this.finish();
+      return;
+    }
+    this.socket.destroy();
+  }
+
+  // From the parser.
+
+  partial(headers: string[], url: string): void {
+    for (const h of headers) this.partialHeaders.push(h);
+    if (url) this.partialUrl += url;
+  }
+
+  headersComplete(major: number, minor: number, headers: string[] | undefined, method: number, url: string | undefined,
+    upgrade: boolean, keepAlive: boolean): number {
+    // Read from the handle after the input ended: nothing more is taken.
+    if (this.ended) return 2;
+    if (headers === undefined) {
+      headers = this.partialHeaders;
+      this.partialHeaders = [];
+    }
+    if (!url) {
+      url = this.partialUrl;
+      this.partialUrl = '';
+    }
+    this.inHead = false;
+    const req = new ClientRequest(METHODS[method], url, headers, major === 1 ? minor : 0, this.socket);
+    const flags = scanHead(headers);
+    if (major !== 1 || (minor === 1 && (flags & HOST) === 0) || METHODS[method] === 'CONNECT') {
+      // HTTP/1.1 requires Host (as node:http); CONNECT is no request for an app.
+      this.refuse(400);
+      return 2;
+    }
+    if (upgrade || this.server.handler.handsOver(req)) {
+      this.switchTo = { upgrade, req, rest: EMPTY };
+      return 2; // the parser stops after this head
+    }
+    const slot = new Slot(req, keepAlive && !this.server.closing, (flags & BODY) !== 0);
+    const body = (flags & BODY) !== 0 ? new RequestBody(this) : null;
+    this.current = slot;
+    this.currentBody = body;
+    this.queue.push(slot);
+    const admitted = this.queue.length <= PIPELINE_DEPTH;
+    if (!admitted) this.stopReading(HELD);
+    if ((flags & EXPECT_OTHER) !== 0) {
+      slot.keepAlive = false;
+      this.end(slot, plainResponse(417, false, '', '', false));
+      return 0;
+    }
+    if ((flags & CONTINUE) !== 0 && minor === 1 && body !== null) this.write(slot, CONTINUE_LINE);
+    this.server.handler.request(this, slot, body, admitted);
+    return 0;
+  }
+
+  body(b: Buffer): void {
+    this.currentBody?.push(b);
+  }
+
+  messageComplete(): void {
+    const s = this.current;
+    if (s === null) return;
+    s.bodyDone = true;
+    this.current = null;
+    const body = this.currentBody;
+    this.currentBody = null;
+    body?.end();
+    if (!s.keepAlive) this.ended = true; // the client said it sends no more
+  }
+
+  // BodySource.
+
+  bodyFull(): void {
+    this.stopReading(BODY_FULL);
+  }
+
+  bodyFree(): void {
+    this.startReading(BODY_FULL);
+  }
+
+  // For the forwarder: output in request order.
+
+  /** Output for the client; false: wait for drained() before writing more. */
+  write(slot: Slot, data: string | Buffer): boolean {
+    if (this.queue[0] === slot) return this.socket.write(data, 'latin1');
+    (slot.out ??= []).push(data);
+    slot.outBytes += data.length;
+    return slot.outBytes < OUT_LIMIT;
+  }
+
+  /** The response is complete, `data` being its last bytes. */
+  end(slot: Slot, data?: string | Buffer): void {
+    if (slot.done) return;
+    if (data !== undefined && data.length > 0) this.write(slot, data);
+    slot.done = true;
+    if (this.queue[0] === slot) this.advance();
+  }
+
+  /** The response broke off: the client must see it cut short. */
+  cut(): void {
+    this.socket.destroy();
+  }
+
+  get destroyed(): boolean {
+    return this.socket.destroyed;
+  }
+
+  /** No request is being answered (it waits for one, or for the rest of a head). */
+  get idle(): boolean {
+    return this.queue.length === 0;
+  }
+
+  /** The server closes: no more requests are read; an idle connection closes now. */
+  close(): void {
+    for (const s of this.queue) s.keepAlive = false;
+    if (this.queue.length === 0 && !this.inHead) this.socket.destroy();
+    else this.endInput(0);
+  }
+
+  // Inside.
+
+  private advance(): void {
+    const q = this.queue;
+    while (q.length > 0 && q[0].done) {
+      const s = q.shift() as Slot;
+      this.server.responded();
+      if (!s.keepAlive || !s.bodyDone) {
+        // No further request is read on this connection; the ones pipelined behind it are dropped with it.
+        this.endInput(0);
+        for (const r of q.splice(0)) r.responder.close();
+        this.finish();
+        return;
+      }
+      if (q.length >= PIPELINE_DEPTH) q[PIPELINE_DEPTH - 1].responder.admit();
+      const next = q[0];
+      if (next !== undefined && next.out !== null) {
+        const out = next.out;
+        next.out = null;
+        next.outBytes = 0;
+        for (const d of out) this.socket.write(d, 'latin1');
+        if (!this.socket.writableNeedDrain) next.responder.drained();
+      }
+    }
+    if (q.length <= PIPELINE_DEPTH) this.startReading(HELD);
+    if (q.length === 0) {
+      if (this.switchTo !== null) this.maybeSwitch();
+      else if (this.ended) this.finish();
+      else this.idleSince = Date.now();
+    }
+  }
+
+  private refuse(status: number): void {
+    if (this.refusal === null) this.refusal = status;
+    this.endInput(0);
+    if (this.queue.length === 0) this.finish();
+  }
+
+  private parseError(err: ParseError): void {
+    if (this.ended) return;
+    if (this.current !== null) {
+      // A body that breaks off midway: its request cannot be completed.
+      this.socket.destroy();
+      return;
+    }
+    this.refuse(err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400);
+  }
+
+  /** The last response is out (or none is owed): a refusal goes, then the connection ends. */
+  private finish(): void {
+    if (this.gone || this.queue.length > 0) return;
+    const s = this.socket;
+    if (s.destroyed) return;
+    if (this.refusal !== null) {
+      s.write(plainResponse(this.refusal, false, '', '', true), 'latin1');
+    } else if (s.writableLength === 0 && this.stops === 0) {
+      // All of it is with the kernel, and every byte the client sent was
+      // read: closing sends what is left, then the FIN (no shutdown first).
+      s.destroy();
+      return;
+    }
+    s.end();
+    if (s.writableFinished) s.destroy();
+    else s.once('finish', destroyAfterFinish);
+  }
+
+  private endInput(reason: number): void {
+    this.ended = true;
+    if (reason !== 0) this.stopReading(reason);
+  }
+
+  private stopReading(reason: number): void {
+    if (this.stops === 0) {
+      const h = this.handle;
+      if (h === null) {
+        this.socket.pause();
+      } else if (h.reading !== false) {
+        h.reading = false;
+        h.readStop();
+      }
+    }
+    this.stops |= reason;
+  }
+
+  private startReading(reason: number): void {
+    if ((this.stops & reason) === 0) return;
+    this.stops &= ~reason;
+    if (this.stops !== 0 || this.gone) return;
+    const h = this.handle;
+    if (h === null) {
+      this.socket.resume();
+    } else if (h.reading === false && !this.socket.destroyed) {
+      h.reading = true;
+      h.readStart();
+    }
+  }
+
+  /** Once every earlier request is answered, the connection goes to the upgrade forwarder or to node:http. */
+  private maybeSwitch(): void {
+    const sw = this.switchTo;
+    if (sw === null || this.queue.length > 0 || this.gone) return;
+    this.switchTo = null;
+    const s = this.socket as TrackedSocket;
+    s.off('data', onSocketData);
+    s.off('end', onSocketEnd);
+    s.off('close', onSocketClose);
+    s.off('drain', onSocketDrain);
+    s.off('error', ignoreError);
+    this.gone = true;
+    s[kConn] = undefined;
+    this.parser[kConn] = undefined;
+    // The parser may be in the middle of a callback: it is let go, not closed.
+    const h = this.handle;
+    if (h !== null) {
+      (this.parser as unknown as { unconsume(): void }).unconsume();
+      h._consumed = false;
+      // Reads go to the socket again (its own stream thinks it is reading already).
+      if (h.reading === false && !s.destroyed) {
+        h.reading = true;
+        h.readStart();
+      }
+    }
+    this.server.forget(this, false);
+    // Whoever takes the socket over starts it flowing when it listens for data.
+    (s as { readableFlowing: boolean | null }).readableFlowing = null;
+    if (sw.upgrade) this.server.handler.upgrade(sw.req, s, sw.rest);
+    else this.server.handler.toNodeHttp(s, Buffer.concat([Buffer.from(sw.req.wireHead(), 'latin1'), sw.rest]));
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** The listening side: accepts connections and keeps them for close() and destroy(). */
+export class ClientHttpServer {
+  readonly server: net.Server;
+  private readonly conns = new Set<ClientHttpConnection>();
+  closing = false;
+  private firstDone: (() => void) | null;
+  /** Settles once the first request's response is over (sent or cut short). */
+  readonly firstResponse: Promise<void>;
+
+  private readonly sweep: NodeJS.Timeout;
+
+  constructor(readonly handler: ClientHttpHandler, onConnection?: (sock: net.Socket) => void) {
+    let resolve!: () => void;
+    this.firstResponse = new Promise<void>((r) => { resolve = r; });
+    this.firstDone = resolve;
+    // allowHalfOpen: the connection decides what a client's end means (clientEnded).
+    this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (sock) => {
+      onConnection?.(sock);
+      this.conns.add(new ClientHttpConnection(this, sock));
+    });
+    this.sweep = setInterval(() => {
+      const before = Date.now() - KEEP_ALIVE_MS;
+      for (const c of this.conns) if (c.idle && c.idleSince <= before) c.timedOut();
+    }, SWEEP_MS);
+    this.sweep.unref();
+  }
+
+  forget(c: ClientHttpConnection, hadRequests: boolean): void {
+    this.conns.delete(c);
+    if (hadRequests) this.responded();
+  }
+
+  responded(): void {
+    const f = this.firstDone;
+    if (f === null) return;
+    this.firstDone = null;
+    f();
+  }
+
+  /** Stops accepting; idle connections close, busy ones after their responses. */
+  close(): Promise<void> {
+    this.closing = true;
+    clearInterval(this.sweep);
+    const done = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const c of [...this.conns]) c.close();
+    return done;
+  }
+
+  destroy(): void {
+    for (const c of [...this.conns]) c.socket.destroy();
+  }
+}

@@ -1,0 +1,150 @@
+// A client's request as the parser-based request side (client-http.ts) reads
+// it: the head as the parser hands it over (the header object is built only
+// when something asks for it), and the body as a stream whose pause stops
+// reading from the client.
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Socket } from 'node:net';
+
+// Duplicates as node:http folds them: these keep the first value, set-cookie
+// becomes a list, cookie is joined with '; ', every other header with ', '.
+const SINGLE = new Set(['content-type', 'content-length', 'user-agent', 'referer', 'host', 'authorization',
+  'proxy-authorization', 'if-modified-since', 'if-unmodified-since', 'from', 'location', 'max-forwards',
+  'retry-after', 'etag', 'last-modified', 'server', 'age', 'expires']);
+
+function headerObject(raw: string[]): IncomingHttpHeaders {
+  const h: Record<string, string | string[]> = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i].toLowerCase();
+    const value = raw[i + 1];
+    const had = h[name];
+    if (had === undefined) {
+      h[name] = name === 'set-cookie' ? [value] : value;
+    } else if (name === 'set-cookie') {
+      (had as string[]).push(value);
+    } else if (!SINGLE.has(name)) {
+      h[name] = `${had as string}${name === 'cookie' ? '; ' : ', '}${value}`;
+    }
+  }
+  return h as IncomingHttpHeaders;
+}
+
+export class ClientRequest {
+  private parsed: IncomingHttpHeaders | null = null;
+
+  constructor(
+    readonly method: string,
+    readonly url: string,
+    /** Name, value, name, value..., as the client sent them. */
+    readonly rawHeaders: string[],
+    /** 1 for HTTP/1.1, 0 for HTTP/1.0. */
+    readonly httpVersionMinor: number,
+    readonly socket: Socket,
+  ) {}
+
+  /** Lowercase names, duplicates folded as node:http folds them. */
+  get headers(): IncomingHttpHeaders {
+    return (this.parsed ??= headerObject(this.rawHeaders));
+  }
+
+  /** The head again as bytes on the wire (a connection handed to node:http reads it once more). */
+  wireHead(): string {
+    let s = `${this.method} ${this.url} HTTP/1.${this.httpVersionMinor}\r\n`;
+    const raw = this.rawHeaders;
+    for (let i = 0; i < raw.length; i += 2) s += `${raw[i]}: ${raw[i + 1]}\r\n`;
+    return `${s}\r\n`;
+  }
+}
+
+/** The connection a body is read from: told when its reader cannot take more, and when it can again. */
+export interface BodySource {
+  bodyFull(body: RequestBody): void;
+  bodyFree(body: RequestBody): void;
+}
+
+/** Bytes held for a reader that is not reading (not yet connected to an app, or paused) before the client is no longer read. */
+const HELD_LIMIT = 64 * 1024;
+
+/**
+ * A request body: the parser pushes slices of what the client sent, a reader
+ * (app-client.ts) takes them with one 'data' and one 'end' listener. While
+ * the reader is paused or not there yet, slices are held, and past
+ * HELD_LIMIT the connection stops reading the client.
+ */
+export class RequestBody {
+  private onData: ((chunk: Buffer) => void) | null = null;
+  private onEnd: (() => void) | null = null;
+  private held: Buffer[] = [];
+  private heldBytes = 0;
+  private paused = false;
+  private full = false;
+  private received = false;
+  private endSent = false;
+
+  constructor(private readonly source: BodySource) {}
+
+  on(event: 'data' | 'end', fn: ((chunk: Buffer) => void) | (() => void)): this {
+    if (event === 'data') this.onData = fn as (chunk: Buffer) => void;
+    else this.onEnd = fn as () => void;
+    this.flush();
+    return this;
+  }
+
+  off(event: 'data' | 'end', fn: ((chunk: Buffer) => void) | (() => void)): this {
+    if (event === 'data' && this.onData === fn) this.onData = null;
+    else if (event === 'end' && this.onEnd === fn) this.onEnd = null;
+    return this;
+  }
+
+  pause(): this {
+    this.paused = true;
+    return this;
+  }
+
+  resume(): this {
+    if (!this.paused) return this;
+    this.paused = false;
+    this.flush();
+    return this;
+  }
+
+  /** All of the body was received. */
+  get complete(): boolean {
+    return this.received;
+  }
+
+  /** From the parser: the next slice. */
+  push(chunk: Buffer): void {
+    if (this.onData !== null && !this.paused && this.held.length === 0) {
+      this.onData(chunk);
+      return;
+    }
+    this.held.push(chunk);
+    this.heldBytes += chunk.length;
+    if (!this.full && this.heldBytes > HELD_LIMIT) {
+      this.full = true;
+      this.source.bodyFull(this);
+    }
+  }
+
+  /** From the parser: the body is over. */
+  end(): void {
+    this.received = true;
+    this.flush();
+  }
+
+  private flush(): void {
+    while (this.held.length > 0 && this.onData !== null && !this.paused) {
+      const c = this.held.shift() as Buffer;
+      this.heldBytes -= c.length;
+      this.onData(c);
+    }
+    if (this.full && this.heldBytes <= HELD_LIMIT / 2) {
+      this.full = false;
+      this.source.bodyFree(this);
+    }
+    if (this.received && !this.endSent && this.held.length === 0 && this.onEnd !== null) {
+      this.endSent = true;
+      this.onEnd();
+    }
+  }
+}

@@ -1,0 +1,261 @@
+// The default request path: requests read by client-http.ts go through the
+// request core (exchange.ts) to the process's keep-alive client
+// (app-client.ts), and the app's answer is written back as it arrives: the
+// head as one string, the body slices straight to the client's socket (in
+// one write with the head when the first slice comes with it). Per request
+// it allocates the exchange, its session, the head strings and the header
+// list; no stream, promise or closure.
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import { PassengerError } from '../errors';
+import type { Group } from '../pool/group';
+import type { Session } from '../pool/session';
+import type { RequestSnapshot } from '../admin/protocol';
+import type { AppRequest, ResponseHandler } from './app-client';
+import { httpDate, plainResponse, type ClientHttpConnection, type ClientHttpHandler, type Responder, type Slot } from './client-http';
+import type { ClientRequest, RequestBody } from './client-request';
+import { agentErrorResponse } from './error-pages';
+import { Exchange, type ForwardingContext } from './exchange';
+import { appHeaders, isResponseHopByHop } from './headers';
+import { appClientOf } from './transport';
+
+const NO_CLIENT = Object.assign(new Error('the process has no connection pool'), { code: 'E_APP_CONNECTION_LOST' });
+/** What an app request cut off by us fails with (the exchange is over by then, so nobody reads it). */
+const CUT_OFF = new Error('the exchange ended before the app had answered');
+/** Body slices up to this size go out in one string with the head (one write); larger ones in writes of their own. */
+const JOIN_LIMIT = 8192;
+
+/** The agent's own answer to a request (error pages). */
+function agentAnswer(conn: ClientHttpConnection, slot: Slot, err: Error, group: Group | null): void {
+  if (conn.destroyed) return;
+  const r = agentErrorResponse(err, group);
+  // A body not read to its end leaves nothing to read the next request from.
+  slot.keepAlive &&= slot.bodyDone && !r.close;
+  conn.end(slot, plainResponse(r.status, slot.keepAlive, `content-type: ${r.type}\r\n`, r.body, slot.req.method === 'HEAD'));
+}
+
+class ParsedExchange extends Exchange implements ResponseHandler, Responder {
+  readonly withBody: boolean;
+  private abortUpstream: ((err?: Error) => void) | null = null;
+  private resume: (() => void) | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly opts: AppRequest;
+  /** The response head, written with the first body bytes (or at the end). */
+  private head: string | null = null;
+  private chunked = false;
+  /** The app was told to wait until the client takes what was written. */
+  private waiting = false;
+
+  constructor(
+    readonly forwarder: ParsedForwarder,
+    req: ClientRequest,
+    readonly conn: ClientHttpConnection,
+    readonly slot: Slot,
+    group: Group,
+    body: RequestBody | null,
+  ) {
+    super(req, group, forwarder.log);
+    this.withBody = body !== null;
+    this.opts = { path: req.url, method: req.method, headers: appHeaders(req), body };
+  }
+
+  protected send(s: Session): void {
+    this.abortUpstream = null;
+    const t = appClientOf(s.process);
+    if (t === null) {
+      this.onError(NO_CLIENT);
+      return;
+    }
+    const limit = this.group.options.maxRequestTime;
+    if (limit > 0 && this.timer === null) this.timer = setTimeout(onTimeout, limit * 1000, this, limit);
+    t.dispatch(this.opts, this);
+  }
+
+  /** max_request_time passed: answer 504, cut the app's request off, replace its process. */
+  timedOut(limit: number): void {
+    this.timer = null;
+    if (this.state !== 'forwarded' && this.state !== 'responding') return;
+    const p = this.session?.process ?? null;
+    this.log.warn(`${this.req.method} ${this.req.url} ran longer than ${limit} s (max_request_time)${p ? `; replacing process ${p.pid}` : ''}`);
+    if (p !== null) p.group.retire(p, 'max_request_time');
+    if (this.state === 'responding') {
+      this.conn.cut();
+      this.close();
+    } else {
+      this.fail(new PassengerError('E_REQUEST_TIMEOUT', `the request ran longer than ${limit} s (max_request_time)`));
+    }
+  }
+
+  // Responder: the client connection reports here.
+
+  drained(): void {
+    if (!this.waiting) return;
+    this.waiting = false;
+    this.resume?.();
+  }
+
+  // ResponseHandler: the app client reports here.
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.abortUpstream = abort;
+    if (this.state === 'closed') abort(CUT_OFF);
+  }
+
+  onHeaders(status: number, headers: string[], resume: () => void, statusText: string): boolean {
+    if (this.state !== 'forwarded') return false;
+    const slot = this.slot;
+    let head = `HTTP/1.1 ${status} ${statusText || STATUS_CODES[status] || ''}\r\n`;
+    let length = false;
+    let date = false;
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i];
+      if (name.length === 14) {
+        if (name.toLowerCase() === 'content-length') length = true;
+      } else if (name.length === 4) {
+        if (name.toLowerCase() === 'date') date = true;
+      } else if (isResponseHopByHop(name)) {
+        continue;
+      }
+      head += `${name}: ${headers[i + 1]}\r\n`;
+    }
+    const cookie = this.stickyCookie();
+    if (cookie !== null) head += `set-cookie: ${cookie}\r\n`;
+    if (!date) head += `date: ${httpDate()}\r\n`;
+    // Framing for the client: the app's length if it gave one; else chunks
+    // for HTTP/1.1, the end of the connection for HTTP/1.0.
+    const bodiless = this.req.method === 'HEAD' || status === 204 || status === 304 || status < 200;
+    if (!bodiless && !length) {
+      if ((this.req as ClientRequest).httpVersionMinor === 1) {
+        this.chunked = true;
+        head += 'transfer-encoding: chunked\r\n';
+      } else {
+        slot.keepAlive = false;
+      }
+    }
+    head += slot.keepAlive ? 'connection: keep-alive\r\nkeep-alive: timeout=65\r\n\r\n' : 'connection: close\r\n\r\n';
+    this.responding();
+    this.resume = resume;
+    this.head = head;
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (chunk.length === 0) return true;
+    const head = this.head;
+    let ok: boolean;
+    if (this.chunked) {
+      const size = `${head ?? ''}${chunk.length.toString(16)}\r\n`;
+      this.head = null;
+      if (chunk.length <= JOIN_LIMIT) {
+        ok = this.conn.write(this.slot, `${size}${chunk.toString('latin1')}\r\n`);
+      } else {
+        this.conn.write(this.slot, size);
+        this.conn.write(this.slot, chunk);
+        ok = this.conn.write(this.slot, '\r\n');
+      }
+    } else if (head !== null) {
+      this.head = null;
+      if (chunk.length <= JOIN_LIMIT) {
+        ok = this.conn.write(this.slot, head + chunk.toString('latin1'));
+      } else {
+        this.conn.write(this.slot, head);
+        ok = this.conn.write(this.slot, chunk);
+      }
+    } else {
+      ok = this.conn.write(this.slot, chunk);
+    }
+    if (!ok) this.waiting = true;
+    return ok;
+  }
+
+  onComplete(): void {
+    const head = this.head;
+    this.head = null;
+    this.conn.end(this.slot, this.chunked ? `${head ?? ''}0\r\n\r\n` : head ?? undefined);
+    // The app's part is over: its process is free even while the response
+    // still waits, pipelined, behind an earlier one to the client.
+    this.complete();
+  }
+
+  onError(err: Error): void {
+    this.upstreamFailed(err);
+  }
+
+  // The request core's hooks.
+
+  protected answer(err: Error): void {
+    agentAnswer(this.conn, this.slot, err, this.group);
+  }
+
+  protected clientGone(): boolean {
+    return this.conn.destroyed;
+  }
+
+  protected cutClient(): void {
+    this.conn.cut();
+  }
+
+  protected abortApp(): void {
+    const abort = this.abortUpstream;
+    this.abortUpstream = null;
+    abort?.(CUT_OFF);
+  }
+
+  protected onClosed(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.forwarder.inFlight.delete(this);
+  }
+}
+
+function onTimeout(ex: ParsedExchange, limit: number): void {
+  ex.timedOut(limit);
+}
+
+/** What the connections of the parser-based request side hand their requests to. */
+export interface Handover {
+  /** node:http's side (the fallback), for a connection that needs it from a request on. */
+  toNodeHttp(socket: Socket, head: Buffer): void;
+  /** The upgrade forwarder's listener. */
+  upgrade(req: ClientRequest, socket: Socket, head: Buffer): void;
+}
+
+export class ParsedForwarder implements ClientHttpHandler {
+  readonly log: ForwardingContext['log'];
+  /** Requests in flight (held, queued or forwarded). */
+  readonly inFlight = new Set<ParsedExchange>();
+
+  constructor(private readonly ctx: ForwardingContext, private readonly handover: Handover) {
+    this.log = ctx.log;
+  }
+
+  request(conn: ClientHttpConnection, slot: Slot, body: RequestBody | null, admitted: boolean): void {
+    const g = this.ctx.groupFor(slot.req);
+    if (g instanceof PassengerError) {
+      agentAnswer(conn, slot, g, null);
+      return;
+    }
+    const ex = new ParsedExchange(this, slot.req, conn, slot, g, body);
+    slot.responder = ex;
+    this.inFlight.add(ex);
+    if (admitted) ex.start();
+  }
+
+  handsOver(req: ClientRequest): boolean {
+    const sf = this.ctx.staticFiles;
+    return sf !== undefined && sf.fileFor(req.method, req.url) !== null;
+  }
+
+  toNodeHttp(socket: Socket, head: Buffer): void {
+    this.handover.toNodeHttp(socket, head);
+  }
+
+  upgrade(req: ClientRequest, socket: Socket, head: Buffer): void {
+    this.handover.upgrade(req, socket, head);
+  }
+
+  requests(): RequestSnapshot[] {
+    const now = Date.now();
+    return [...this.inFlight].map((ex) => ex.snapshot(now));
+  }
+}

@@ -1,0 +1,173 @@
+// What the request side itself answers and how it frames what passes, on
+// raw connections: the default side (requests read with Node's HTTP parser
+// on a plain socket server) and the node:http fallback (--forwarder
+// node-http) must behave alike. Malformed requests get 400, an oversize head
+// 431; pipelined requests come back in order; a chunked request body streams
+// to the app after a 100 Continue; a response without a length goes chunked
+// to HTTP/1.1 and ends with the connection for HTTP/1.0.
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { appCopy, eventually, request, startServer, stopAfter } from '../helpers';
+
+interface Raw {
+  sock: net.Socket;
+  /** Everything received so far (latin1). */
+  text(): string;
+  /** Settles when the server closed the connection. */
+  closed: Promise<void>;
+}
+
+/** A raw connection that writes `first` at once; it is destroyed at the end of the test at the latest. */
+function raw(t: TestContext, port: number, first: string): Raw {
+  let got = '';
+  const sock = net.connect(port, '127.0.0.1', () => sock.write(first, 'latin1'));
+  sock.setEncoding('latin1');
+  sock.on('data', (d: string) => { got += d; });
+  sock.on('error', () => undefined);
+  const closed = new Promise<void>((resolve) => sock.on('close', () => resolve()));
+  stopAfter(t, () => sock.destroy());
+  return { sock, text: () => got, closed };
+}
+
+interface Answer {
+  status: number;
+  /** Lowercase names. */
+  headers: Record<string, string>;
+  body: string;
+  framing: 'length' | 'chunked' | 'close' | 'none';
+}
+
+/**
+ * The complete responses at the start of `text`, in order (a last one cut
+ * short is left out). Bodies are framed as HTTP/1.1 says: by length, by
+ * chunks, or (`closed`) by the end of the connection; 1xx answers have none.
+ */
+function answers(text: string, closed = false): Answer[] {
+  const out: Answer[] = [];
+  let at = 0;
+  while (at < text.length) {
+    const end = text.indexOf('\r\n\r\n', at);
+    if (end === -1) break;
+    const [line, ...fields] = text.slice(at, end).split('\r\n');
+    const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(line)?.[1]);
+    const headers: Record<string, string> = {};
+    for (const f of fields) headers[f.slice(0, f.indexOf(':')).toLowerCase()] = f.slice(f.indexOf(':') + 1).trim();
+    let pos = end + 4;
+    let body = '';
+    let framing: Answer['framing'];
+    if (status < 200 || status === 204 || status === 304) {
+      framing = 'none';
+    } else if (headers['content-length'] !== undefined) {
+      framing = 'length';
+      const n = Number(headers['content-length']);
+      if (pos + n > text.length) break;
+      body = text.slice(pos, pos + n);
+      pos += n;
+    } else if (/chunked/i.test(headers['transfer-encoding'] ?? '')) {
+      framing = 'chunked';
+      let complete = false;
+      for (;;) {
+        const eol = text.indexOf('\r\n', pos);
+        if (eol === -1) break;
+        const size = parseInt(text.slice(pos, eol), 16);
+        if (size === 0) {
+          if (text.startsWith('\r\n', eol + 2)) { pos = eol + 4; complete = true; }
+          break;
+        }
+        if (eol + 2 + size + 2 > text.length) break;
+        body += text.slice(eol + 2, eol + 2 + size);
+        pos = eol + 2 + size + 2;
+      }
+      if (!complete) break;
+    } else {
+      if (!closed) break;
+      framing = 'close';
+      body = text.slice(pos);
+      pos = text.length;
+    }
+    out.push({ status, headers, body, framing });
+    at = pos;
+  }
+  return out;
+}
+
+for (const forwarder of ['direct', 'node-http'] as const) {
+  test(`${forwarder}: malformed requests get 400, an oversize head 431, and the server serves on`, async (t) => {
+    const s = await startServer(t, appCopy(t, 'basic'), ['--min-instances', '1', '--forwarder', forwarder]);
+    const cases: [string, RegExp][] = [
+      ['GET / HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n', /^HTTP\/1\.1 400 /],
+      ['NOT A REQUEST\r\n\r\n', /^HTTP\/1\.1 400 /],
+      ['GET / HTTP/1.1\r\nConnection: close\r\n\r\n', /^HTTP\/1\.1 400 /], // HTTP/1.1 without Host
+      [`GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20 * 1024)}\r\n\r\n`, /^HTTP\/1\.1 431 /],
+    ];
+    for (const [bytes, expected] of cases) {
+      const c = raw(t, s.port, bytes);
+      await c.closed;
+      assert.match(c.text(), expected, JSON.stringify(bytes.slice(0, 60)));
+    }
+    // A malformed request after a good one on the same connection ends it with a 400
+    // (the default side answers the good one first; node:http drops it).
+    const c = raw(t, s.port, 'GET /pid HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n');
+    await c.closed;
+    const got = answers(c.text(), true).map((a) => a.status);
+    assert.deepEqual(got, forwarder === 'direct' ? [200, 400] : [400], c.text());
+    assert.equal((await request(s.port, '/pid')).status, 200);
+  });
+
+  test(`${forwarder}: pipelined requests are answered in order on a connection that stays open`, async (t) => {
+    const s = await startServer(t, appCopy(t, 'basic'), ['--min-instances', '1', '--forwarder', forwarder]);
+    const c = raw(t, s.port, ['/sleep?ms=400', '/pid', '/sleep?ms=10', '/chunked'].map((p) => `GET ${p} HTTP/1.1\r\nHost: x\r\n\r\n`).join(''));
+    await eventually(() => answers(c.text()).length === 4, 20_000, 'four answers');
+    const got = answers(c.text());
+    assert.deepEqual(got.map((a) => a.status), [200, 200, 200, 200]);
+    assert.match(got[0].body, /^slept 400 in \d+$/);
+    assert.match(got[1].body, /^\d+$/);
+    assert.match(got[2].body, /^slept 10 in \d+$/);
+    assert.deepEqual([got[3].framing, got[3].body], ['chunked', 'one,two']);
+    assert.equal(c.sock.destroyed, false, 'the connection stays open');
+    c.sock.write('GET /pid HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    await c.closed;
+    const all = answers(c.text(), true);
+    assert.equal(all.length, 5);
+    assert.equal(all[4].headers.connection, 'close');
+  });
+
+  test(`${forwarder}: a chunked request body streams to the app after a 100 Continue`, async (t) => {
+    const s = await startServer(t, appCopy(t, 'basic'), ['--min-instances', '1', '--forwarder', forwarder]);
+    const c = raw(t, s.port, 'POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n');
+    await eventually(() => c.text().startsWith('HTTP/1.1 100 Continue\r\n\r\n'), 20_000, 'the 100 Continue');
+    assert.doesNotMatch(c.text(), /HTTP\/1\.1 200/, 'no answer before the body');
+    c.sock.write('5\r\nhello\r\n');
+    c.sock.write(`${(70_000).toString(16)}\r\n${'b'.repeat(70_000)}\r\n0\r\n\r\n`);
+    await eventually(() => answers(c.text()).length === 2, 20_000, 'the app to count the body');
+    assert.deepEqual(answers(c.text()).map((a) => [a.status, a.body]), [[100, ''], [200, '70005']]);
+  });
+
+  test(`${forwarder}: HTTP/1.0: a response without a length ends with the connection; keep-alive is kept when asked for`, async (t) => {
+    const s = await startServer(t, appCopy(t, 'basic'), ['--min-instances', '1', '--forwarder', forwarder]);
+    const c = raw(t, s.port, 'GET /chunked HTTP/1.0\r\n\r\n');
+    await c.closed;
+    assert.deepEqual(answers(c.text(), true).map((a) => [a.status, a.framing, a.body]), [[200, 'close', 'one,two']]);
+    // A response with a length keeps an HTTP/1.0 connection that asked for keep-alive.
+    const k = raw(t, s.port, 'GET /download?mb=0 HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /download?mb=0 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n');
+    await eventually(() => answers(k.text()).length === 2, 20_000, 'two answers');
+    assert.deepEqual(answers(k.text()).map((a) => [a.status, a.headers.connection]), [[200, 'keep-alive'], [200, 'keep-alive']]);
+    k.sock.write('GET /download?mb=0 HTTP/1.0\r\n\r\n');
+    await k.closed;
+    assert.equal(answers(k.text(), true).length, 3);
+  });
+}
+
+test('direct: static files and app requests share a keep-alive connection', async (t) => {
+  const dir = appCopy(t, 'static-site');
+  fs.mkdirSync(path.join(dir, 'public'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'public', 'file.txt'), 'from public\n');
+  const s = await startServer(t, dir, []);
+  const c = raw(t, s.port, ['/a', '/file.txt', '/b'].map((p) => `GET ${p} HTTP/1.1\r\nHost: x\r\n\r\n`).join(''));
+  await eventually(() => answers(c.text()).length === 3, 20_000, 'three answers');
+  assert.deepEqual(answers(c.text()).map((a) => a.body), ['app saw GET /a\n', 'from public\n', 'app saw GET /b\n']);
+  assert.equal(c.sock.destroyed, false);
+});
