@@ -2,7 +2,7 @@
 // `npm run bench:ws`: WebSockets side by side, in one run, on 127.0.0.1 only
 // and bounded in time. The same dependency-free echo app (bench/ws-app) under
 // `direct` (one plain Node process), `ours` (passenger start, proxy mode, 2
-// processes), `ours-direct` (the same with --direct-mode) and `nginx-direct`
+// processes), `ours-direct-mode` (the same with --direct-mode) and `nginx-direct`
 // (nginx proxying to 2 plain Node processes).
 //   echo: N connections, each sending a 32-byte message and waiting for its
 //         echo, back to back, for S seconds: messages/s and round-trip p50/p99.
@@ -11,7 +11,7 @@
 //         must still echo.
 // Ratios against `direct` are what count (the machine is shared).
 //
-//   npm run bench:ws -- [--conns 50] [--seconds 10] [--idle 10000] [--targets direct,ours,ours-direct,nginx-direct] [--scenarios echo,idle]
+//   npm run bench:ws -- [--conns 50] [--seconds 10] [--idle 10000] [--targets direct,ours,ours-direct-mode,nginx-direct] [--scenarios echo,idle]
 'use strict';
 const crypto = require('crypto');
 const fs = require('fs');
@@ -26,7 +26,7 @@ const PASSENGER = path.join(ROOT, 'dist', 'helper-agent', 'src', 'cli', 'passeng
 const APP = path.join(__dirname, 'ws-app', 'app.js');
 
 function parseArgs(argv) {
-  const a = { conns: 50, seconds: 10, idle: 10000, targets: ['direct', 'ours', 'ours-direct', 'nginx-direct'], scenarios: ['echo', 'idle'] };
+  const a = { conns: 50, seconds: 10, idle: 10000, targets: ['direct', 'ours', 'ours-direct-mode', 'nginx-direct'], scenarios: ['echo', 'idle'] };
   for (let i = 0; i < argv.length; i++) {
     const [k, v] = argv[i].includes('=') ? argv[i].split('=') : [argv[i], argv[++i]];
     if (k === '--conns') a.conns = Number(v);
@@ -177,7 +177,7 @@ http {
     return { port, agentPids: () => [], stop: async () => { await stopPids([ng.pid]); await stopPids(apps.map((x) => x.pid)); fs.rmSync(dir, { recursive: true, force: true }); } };
   },
 };
-TARGETS['ours-direct'] = TARGETS.ours(['--direct-mode']);
+TARGETS['ours-direct-mode'] = TARGETS.ours(['--direct-mode']);
 TARGETS.ours = TARGETS.ours();
 
 // ------------------------------------------------------------------ client

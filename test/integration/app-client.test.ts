@@ -6,7 +6,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { test, type TestContext } from 'node:test';
-import { AppClient, type AppRequest, type Endpoint } from '../../helper-agent/src/router/app-client';
+import { AppClient, type AppRequest, type Endpoint } from '../../helper-agent/src/proxy/app-client';
 import { tmpDir } from '../helpers';
 
 interface Reply { status: number; statusText: string; headers: string[]; body: string }

@@ -32,7 +32,7 @@ async function queued(s: Server): Promise<number> {
 
 const cutShort = (s: Server): number => (s.output().match(/download cut short in \d+/g) ?? []).length;
 
-for (const forwarder of ['direct', 'node-http', 'reply-from'] as const) {
+for (const forwarder of ['builtin', 'node-http', 'reply-from'] as const) {
   test(`${forwarder}: clients that pipeline downloads, read none and leave give back every session and app connection`, async (t) => {
     const s = await startServer(t, appCopy(t, 'basic'), ['--min-instances', '1', '--forwarder', forwarder]);
     await eventually(async () => (await s.appPids()).length >= 1, 20_000, 'a process');

@@ -15,7 +15,7 @@ test('min_instances processes are spawned at start', async (t) => {
   assert.equal(doc.process_count, 3);
 });
 
-for (const [signal, forwarder] of [['SIGKILL', 'direct'], ['SIGTERM', 'direct'], ['SIGKILL', 'reply-from']] as const) {
+for (const [signal, forwarder] of [['SIGKILL', 'builtin'], ['SIGTERM', 'builtin'], ['SIGKILL', 'reply-from']] as const) {
   test(`a process killed with ${signal} is replaced while the other keeps serving (${forwarder} request path)`, async (t) => {
     const s = await startServer(t, appCopy(t, 'basic'), ['--min-instances', '2', '--max-pool-size', '2', '--forwarder', forwarder]);
     const before = await eventually(async () => { const p = await s.appPids(); return p.length === 2 ? p : null; }, 20_000, 'two processes');

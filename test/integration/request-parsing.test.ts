@@ -94,7 +94,7 @@ function answers(text: string, closed = false): Answer[] {
   return out;
 }
 
-for (const forwarder of ['direct', 'node-http'] as const) {
+for (const forwarder of ['builtin', 'node-http'] as const) {
   test(`${forwarder}: malformed requests get 400, an oversize head 431, and the server serves on`, async (t) => {
     const s = await startServer(t, appCopy(t, 'basic'), ['--min-instances', '1', '--forwarder', forwarder]);
     const cases: [string, RegExp][] = [
@@ -113,7 +113,7 @@ for (const forwarder of ['direct', 'node-http'] as const) {
     const c = raw(t, s.port, 'GET /pid HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n');
     await c.closed;
     const got = answers(c.text(), true).map((a) => a.status);
-    assert.deepEqual(got, forwarder === 'direct' ? [200, 400] : [400], c.text());
+    assert.deepEqual(got, forwarder === 'builtin' ? [200, 400] : [400], c.text());
     assert.equal((await request(s.port, '/pid')).status, 200);
   });
 

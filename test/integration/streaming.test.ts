@@ -16,7 +16,7 @@ function privateDirtyMB(pid: number): number {
 const MB = 1024 * 1024;
 
 // Both request paths: the default one and --forwarder reply-from.
-for (const forwarder of ['direct', 'node-http', 'reply-from'] as const) {
+for (const forwarder of ['builtin', 'node-http', 'reply-from'] as const) {
   // 300 MB each way: the agent's memory must not follow the size of what passes
   // (Node frees socket buffers at its next GC, so some tens of MB come and go).
   test(`${forwarder}: 300 MB uploads and downloads pass without the agent holding them`, async (t) => {
@@ -92,7 +92,7 @@ for (const forwarder of ['direct', 'node-http', 'reply-from'] as const) {
 
 test('both request paths hand the app the same request headers: hop-by-hop and X-Passenger-* dropped, X-Forwarded-* added', async (t) => {
   const seen: Record<string, Record<string, string>> = {};
-  for (const forwarder of ['direct', 'node-http', 'reply-from'] as const) {
+  for (const forwarder of ['builtin', 'node-http', 'reply-from'] as const) {
     const s = await startServer(t, appCopy(t, 'basic'), ['--min-instances', '1', '--forwarder', forwarder]);
     const r = await request(s.port, '/headers', {
       headers: {

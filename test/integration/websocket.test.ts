@@ -20,7 +20,7 @@ async function requestsJson(s: Server): Promise<{ method: string; path: string; 
   return (JSON.parse(r.stdout) as { requests: never[] }).requests;
 }
 
-for (const forwarder of ['direct', 'node-http', 'reply-from'] as const) {
+for (const forwarder of ['builtin', 'node-http', 'reply-from'] as const) {
   test(`${forwarder}: a WebSocket handshake, short and 64 KB echoes, a request beside it, accounting until it closes`, async (t) => {
     const s = await startServer(t, appCopy(t, 'websocket'), ['--min-instances', '1', '--forwarder', forwarder]);
     const [pid] = await eventually(async () => { const p = await s.appPids(); return p.length === 1 ? p : null; }, 20_000, 'a process');

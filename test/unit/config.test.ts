@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { PASSENGER_ONLY_OPTIONS, appFileOptions, defaultEnvironment, envOptions, groupOptions, parseFlags, resolveOptions, webAppOptions } from '../../helper-agent/src/config';
-import { optionsJson } from '../../helper-agent/src/cli/config/app-snippet';
+import { optionsJson } from '../../helper-agent/src/cli/passenger-config/app-snippet';
 import { ConfigError } from '../../helper-agent/src/errors';
 
 function appDir(t: { after(fn: () => void): void }, passengerfile?: string): string {
@@ -24,6 +24,12 @@ test('flags: --flag value, --flag=value, booleans, --no-, repeated --envvar', ()
   assert.equal(values.friendlyErrorPages, false);
   assert.deepEqual(values.envvars, { A: '1', B: 'x=y' });
   assert.equal(parseFlags(['--log-level', 'debug']).values.logLevel, 5);
+});
+
+test('flags: --forwarder takes builtin, node-http and reply-from; "direct", its old name, still means builtin', () => {
+  for (const f of ['builtin', 'node-http', 'reply-from']) assert.equal(parseFlags(['--forwarder', f]).values.forwarder, f);
+  assert.equal(parseFlags(['--forwarder', 'direct']).values.forwarder, 'builtin');
+  assert.throws(() => parseFlags(['--forwarder', 'fast']), /expected "builtin", "node-http" or "reply-from"/);
 });
 
 test('flags: unknown flags and bad values are ConfigErrors naming them', () => {

@@ -1,4 +1,4 @@
-// The request core (router/exchange.ts, pool/session.ts) on a real pool with
+// The request core (proxy/exchange.ts, pool/session.ts) on a real pool with
 // a fake spawner: whatever state an exchange is in when it ends, it gives
 // back exactly what it holds, once; failures at the app's side lead to a
 // retry, a 502 or a cut-off response as the retry policy says.
@@ -11,7 +11,7 @@ import { verifyInvariants } from '../../helper-agent/src/pool/invariants';
 import { Pool } from '../../helper-agent/src/pool/pool';
 import type { ProcessHandle } from '../../helper-agent/src/pool/process';
 import { Session } from '../../helper-agent/src/pool/session';
-import { Exchange } from '../../helper-agent/src/router/exchange';
+import { Exchange } from '../../helper-agent/src/proxy/exchange';
 
 class FakeHandle implements ProcessHandle {
   readonly endpoint = { socketPath: '/dev/null' };

@@ -1,7 +1,7 @@
 // Static file answers as pure decisions: validators, 304, Range and If-Range.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { byteRange, etagOf, ifRangeHolds, notModified } from '../../helper-agent/src/router/file-response';
+import { byteRange, etagOf, ifRangeHolds, notModified } from '../../helper-agent/src/proxy/file-response';
 
 const MTIME = Date.parse('Wed, 03 Jan 2024 10:00:00 GMT') + 250; // a sub-second part, as file systems keep
 const DATE = new Date(MTIME).toUTCString();

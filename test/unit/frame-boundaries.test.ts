@@ -2,7 +2,7 @@
 // boundaries, whatever the chunks the bytes come in.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { FrameBoundaries } from '../../helper-agent/src/router/websocket-frames';
+import { FrameBoundaries } from '../../helper-agent/src/proxy/websocket-frames';
 
 function frame(len: number, masked = false): Buffer {
   const head = len < 126 ? Buffer.from([0x82, len]) : len < 65536 ? Buffer.from([0x82, 126, len >> 8, len & 0xff]) : Buffer.concat([Buffer.from([0x82, 127]), (() => { const b = Buffer.alloc(8); b.writeBigUInt64BE(BigInt(len)); return b; })()]);

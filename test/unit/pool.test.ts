@@ -6,10 +6,10 @@ import { groupOptions, defaults, type GroupOptions } from '../../helper-agent/sr
 import { verifyInvariants } from '../../helper-agent/src/pool/invariants';
 import { Pool } from '../../helper-agent/src/pool/pool';
 import type { AppProcess, ProcessHandle } from '../../helper-agent/src/pool/process';
-import { leastBusy } from '../../helper-agent/src/pool/routing';
+import { leastBusy } from '../../helper-agent/src/pool/choose-process';
 import { snapshotPool } from '../../helper-agent/src/pool/snapshot';
 import { KILL_WAIT_MS, STOP_DRAIN_MS, STOP_FLUSH_MS, coreStopBoundMs, drainMs, leaveTimeoutMs, watchdogStopBoundMs } from '../../helper-agent/src/pool/stop-policy';
-import { UNASKED_RETRIES, spawnDelay } from '../../helper-agent/src/pool/restart-policy';
+import { UNASKED_RETRIES, spawnDelay } from '../../helper-agent/src/pool/spawn-backoff';
 
 class FakeHandle implements ProcessHandle {
   readonly endpoint = { socketPath: '/dev/null' };

@@ -1,11 +1,11 @@
-// The header rules every request path shares (router/headers.ts).
+// The header rules every request path shares (proxy/headers.ts).
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { test } from 'node:test';
 import {
   REQUEST_HOP_BY_HOP, RESPONSE_HOP_BY_HOP, appHeaders, clientOf, isResponseHopByHop, rewriteAppHeaders,
   stripResponseHopByHop, stripResponseHopByHopObject,
-} from '../../helper-agent/src/router/headers';
+} from '../../helper-agent/src/proxy/headers';
 
 /** A request as the header rules see it: raw headers, parsed headers, and the peer's address (undefined: a Unix socket). */
 function request(raw: string[], remoteAddress?: string): IncomingMessage {

@@ -1,12 +1,12 @@
 // After a failure at the app's side: the project's code, whether the process
 // leaves rotation, whether the request goes to another process, and what the
-// client gets (router/retry.ts, router/error-pages.ts).
+// client gets (proxy/retry.ts, proxy/error-pages.ts).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ERROR_CODES, PassengerError, SpawnError } from '../../helper-agent/src/errors';
 import type { Group } from '../../helper-agent/src/pool/group';
-import { agentErrorResponse } from '../../helper-agent/src/router/error-pages';
-import { MAX_ATTEMPTS, hasBody, mayRetry, rootCode, shouldDetach, upstreamCode, upstreamError } from '../../helper-agent/src/router/retry';
+import { agentErrorResponse } from '../../helper-agent/src/proxy/error-pages';
+import { MAX_ATTEMPTS, hasBody, mayRetry, rootCode, shouldDetach, upstreamCode, upstreamError } from '../../helper-agent/src/proxy/retry';
 
 const coded = (code: string, cause?: unknown): Error => Object.assign(new Error(code), { code, cause });
 

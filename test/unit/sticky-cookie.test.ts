@@ -1,8 +1,8 @@
-// The sticky-session cookie (router/sticky.ts): reading the client's, writing ours.
+// The sticky-session cookie (proxy/sticky.ts): reading the client's, writing ours.
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { test } from 'node:test';
-import { cookieFor, cookieValue, overHttps, requestedProcess, stickyCookie } from '../../helper-agent/src/router/sticky';
+import { cookieFor, cookieValue, overHttps, requestedProcess, stickyCookie } from '../../helper-agent/src/proxy/sticky';
 
 const NAME = '_passenger_route';
 

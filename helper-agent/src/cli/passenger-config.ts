@@ -1,14 +1,14 @@
 #!/usr/bin/env node
 // `passenger-config`: operator commands, one per file under config/, dispatched through COMMANDS.
 import { die, runMain } from './common';
-import { about } from './config/about';
-import { apiCall } from './config/api-call';
-import type { Command } from './config/command';
-import { detachProcess } from './config/detach-process';
-import { listInstancesCommand } from './config/list-instances';
-import { reopenLogs } from './config/reopen-logs';
-import { restartApp } from './config/restart-app';
-import { snippetCommand } from './config/snippets';
+import { about } from './passenger-config/about';
+import { apiCall } from './passenger-config/api-call';
+import type { Command } from './passenger-config/command';
+import { detachProcess } from './passenger-config/detach-process';
+import { listInstancesCommand } from './passenger-config/list-instances';
+import { reopenLogs } from './passenger-config/reopen-logs';
+import { restartApp } from './passenger-config/restart-app';
+import { snippetCommand } from './passenger-config/snippets';
 
 export const COMMANDS: Record<string, Command> = {
   'restart-app': restartApp,

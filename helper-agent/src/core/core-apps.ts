@@ -3,7 +3,7 @@
 // request finds its group (one app standalone; any allowed root behind a web
 // server).
 import * as fs from 'node:fs';
-import type { RequestHead } from '../router/headers';
+import type { RequestHead } from '../proxy/headers';
 import * as path from 'node:path';
 import { groupOptions, resolveOptions, type GroupOptions, type Options } from '../config';
 import { PassengerError } from '../errors';
@@ -13,11 +13,11 @@ import { readStatSync } from '../platform/procfs';
 import type { Group } from '../pool/group';
 import type { AppProcess } from '../pool/process';
 import { Pool, type Spawner } from '../pool/pool';
-import { AppRootResolver, type WebSettings } from '../router/app-roots';
-import { StaticFiles } from '../router/static-files';
-import { closeTransport, openTransport } from '../router/transport';
+import { AppRootResolver, type WebSettings } from '../proxy/app-roots';
+import { StaticFiles } from '../proxy/static-files';
+import { closeTransport, openTransport } from '../proxy/transport';
 import { AppHandle } from '../spawn/app-handle';
-import type { Channel } from '../spawn/channel';
+import type { LoaderChannel } from '../spawn/loader-channel';
 import { AppSpawner, LOADER_PATH, type SpawnerConfig } from '../spawn/spawner';
 import { FrontendRegistry } from './frontends';
 
@@ -41,7 +41,7 @@ export interface PoolHooks {
  * The spawner and the pool. Behind a web server an app root may be a link (a
  * deploy's `current`) switched at any time: each spawn checks again where it leads.
  */
-export function createPool(o: Options, inst: InstanceDir, channel: Channel, log: Logger, selfCheck: boolean, hooks: PoolHooks, listenFd: number | null): Omit<CoreApps, 'groupFor' | 'frontends' | 'staticFiles'> {
+export function createPool(o: Options, inst: InstanceDir, channel: LoaderChannel, log: Logger, selfCheck: boolean, hooks: PoolHooks, listenFd: number | null): Omit<CoreApps, 'groupFor' | 'frontends' | 'staticFiles'> {
   const appSpawner = new AppSpawner({ socketDir: inst.appsDir, channel, log, directListenFd: o.directMode ? listenFd : null, ...appUsers(o, inst, log) });
   const parts: { resolver: AppRootResolver | null } = { resolver: null };
   const spawner: Spawner = o.mode !== 'agent' ? appSpawner : {
@@ -93,7 +93,7 @@ export function createPool(o: Options, inst: InstanceDir, channel: Channel, log:
  * starts, with its public/ files served; behind a web server, groups come
  * and go with the requests' app roots.
  */
-export async function serveApps(o: Options, parts: Omit<CoreApps, 'groupFor' | 'frontends' | 'staticFiles'>, inst: InstanceDir, channel: Channel, log: Logger): Promise<CoreApps> {
+export async function serveApps(o: Options, parts: Omit<CoreApps, 'groupFor' | 'frontends' | 'staticFiles'>, inst: InstanceDir, channel: LoaderChannel, log: Logger): Promise<CoreApps> {
   const { pool, resolver } = parts;
   const records = inst.processRecords();
   if (resolver !== null) {
@@ -140,7 +140,7 @@ function appUsers(o: Options, inst: InstanceDir, log: Logger): Pick<SpawnerConfi
  * Adopts the live app processes a crashed core left (Node apps under the
  * loader outlive it); records of dead or unadoptable ones are dropped.
  */
-function adoptProcesses(pool: Pool, records: ProcessRecord[], optionsFor: (appRoot: string, web?: WebSettings) => GroupOptions | null, inst: InstanceDir, channel: Channel, log: Logger): void {
+function adoptProcesses(pool: Pool, records: ProcessRecord[], optionsFor: (appRoot: string, web?: WebSettings) => GroupOptions | null, inst: InstanceDir, channel: LoaderChannel, log: Logger): void {
   for (const r of records) {
     const options = r.token !== undefined && AppHandle.isLive(r) ? optionsFor(r.group, r.web) : null;
     if (options === null) {

@@ -8,12 +8,12 @@ import type { Logger } from '../log';
 import type { AdminSocket } from '../admin/admin-socket';
 import type { Pool } from '../pool/pool';
 import { STOP_FLUSH_MS, coreStopBoundMs } from '../pool/stop-policy';
-import type { Channel } from '../spawn/channel';
+import type { LoaderChannel } from '../spawn/loader-channel';
 import type { RequestServer } from './request-server';
 
 export class CoreStop {
   stopping = false;
-  channel: Channel | null = null;
+  channel: LoaderChannel | null = null;
   pool: Pool | null = null;
   server: RequestServer | null = null;
   admin: AdminSocket | null = null;

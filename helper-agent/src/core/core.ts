@@ -1,16 +1,16 @@
 // The agent core: the pool, the request server and the admin API. It runs
 // under the watchdog, which restarts it if it dies; the watchdog hands it its
-// settings in PASSENGER_CORE_CONFIG and hears "ready" over the IPC channel.
+// settings in PASSENGER_CORE_CONFIG and hears "ready" over Node's IPC pipe.
 import * as fs from 'node:fs';
 import type { Options } from '../config';
 import { InstanceDir } from '../instance/instance-dir';
 import { AdminSocket } from '../admin/admin-socket';
 import { setCloexec } from '../platform/native';
 import { Logger } from '../log';
-import { Channel } from '../spawn/channel';
+import { LoaderChannel } from '../spawn/loader-channel';
 import { createPool, serveApps, type CoreApps } from './core-apps';
 import { CoreStop } from './core-stop';
-import { MemoryLimiter, RestartFileWatcher } from './housekeeping';
+import { MemoryLimiter, RestartFileWatcher } from './app-watchers';
 import { preStart } from './pre-start';
 import { createRequestServer, type RequestServer } from './request-server';
 
@@ -47,7 +47,7 @@ async function main(): Promise<void> {
   fs.writeFileSync(inst.corePidFile, `${process.pid}\n`);
   // The inherited listening socket must not leak into the apps we start.
   if (cfg.listenFd !== null) setCloexec(cfg.listenFd);
-  stop.channel = new Channel(inst.channelSocket, (m) => log.warn(m));
+  stop.channel = new LoaderChannel(inst.channelSocket, (m) => log.warn(m));
   await stop.channel.listen();
 
   const adminGate = new AdminLoadGate();
@@ -56,7 +56,7 @@ async function main(): Promise<void> {
     processLeaving: (p) => stop.server?.processLeaving(p),
   }, cfg.listenFd);
   stop.pool = parts.pool;
-  parts.pool.startHousekeeping();
+  parts.pool.startIdleSweep();
   const apps = await serveApps(o, parts, inst, stop.channel, log);
   // Behind a web server the admin API need not wait for an app.
   if (apps.resolver !== null) adminGate.firstProcess(null);

@@ -7,7 +7,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import * as path from 'node:path';
 import type { Pool } from '../pool/pool';
-import type { AppRootResolver } from '../router/app-roots';
+import type { AppRootResolver } from '../proxy/app-roots';
 
 interface PreStartLog {
   notice(m: string): void;

@@ -1,6 +1,6 @@
-// The server requests arrive on. By default (`--forwarder direct`) a
+// The server requests arrive on. By default (`--forwarder builtin`) a
 // net.Server reads requests with Node's own HTTP parser and forwards them
-// (client-http.ts, forward-parsed.ts); a connection that asks for a static
+// (client-http.ts, forward-builtin.ts); a connection that asks for a static
 // file goes on to a node:http server that is never listened on. `--forwarder
 // node-http` uses that node:http server for everything (the fallback), and
 // `--forwarder reply-from` runs every request through fastify's routing and
@@ -11,9 +11,9 @@ import type * as net from 'node:net';
 import type { Socket } from 'node:net';
 import type { Options } from '../config';
 import type { AppProcess } from '../pool/process';
-import type { UpgradeForwarder } from '../router/forward-upgrade';
+import type { UpgradeForwarder } from '../proxy/forward-upgrade';
 import type { RequestSnapshot } from '../admin/protocol';
-import type { ForwardingContext } from '../router/forward-direct';
+import type { ForwardingContext } from '../proxy/forward-node-http';
 
 export interface RequestServer {
   listen(): Promise<void>;
@@ -50,7 +50,7 @@ function firstResponseOf(server: http.Server): Promise<void> {
  * and the app would answer them with a page instead of a 101.
  */
 async function upgradeForwarder(server: http.Server, ctx: ForwardingContext): Promise<UpgradeForwarder> {
-  const { UpgradeForwarder } = await import('../router/forward-upgrade.js');
+  const { UpgradeForwarder } = await import('../proxy/forward-upgrade.js');
   const up = new UpgradeForwarder(ctx);
   server.on('upgrade', up.handle);
   return up;
@@ -69,7 +69,7 @@ function listenOn(server: net.Server, o: Options, listenFd: number | null): Prom
 export async function createRequestServer(o: Options, listenFd: number | null, ctx: ForwardingContext, onConnection?: (sock: Socket) => void): Promise<RequestServer> {
   if (o.forwarder === 'reply-from') {
     const { default: Fastify } = await import('fastify');
-    const { registerReplyFromForwarding } = await import('../router/forward-reply-from.js');
+    const { registerReplyFromForwarding } = await import('../proxy/forward-reply-from.js');
     const app = Fastify({ logger: false, keepAliveTimeout: KEEP_ALIVE_MS, requestTimeout: 0, return503OnClosing: false, forceCloseConnections: 'idle' });
     await registerReplyFromForwarding(app, ctx);
     const upgrades = await upgradeForwarder(app.server, ctx);
@@ -89,8 +89,8 @@ export async function createRequestServer(o: Options, listenFd: number | null, c
       requests: () => upgrades.requests(),
     };
   }
-  const { DirectForwarder } = await import('../router/forward-direct.js');
-  const forwarder = new DirectForwarder(ctx);
+  const { NodeHttpForwarder } = await import('../proxy/forward-node-http.js');
+  const forwarder = new NodeHttpForwarder(ctx);
   const server = http.createServer({ keepAliveTimeout: KEEP_ALIVE_MS, requestTimeout: 0 }, forwarder.handle);
   const upgrades = await upgradeForwarder(server, ctx);
   if (o.forwarder === 'node-http') {
@@ -108,9 +108,9 @@ export async function createRequestServer(o: Options, listenFd: number | null, c
     };
   }
   // The default: the parser-based side, with the node:http server above taking the connections it hands over.
-  const { ParsedForwarder } = await import('../router/forward-parsed.js');
-  const { ClientHttpServer } = await import('../router/client-http.js');
-  const parsed = new ParsedForwarder(ctx, {
+  const { BuiltinForwarder } = await import('../proxy/forward-builtin.js');
+  const { ClientHttpServer } = await import('../proxy/client-http.js');
+  const parsed = new BuiltinForwarder(ctx, {
     toNodeHttp: (sock, head) => {
       sock.unshift(head);
       server.emit('connection', sock);

@@ -26,7 +26,7 @@ export interface Options {
   stickySessionsCookieName: string;
   friendlyErrorPages: boolean | undefined;
   logLevel: number;
-  forwarder: 'direct' | 'node-http' | 'reply-from';
+  forwarder: 'builtin' | 'node-http' | 'reply-from';
   scaleAtSessions: number;
   maxRequestQueueTime: number;
   requestQueueOverflowStatusCode: number;

@@ -45,7 +45,7 @@ export function resolveOptions(flags: Partial<Options>, appRootArg: string | und
 /** What only the default request path does is refused by name on the reply-from one. */
 function checkReplyFrom(o: Options): void {
   for (const [what, on] of [['sticky_sessions', o.stickySessions], ['max_request_time', o.maxRequestTime > 0]] as const) {
-    if (on) throw new ConfigError(`${what} cannot be used with forwarder reply-from`, 'use the default request path (--forwarder direct)');
+    if (on) throw new ConfigError(`${what} cannot be used with forwarder reply-from`, 'use the default request path (--forwarder builtin)');
   }
 }
 
@@ -63,7 +63,7 @@ function checkDirectMode(o: Options, given: Partial<Options>): void {
   if (given.maxRequestQueueSize !== undefined) refuse('max_request_queue_size', 'there is no agent queue to overflow');
   if (o.maxRequestQueueTime > 0) refuse('max_request_queue_time', 'there is no agent queue');
   if (o.maxRequestTime > 0) refuse('max_request_time', 'the agent does not see the requests');
-  if (o.forwarder !== 'direct') refuse('forwarder', 'nothing is forwarded');
+  if (o.forwarder !== 'builtin') refuse('forwarder', 'nothing is forwarded');
 }
 
 /**

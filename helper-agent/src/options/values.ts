@@ -34,7 +34,9 @@ export function coerce(spec: Pick<FlagSpec, 'kind' | 'min' | 'max'>, raw: unknow
       return n;
     }
     case 'forwarder':
-      if (raw !== 'direct' && raw !== 'node-http' && raw !== 'reply-from') bad(`expected "direct", "node-http" or "reply-from", got ${JSON.stringify(raw)}`);
+      // "direct" was builtin's name before it could be confused with --direct-mode; kept as an alias for one release.
+      if (raw === 'direct') return 'builtin';
+      if (raw !== 'builtin' && raw !== 'node-http' && raw !== 'reply-from') bad(`expected "builtin", "node-http" or "reply-from", got ${JSON.stringify(raw)}`);
       return raw;
     case 'list':
       // Flags append one value at a time; a file gives the whole list.

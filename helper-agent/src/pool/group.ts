@@ -6,9 +6,9 @@ import { drainedNow, exited, replacementUp, retire } from './leaving';
 import { AppProcess, type LeaveReason, type ProcessReport } from './process';
 import { dequeue, enqueue, failQueue, type QueueTicket, type Waiter } from './queue';
 import { restartGroup } from './restart';
-import { spawnDelay } from './restart-policy';
+import { spawnDelay } from './spawn-backoff';
 import { drainMs, leaveTimeoutMs } from './stop-policy';
-import { leastBusy } from './routing';
+import { leastBusy } from './choose-process';
 import type { Pool } from './pool';
 
 export { shuttingDown, type QueueTicket, type Waiter } from './queue';

@@ -2,7 +2,7 @@
 // after every step; with PASSENGER_SELF_CHECK=1 the agent runs it after every
 // change of a group (Pool.checkSoon).
 import type { Pool } from './pool';
-import { leastBusy } from './routing';
+import { leastBusy } from './choose-process';
 
 export function verifyInvariants(pool: Pool): void {
   const fail = (msg: string): never => { throw new Error(`pool invariant violated: ${msg}`); };

@@ -122,7 +122,7 @@ function tellToLeave(g: Group, p: AppProcess): void {
  * was up: only a process that passed its readiness joins the group): it is
  * replaced at once and waiting requests go to the replacement; backoff is
  * for apps that cannot start, and a process killed soon after its start
- * says nothing about that (restart-policy.ts).
+ * says nothing about that (spawn-backoff.ts).
  */
 export function exited(g: Group, p: AppProcess, code: number | null, signal: string | null): void {
   const crashed = p.life === 'alive';

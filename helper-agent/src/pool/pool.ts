@@ -7,7 +7,7 @@ import { shuttingDown } from './queue';
 import { verifyInvariants } from './invariants';
 import { hurry, leave, replacementFailed } from './leaving';
 import { AppProcess, type ProcessHandle } from './process';
-import { isStableUptime, retriesUnasked } from './restart-policy';
+import { isStableUptime, retriesUnasked } from './spawn-backoff';
 
 export interface Spawner {
   spawn(options: GroupOptions, processId: number): Promise<ProcessHandle>;
@@ -209,7 +209,7 @@ export class Pool {
   }
 
   /** Starts the idle-process reaper (pool_idle_time) and the backoff reset. */
-  startHousekeeping(intervalMs = 1000): void {
+  startIdleSweep(intervalMs = 1000): void {
     if (this.idleTimer) return;
     this.idleTimer = setInterval(() => { this.reapIdle(); this.forgiveStable(); if (this.forgetIdleGroups) this.forgetIdle(); }, intervalMs);
     this.idleTimer.unref();

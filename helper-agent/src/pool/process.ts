@@ -1,5 +1,5 @@
 // One app process as the pool sees it: counters, state, and the handle that
-// can stop it. Nothing here knows HTTP; the router hangs its transport on it.
+// can stop it. Nothing here knows HTTP; the proxy hangs its transport on it.
 import type { Group } from './group';
 
 /**
@@ -79,7 +79,7 @@ export class AppProcess {
   leaveReason: LeaveReason | null = null;
   /** While draining: tells it to leave when its drain time is up. */
   drainTimer: NodeJS.Timeout | null = null;
-  /** The router's connection pool to this process; opaque to the pool. */
+  /** The proxy's connection pool to this process; opaque to the pool. */
   transport: unknown = null;
   /** Resolves when the process has exited. */
   readonly exited: Promise<void>;

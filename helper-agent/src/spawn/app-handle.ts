@@ -9,7 +9,7 @@ import type { ProcessRecord } from '../instance/instance-dir';
 import { isAlive } from '../platform/procfs';
 import type { ProcessHandle, ProcessReport } from '../pool/process';
 import { KILL_WAIT_MS } from '../pool/stop-policy';
-import { reportOf, type Channel } from './channel';
+import { reportOf, type LoaderChannel } from './loader-channel';
 import { removeAppSocket } from './app-socket';
 
 const POLL_MS = 250;
@@ -29,7 +29,7 @@ export function signalGroup(pgid: number, sig: NodeJS.Signals): boolean {
 export interface HandleInit {
   pid: number;
   endpoint: ProcessHandle['endpoint'];
-  channel: Channel;
+  channel: LoaderChannel;
   /** Node apps under the loader: the token they speak on the channel with. */
   channelToken?: string;
   direct: boolean;
@@ -70,7 +70,7 @@ export class AppHandle implements ProcessHandle {
   }
 
   /** A live process a previous core started: its exit is seen by polling /proc; its counters come over the channel. */
-  static adopt(rec: ProcessRecord, channel: Channel, warn?: (msg: string) => void): AppHandle {
+  static adopt(rec: ProcessRecord, channel: LoaderChannel, warn?: (msg: string) => void): AppHandle {
     const h = new AppHandle({
       pid: rec.pid, endpoint: rec.endpoint, channel, channelToken: rec.token, direct: rec.direct === true, warn,
       user: rec.uid !== undefined && rec.gid !== undefined ? { uid: rec.uid, gid: rec.gid } : undefined,

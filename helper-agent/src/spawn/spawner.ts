@@ -20,7 +20,7 @@ import { AppLogs } from './app-logs';
 import { forwardLines, OutputTail } from './app-output';
 import { APP_SOCKET_NAME, makeSocketDir, removeAppSocket } from './app-socket';
 import { accessProblem, appUserFor, userEnv, type AppUser, type UserPolicy } from './app-user';
-import { reportOf, type Channel } from './channel';
+import { reportOf, type LoaderChannel } from './loader-channel';
 
 export const LOADER_PATH = path.join(__dirname, 'node-loader.js');
 /** util-linux's setpriv: Essential on Debian, so always there. */
@@ -31,7 +31,7 @@ const CLUSTER_REFUSAL = 'this app forks node:cluster workers';
 export interface SpawnerConfig {
   /** Directory for the apps' Unix sockets. */
   socketDir: string;
-  channel: Channel;
+  channel: LoaderChannel;
   log: Logger;
   /** Extra environment for every app (on top of the agent's own). */
   baseEnv?: NodeJS.ProcessEnv;

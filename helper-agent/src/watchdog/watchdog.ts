@@ -129,7 +129,7 @@ export function runWatchdog(o: Options, reporter: WatchdogReporter): WatchdogRun
     listening = false;
     try { fs.closeSync(listenFd); } catch { /* closed */ }
   };
-  /** fd 4 in the core: stdio 0-2, the IPC channel at 3. */
+  /** fd 4 in the core: stdio 0-2, Node's IPC pipe at 3. */
   const CORE_LISTEN_FD = 4;
 
   const startCore = (): void => {

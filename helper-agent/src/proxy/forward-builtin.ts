@@ -34,7 +34,7 @@ function agentAnswer(conn: ClientHttpConnection, slot: Slot, err: Error, group: 
   conn.end(slot, plainResponse(r.status, slot.keepAlive, `content-type: ${r.type}\r\n`, r.body, slot.req.method === 'HEAD'));
 }
 
-class ParsedExchange extends Exchange implements ResponseHandler, Responder {
+class BuiltinExchange extends Exchange implements ResponseHandler, Responder {
   readonly withBody: boolean;
   private abortUpstream: ((err?: Error) => void) | null = null;
   private resume: (() => void) | null = null;
@@ -47,7 +47,7 @@ class ParsedExchange extends Exchange implements ResponseHandler, Responder {
   private waiting = false;
 
   constructor(
-    readonly forwarder: ParsedForwarder,
+    readonly forwarder: BuiltinForwarder,
     req: ClientRequest,
     readonly conn: ClientHttpConnection,
     readonly slot: Slot,
@@ -208,7 +208,7 @@ class ParsedExchange extends Exchange implements ResponseHandler, Responder {
   }
 }
 
-function onTimeout(ex: ParsedExchange, limit: number): void {
+function onTimeout(ex: BuiltinExchange, limit: number): void {
   ex.timedOut(limit);
 }
 
@@ -220,10 +220,10 @@ export interface Handover {
   upgrade(req: ClientRequest, socket: Socket, head: Buffer): void;
 }
 
-export class ParsedForwarder implements ClientHttpHandler {
+export class BuiltinForwarder implements ClientHttpHandler {
   readonly log: ForwardingContext['log'];
   /** Requests in flight (held, queued or forwarded). */
-  readonly inFlight = new Set<ParsedExchange>();
+  readonly inFlight = new Set<BuiltinExchange>();
 
   constructor(private readonly ctx: ForwardingContext, private readonly handover: Handover) {
     this.log = ctx.log;
@@ -235,7 +235,7 @@ export class ParsedForwarder implements ClientHttpHandler {
       agentAnswer(conn, slot, g, null);
       return;
     }
-    const ex = new ParsedExchange(this, slot.req, conn, slot, g, body);
+    const ex = new BuiltinExchange(this, slot.req, conn, slot, g, body);
     slot.responder = ex;
     this.inFlight.add(ex);
     if (admitted) ex.start();

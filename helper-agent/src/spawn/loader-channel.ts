@@ -38,7 +38,7 @@ interface Listener {
   cb: (msg: LoaderMessage) => void;
 }
 
-export class Channel {
+export class LoaderChannel {
   private readonly listeners = new Map<string, Listener>();
   /** The connection each listened-for token last spoke on. */
   private readonly sockets = new Map<string, net.Socket>();

@@ -3,6 +3,7 @@
 // path, or an undici pool for @fastify/reply-from.
 import type { Pool as UndiciPoolType } from 'undici';
 import type { AppProcess } from '../pool/process';
+import type { Options } from '../config';
 import { AppClient } from './app-client';
 
 // Only the pool class: the whole undici package takes ~4x longer to load.
@@ -25,11 +26,9 @@ const UNDICI_OPTIONS = {
 } as const;
 
 /** reply-from: an undici pool; every other forwarder: our own client. */
-export type TransportKind = 'direct' | 'node-http' | 'reply-from';
-
-export function openTransport(p: AppProcess, kind: TransportKind): void {
+export function openTransport(p: AppProcess, forwarder: Options['forwarder']): void {
   const ep = p.handle.endpoint;
-  if (kind !== 'reply-from') {
+  if (forwarder !== 'reply-from') {
     p.transport = new AppClient(ep);
     return;
   }

@@ -21,14 +21,14 @@ import { appClientOf } from './transport';
 export type { ForwardingContext } from './exchange';
 
 const kExchange = Symbol('passenger.exchange');
-type TrackedResponse = ServerResponse & { [kExchange]?: DirectExchange };
+type TrackedResponse = ServerResponse & { [kExchange]?: NodeHttpExchange };
 
 const NO_CLIENT = Object.assign(new Error('the process has no connection pool'), { code: 'E_APP_CONNECTION_LOST' });
 /** What an app request cut off by us fails with (the exchange is over by then, so nobody reads it). */
 const CUT_OFF = new Error('the exchange ended before the app had answered');
 
 /** One client request on the default path: the request core plus the app client's response handler. */
-class DirectExchange extends Exchange implements ResponseHandler {
+class NodeHttpExchange extends Exchange implements ResponseHandler {
   readonly withBody: boolean;
   private abortUpstream: ((err?: Error) => void) | null = null;
   private resume: (() => void) | null = null;
@@ -36,7 +36,7 @@ class DirectExchange extends Exchange implements ResponseHandler {
   private readonly opts: AppRequest;
 
   constructor(
-    readonly forwarder: DirectForwarder,
+    readonly forwarder: NodeHttpForwarder,
     req: IncomingMessage,
     readonly res: TrackedResponse,
     group: Group,
@@ -139,7 +139,7 @@ class DirectExchange extends Exchange implements ResponseHandler {
   }
 }
 
-function onTimeout(ex: DirectExchange, limit: number): void {
+function onTimeout(ex: NodeHttpExchange, limit: number): void {
   ex.timedOut(limit);
 }
 
@@ -152,10 +152,10 @@ function onResponseClose(this: TrackedResponse): void {
   this[kExchange]?.close();
 }
 
-export class DirectForwarder {
+export class NodeHttpForwarder {
   readonly log: ForwardingContext['log'];
   /** Requests in flight (held, queued or forwarded). */
-  readonly inFlight = new Set<DirectExchange>();
+  readonly inFlight = new Set<NodeHttpExchange>();
 
   constructor(private readonly ctx: ForwardingContext) {
     this.log = ctx.log;
@@ -174,7 +174,7 @@ export class DirectForwarder {
       sendAgentResponse(res, g, null);
       return;
     }
-    const ex = new DirectExchange(this, req, res as TrackedResponse, g, connectionOf(req.socket));
+    const ex = new NodeHttpExchange(this, req, res as TrackedResponse, g, connectionOf(req.socket));
     // A request without a body is read (nothing) now: else the server drains
     // it after the response, with a listener sweep and a tick per request.
     if (!ex.withBody) req.read();
