@@ -17,58 +17,19 @@ import { PassengerError } from '../errors';
 import type { Group } from '../pool/group';
 import type { AppProcess } from '../pool/process';
 import type { Session } from '../pool/session';
-import { agentErrorResponse } from './error-pages';
 import type { RequestSnapshot } from '../admin/protocol';
 import { Exchange, type ForwardingContext } from './exchange';
 import { appHeaders, clientOf, stripResponseHopByHop, type RequestHead } from './headers';
 import { FrameBoundaries, GOING_AWAY } from './websocket-frames';
+import { appDrained, clientDrained, destroyOnError, endThenDestroy, fromApp, fromClient, headLines, kUpgrade, sendAgentResponse, sideClosed, type Side, type TunnelOwner } from './tunnel-ends';
 
 /** Stands for the handshake's request once a WebSocket is open, so the request itself can go. */
 const HANDSHAKE_DONE = { method: '?', url: '?', headers: {}, rawHeaders: [], socket: {} } as unknown as RequestHead;
 /** How long a client that was sent a close frame has to close its side, and an app to finish the frame it is in the middle of. */
 const CLOSING_MS = 5000;
 
-// Listeners shared by every tunnel (no closures): an idle WebSocket should
-// cost the agent as little memory as can be. Each socket names its exchange.
-const kUpgrade = Symbol('passenger.upgrade');
-type Side = Socket & { [kUpgrade]?: Upgrade };
-
-function fromApp(this: Side, chunk: Buffer): void {
-  this[kUpgrade]?.relayFromApp(chunk);
-}
-
-function fromClient(this: Side, chunk: Buffer): void {
-  this[kUpgrade]?.relayFromClient(chunk);
-}
-
-/** The app's side took what was written: the client may send more. */
-function appDrained(this: Side): void {
-  this[kUpgrade]?.client.resume();
-}
-
-/** The client's side took what was written: the app may send more. */
-function clientDrained(this: Side): void {
-  this[kUpgrade]?.appSock?.resume();
-}
-
-/** Either side closing (or ending) ends the exchange: both go, and its session or WebSocket is freed at once. */
-function sideClosed(this: Side): void {
-  this[kUpgrade]?.close();
-}
-
-function destroyOnError(this: Socket): void {
-  this.destroy();
-}
-
-function headLines(status: number, message: string | undefined, raw: string[], extra: string[]): string {
-  let head = `HTTP/1.1 ${status} ${message || http.STATUS_CODES[status] || ''}\r\n`;
-  for (let i = 0; i < raw.length; i += 2) head += `${raw[i]}: ${raw[i + 1]}\r\n`;
-  for (let i = 0; i < extra.length; i += 2) head += `${extra[i]}: ${extra[i + 1]}\r\n`;
-  return `${head}\r\n`;
-}
-
 /** One upgrade request, from the client's handshake to the end of its tunnel. */
-class Upgrade extends Exchange {
+class Upgrade extends Exchange implements TunnelOwner {
   /** The body of an upgrade request is the tunnel's first bytes, never resent. */
   readonly withBody = false;
   private appReq: http.ClientRequest | null = null;
@@ -264,23 +225,6 @@ class Upgrade extends Exchange {
   override snapshot(now: number): RequestSnapshot {
     return { ...super.snapshot(now), ...this.shown };
   }
-}
-
-/**
- * Closes a side whose peer went: what was already written to it (a close
- * frame, the end of a response) still goes out first, unless it broke.
- */
-function endThenDestroy(s: Socket): void {
-  if (s.destroyed) return;
-  if (!s.writableEnded) s.end();
-  if (s.writableFinished) s.destroy();
-  else s.once('finish', () => s.destroy());
-}
-
-function sendAgentResponse(client: Socket, err: Error, group: Group | null): void {
-  const r = agentErrorResponse(err, group);
-  client.end(headLines(r.status, undefined, ['content-type', r.type, 'content-length', String(Buffer.byteLength(r.body)), 'connection', 'close'], []) + r.body);
-  client.once('finish', () => client.destroy());
 }
 
 export class UpgradeForwarder {
