@@ -125,28 +125,6 @@ async function main(): Promise<void> {
   channel = new Channel(inst.channelSocket, (m) => log.warn(m));
   await channel.listen();
 
-  // The admin socket answers at once; the admin API (fastify) behind it loads
-  // on the first admin request, or once the first process is up, or after a
-  // second: loading it sooner takes CPU from the first app while it boots.
-  // Loading is synchronous work, so when requests already wait for that first
-  // process it waits for the first response (a second at most) instead of
-  // holding it up.
-  let firstProcess: () => void = () => undefined;
-  const adminDue = new Promise<void>((resolve) => {
-    const startup = setTimeout(resolve, 1000);
-    startup.unref();
-    firstProcess = () => {
-      firstProcess = () => undefined;
-      clearTimeout(startup);
-      if (app === null || app.requests().length === 0) {
-        resolve();
-        return;
-      }
-      const cap = setTimeout(resolve, 1000);
-      cap.unref();
-      void app.firstResponse.then(() => { clearTimeout(cap); resolve(); });
-    };
-  });
   const appSpawner = new AppSpawner({ socketDir: inst.appsDir, channel, log, directListenFd: o.directMode ? cfg.listenFd : null, ...appUsers(o, inst, log) });
   // Behind a web server an app root may be a link (a deploy's `current`)
   // switched at any time: each spawn checks again where it leads.
@@ -174,7 +152,6 @@ async function main(): Promise<void> {
     events: {
       processAdded(p) {
         openTransport(p, o.forwarder);
-        firstProcess();
         const rec: ProcessRecord = {
           pid: p.pid, startTicks: readStatSync(p.pid)?.startTicks ?? 0, group: p.group.name, id: p.id,
           spawnedAt: p.spawnedAt, endpoint: p.handle.endpoint,
@@ -205,7 +182,6 @@ async function main(): Promise<void> {
     adoptProcesses(pool, records, (root, web) => r.optionsFor(root, web), inst, channel, log);
     groupFor = (req) => r.groupFor(req);
     frontends = new FrontendRegistry(inst);
-    firstProcess();
     if (o.appRootAllow.length === 0) log.warn('no --app-root-allow given: every request will be refused (403) until one is');
   } else {
     const options = groupOptions(o);
@@ -249,8 +225,6 @@ async function main(): Promise<void> {
         return { logFile: o.logFile ?? null, appLogFiles: appSpawner.appLogs.reopen() };
       } });
   });
-  const adminSocket = admin;
-  void adminDue.then(() => adminSocket.handler()).catch((e: Error) => log.error(`the admin API could not load: ${e.message}`));
   new RestartFileWatcher(pool, log, o.statThrottleRate).start();
   new MemoryLimiter(pool, log).start();
   if (stopping) {
