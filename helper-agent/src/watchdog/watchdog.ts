@@ -17,6 +17,15 @@ import { SOFTWARE, VERSION } from '../version';
 import { dropPrivileges, handOver, serverUserOf } from './server-user';
 
 const CORE_MAIN = path.join(__dirname, '..', 'core', 'core.js');
+/**
+ * V8 settings of the core. Its live heap is small (a few MB) and almost
+ * everything a request allocates dies with the request, so V8's default young
+ * generation (semi-spaces growing to 16 MB) only holds garbage: under load it
+ * grew the core from ~10 MB to ~50 MB private dirty, and kept it there. With
+ * 1 MB semi-spaces it stays near 25 MB for a few per cent more CPU per request
+ * (more, shorter scavenges).
+ */
+const CORE_NODE_FLAGS = ['--max-semi-space-size=1'];
 /** Short: requests wait in the socket's backlog meanwhile. */
 const RESTART_DELAY_MS = 100;
 
@@ -133,7 +142,7 @@ export function runWatchdog(o: Options, reporter: WatchdogReporter): WatchdogRun
 
   const startCore = (): void => {
     const cfg: CoreConfig = { options: o, instanceDir: inst.dir, watchdogPid: process.pid, listenFd: CORE_LISTEN_FD };
-    const child = spawn(process.execPath, [CORE_MAIN], {
+    const child = spawn(process.execPath, [...CORE_NODE_FLAGS, CORE_MAIN], {
       env: { ...process.env, PASSENGER_CORE_CONFIG: JSON.stringify(cfg) },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc', listenFd],
       // Its own process group: a terminal's Ctrl-C reaches the watchdog, which stops the core in order.
