@@ -1,7 +1,7 @@
 // The admin API, behind the admin socket: what passenger-status and
-// passenger-config read and ask for.
-import Fastify, { type FastifyReply } from 'fastify';
-import * as http from 'node:http';
+// passenger-config read and ask for. Plain node:http and a table of routes,
+// so the agent core loads nothing more for it than these few modules.
+import type * as http from 'node:http';
 import * as path from 'node:path';
 import type { AdminHandler } from './admin-socket';
 import type { DetachProcessResult, ErrorBody, ReopenLogsResult, RequestSnapshot, RequestsDocument, RestartAppResult, StatusDocument } from './protocol';
@@ -64,120 +64,164 @@ function ownsGroup(g: Group, uid: number, me: number): boolean {
   return g.processes.some((p) => uidOf(p, me) === uid);
 }
 
-function fail(reply: FastifyReply, status: number, code: ErrorCode, message: string): FastifyReply {
-  const body: ErrorBody = { code, message };
-  return reply.code(status).send(body);
+/** A refusal or failure a route answers with: its status and the error body. */
+class AdminRefusal extends Error {
+  constructor(readonly status: number, readonly code: ErrorCode, message: string) {
+    super(message);
+  }
+}
+
+function refuse(status: number, code: ErrorCode, message: string): never {
+  throw new AdminRefusal(status, code, message);
+}
+
+/** One admin call: who asks (null: root or the agent's own user, who see and do everything) and the query. */
+interface AdminCall {
+  viewer: number | null;
+  query: URLSearchParams;
+}
+
+type Route = (call: AdminCall) => object | Promise<object>;
+
+function send(res: http.ServerResponse, status: number, body: object): void {
+  const json = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(json) });
+  res.end(json);
 }
 
 export async function createAdminApi(ctx: AdminContext): Promise<AdminHandler> {
   const { pool, inst, server, watchdogPid } = ctx;
-  // The admin socket's server hands requests over; fastify never listens.
-  let route: http.RequestListener = () => undefined;
-  const app = Fastify({ logger: false, serverFactory: (handler) => { route = handler; return http.createServer(); } });
   // Who asks, by the connection's peer credentials: root and the agent's own
   // user see and do everything; any other local user (a person, or an app
   // running as them) sees and restarts only the apps that run as them, as
-  // Passenger's admin API allows. Unknown credentials get nothing.
+  // Passenger's admin API allows. Unknown credentials get nothing. The
+  // credentials are the connecting process's, so they are read once per connection.
   const me = process.getuid?.() ?? 0;
-  const viewers = new WeakMap<object, number | null>();
-  const viewerOf = (req: { raw: object }): number | null => viewers.get(req.raw) ?? null;
-  app.addHook('onRequest', async (req, reply) => {
-    const fd = (req.raw.socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  const callers = new WeakMap<object, number | null>();
+  const callerOf = (sock: object): number | null => {
+    if (callers.has(sock)) return callers.get(sock) as number | null;
+    const fd = (sock as { _handle?: { fd?: number } })._handle?.fd;
     let uid: number | null = null;
     try { uid = typeof fd === 'number' ? getPeerCredentials(fd).uid : null; } catch { uid = null; }
-    if (uid === null) return fail(reply, 403, 'E_ADMIN_DENIED', 'the admin API could not tell who you are');
-    // null: sees everything.
-    viewers.set(req.raw, uid === 0 || uid === me ? null : uid);
-    return undefined;
-  });
-  const mayTouch = (req: { raw: object }, g: Group): boolean => {
-    const v = viewerOf(req);
-    return v === null || ownsGroup(g, v, me);
+    callers.set(sock, uid);
+    return uid;
   };
-  const fullOnly = (req: { raw: object }, reply: FastifyReply, what: string): FastifyReply | null => {
-    const v = viewerOf(req);
-    return v === null ? null : fail(reply, 403, 'E_ADMIN_DENIED', `${what} is for root and the agent's user (uid ${me}) only; you are uid ${v}`);
+  const mayTouch = (call: AdminCall, g: Group): boolean => call.viewer === null || ownsGroup(g, call.viewer, me);
+  const fullOnly = (call: AdminCall, what: string): void => {
+    if (call.viewer !== null) refuse(403, 'E_ADMIN_DENIED', `${what} is for root and the agent's user (uid ${me}) only; you are uid ${call.viewer}`);
   };
-  app.get('/ping', async () => ({ ok: true }));
-  app.get('/pool.json', async (req): Promise<StatusDocument> => {
+  const ownGroups = (viewer: number): Set<string> => new Set([...pool.groups.values()].filter((g) => ownsGroup(g, viewer, me)).map((g) => g.name));
+
+  const getPool: Route = async ({ viewer }): Promise<StatusDocument> => {
     const doc = await statusDocument(pool, inst, server, watchdogPid);
-    const v = viewerOf(req);
-    if (v === null) return doc;
+    if (viewer === null) return doc;
     // Another user's view: their own groups only, and the pool's totals as they are.
-    const own = new Set([...pool.groups.values()].filter((g) => ownsGroup(g, v, me)).map((g) => g.name));
+    const own = ownGroups(viewer);
     return { ...doc, groups: doc.groups.filter((g) => own.has(g.name)) };
-  });
-  app.get('/requests.json', async (req): Promise<RequestsDocument> => {
-    const v = viewerOf(req);
+  };
+
+  const getRequests: Route = ({ viewer }): RequestsDocument => {
     const all = ctx.requests();
-    const own = v === null ? null : new Set([...pool.groups.values()].filter((g) => ownsGroup(g, v, me)).map((g) => g.name));
+    const own = viewer === null ? null : ownGroups(viewer);
     return { schema: 1, time: new Date().toISOString(), requests: own === null ? all : all.filter((r) => own.has(r.group)) };
-  });
+  };
 
   // Restarts app groups; answers when it is done. ?root=APP_ROOT (that app),
   // ?prefix=DIR (every app at or below DIR, as Passenger's restart-app takes a
   // path prefix) or ?name=GROUP; &rolling=1 for one process at a time.
-  app.post('/restart-app', async (req, reply) => {
-    const q = req.query as { root?: string; prefix?: string; name?: string; rolling?: string };
+  const restartApp: Route = async (call): Promise<RestartAppResult> => {
+    const q = call.query;
+    const name = q.get('name');
+    const prefix = q.get('prefix');
+    const root = q.get('root');
     const all = [...pool.groups.values()];
     let matched: Group[];
     let what: string;
-    if (q.name !== undefined) {
-      matched = all.filter((g) => g.name === q.name);
-      what = `named ${q.name}`;
-    } else if (q.prefix !== undefined) {
-      const dir = path.resolve(q.prefix);
+    if (name !== null) {
+      matched = all.filter((g) => g.name === name);
+      what = `named ${name}`;
+    } else if (prefix !== null) {
+      const dir = path.resolve(prefix);
       matched = all.filter((g) => g.appRoot === dir || g.appRoot.startsWith(dir === '/' ? '/' : `${dir}/`));
       what = `at or below ${dir}`;
     } else {
-      const g = q.root ? pool.groups.get(path.resolve(q.root)) : undefined;
+      const g = root ? pool.groups.get(path.resolve(root)) : undefined;
       matched = g ? [g] : [];
-      what = `for ${q.root ?? '(no root given)'}`;
+      what = `for ${root || '(no root given)'}`;
     }
-    const visible = all.filter((x) => mayTouch(req, x)).map((x) => x.name);
-    const denied = matched.filter((g) => !mayTouch(req, g));
-    if (denied.length > 0 && denied.length === matched.length) return fail(reply, 403, 'E_ADMIN_DENIED', `not allowed: the app ${denied[0].name} does not run as you (uid ${viewerOf(req)})`);
-    matched = matched.filter((g) => mayTouch(req, g));
-    if (matched.length === 0) return fail(reply, 404, 'E_NO_GROUP', `no app group ${what}; groups: ${visible.join(', ') || 'none'}`);
-    const rolling = q.rolling === '1' || q.rolling === 'true';
+    const visible = all.filter((x) => mayTouch(call, x)).map((x) => x.name);
+    const denied = matched.filter((g) => !mayTouch(call, g));
+    if (denied.length > 0 && denied.length === matched.length) refuse(403, 'E_ADMIN_DENIED', `not allowed: the app ${denied[0].name} does not run as you (uid ${call.viewer})`);
+    matched = matched.filter((g) => mayTouch(call, g));
+    if (matched.length === 0) refuse(404, 'E_NO_GROUP', `no app group ${what}; groups: ${visible.join(', ') || 'none'}`);
+    const rollingParam = q.get('rolling');
+    const rolling = rollingParam === '1' || rollingParam === 'true';
     for (const g of matched) {
       try {
         await g.restart(rolling);
       } catch (e) {
-        return fail(reply, 500, 'E_SPAWN', `the restart of ${g.name} stopped: ${(e as Error).message}`);
+        refuse(500, 'E_SPAWN', `the restart of ${g.name} stopped: ${(e as Error).message}`);
       }
     }
     const alive = (g: Group): number[] => g.processes.filter((p) => p.life === 'alive').map((p) => p.pid);
-    const done: RestartAppResult = { restarted: matched.map((g) => g.name).join(', '), groups: matched.map((g) => ({ name: g.name, app_root: g.appRoot, pids: alive(g) })), rolling, pids: matched.flatMap(alive) };
-    return done;
-  });
+    return { restarted: matched.map((g) => g.name).join(', '), groups: matched.map((g) => ({ name: g.name, app_root: g.appRoot, pids: alive(g) })), rolling, pids: matched.flatMap(alive) };
+  };
 
-  app.post('/reopen-logs', async (req, reply) => {
-    const denied = fullOnly(req, reply, 'reopening the logs');
-    if (denied) return denied;
+  const reopenLogs: Route = (call): ReopenLogsResult => {
+    fullOnly(call, 'reopening the logs');
     const r = ctx.reopenLogs();
-    const done: ReopenLogsResult = { log_file: r.logFile, app_log_files: r.appLogFiles };
-    return done;
-  });
+    return { log_file: r.logFile, app_log_files: r.appLogFiles };
+  };
 
   // Takes one process out of its group (it finishes its requests first). ?pid=PID
-  app.post('/detach-process', async (req, reply) => {
-    const pid = Number((req.query as { pid?: string }).pid);
+  const detachProcess: Route = (call): DetachProcessResult => {
+    const pid = Number(call.query.get('pid') ?? undefined);
     for (const g of pool.groups.values()) {
       const p = g.processes.find((x) => x.pid === pid);
       if (p) {
-        if (!mayTouch(req, g)) return fail(reply, 403, 'E_ADMIN_DENIED', `not allowed: process ${pid} does not run as you (uid ${viewerOf(req)})`);
+        if (!mayTouch(call, g)) refuse(403, 'E_ADMIN_DENIED', `not allowed: process ${pid} does not run as you (uid ${call.viewer})`);
         g.retire(p, 'detached');
-        const done: DetachProcessResult = { detached: pid, group: g.name };
-        return done;
+        return { detached: pid, group: g.name };
       }
     }
-    return fail(reply, 404, 'E_NO_PROCESS', `no app process with PID ${pid}`);
-  });
-  app.setNotFoundHandler((req, reply) => {
-    const body: ErrorBody = { code: 'E_ADMIN', message: `no admin endpoint ${req.method} ${req.url}` };
-    void reply.code(404).send(body);
-  });
-  await app.ready();
-  return { handle: (req, res) => route(req, res), close: () => app.close() };
+    refuse(404, 'E_NO_PROCESS', `no app process with PID ${pid}`);
+  };
+
+  // HEAD takes a GET route (Node leaves the body out).
+  const routes = new Map<string, Route>([
+    ['GET /ping', () => ({ ok: true })],
+    ['GET /pool.json', getPool],
+    ['GET /requests.json', getRequests],
+    ['POST /restart-app', restartApp],
+    ['POST /reopen-logs', reopenLogs],
+    ['POST /detach-process', detachProcess],
+  ]);
+
+  const handle = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const url = req.url ?? '/';
+    const method = req.method === 'HEAD' ? 'GET' : req.method;
+    const uid = callerOf(req.socket);
+    if (uid === null) {
+      send(res, 403, { code: 'E_ADMIN_DENIED', message: 'the admin API could not tell who you are' } satisfies ErrorBody);
+      return;
+    }
+    const q = url.indexOf('?');
+    const route = routes.get(`${method} ${q === -1 ? url : url.slice(0, q)}`);
+    if (route === undefined) {
+      send(res, 404, { code: 'E_ADMIN', message: `no admin endpoint ${req.method} ${url}` } satisfies ErrorBody);
+      return;
+    }
+    const call: AdminCall = { viewer: uid === 0 || uid === me ? null : uid, query: new URLSearchParams(q === -1 ? '' : url.slice(q + 1)) };
+    // A call takes no body: whatever is sent is read and dropped.
+    req.resume();
+    Promise.resolve().then(() => route(call)).then((body) => send(res, 200, body), (e: unknown) => {
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      if (e instanceof AdminRefusal) send(res, e.status, { code: e.code, message: e.message } satisfies ErrorBody);
+      else send(res, 500, { code: 'E_ADMIN', message: `the admin API failed: ${(e as Error)?.message ?? String(e)}` } satisfies ErrorBody);
+    });
+  };
+  return { handle, close: async () => undefined };
 }

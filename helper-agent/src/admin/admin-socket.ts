@@ -1,8 +1,8 @@
 // The admin socket (in the instance directory; any local user may connect,
 // the admin API answers each by its peer credentials). It is bound as
-// soon as the core starts, with plain node:http, so passenger-status reaches a
-// server whose apps are still booting; the admin API behind it loads on the
-// first admin request or when the core asks for it, whichever comes first.
+// soon as the core starts, so passenger-status reaches a server whose apps
+// are still booting; the admin API behind it loads on the first admin request
+// (a core nobody asks never loads it).
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';

@@ -33,7 +33,6 @@ export interface CoreApps {
 
 /** What the pool's events reach in the rest of the core, once it is up. */
 export interface PoolHooks {
-  firstProcess(): void;
   processLeaving(p: AppProcess): void;
 }
 
@@ -67,7 +66,6 @@ export function createPool(o: Options, inst: InstanceDir, channel: LoaderChannel
     events: {
       processAdded(p) {
         openTransport(p, o.forwarder);
-        hooks.firstProcess();
         const rec: ProcessRecord = {
           pid: p.pid, startTicks: readStatSync(p.pid)?.startTicks ?? 0, group: p.group.name, id: p.id,
           spawnedAt: p.spawnedAt, endpoint: p.handle.endpoint,

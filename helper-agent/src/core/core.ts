@@ -50,21 +50,17 @@ async function main(): Promise<void> {
   stop.channel = new LoaderChannel(inst.channelSocket, (m) => log.warn(m));
   await stop.channel.listen();
 
-  const adminGate = new AdminLoadGate();
   const parts = createPool(o, inst, stop.channel, log, selfCheck, {
-    firstProcess: () => adminGate.firstProcess(stop.server),
     processLeaving: (p) => stop.server?.processLeaving(p),
   }, cfg.listenFd);
   stop.pool = parts.pool;
   parts.pool.startIdleSweep();
   const apps = await serveApps(o, parts, inst, stop.channel, log);
-  // Behind a web server the admin API need not wait for an app.
-  if (apps.resolver !== null) adminGate.firstProcess(null);
 
   stop.server = await requestServer(o, cfg, apps, log);
   await listenOrExit(stop.server, apps, o, log);
   if (stop.stopping) return;
-  stop.admin = await openAdmin(cfg, inst, apps, stop.server, adminGate, log);
+  stop.admin = await openAdmin(cfg, inst, apps, stop.server, log);
   new RestartFileWatcher(apps.pool, log, o.statThrottleRate).start();
   new MemoryLimiter(apps.pool).start();
   if (stop.stopping) {
@@ -107,7 +103,7 @@ function handleLogRotationAndCrashes(log: Logger): void {
 /** The server requests arrive on; in direct mode the apps accept from the listening socket and the core never does. */
 async function requestServer(o: Options, cfg: CoreConfig, apps: CoreApps, log: Logger): Promise<RequestServer> {
   if (o.directMode) {
-    return { listen: async () => undefined, close: async () => undefined, destroy: () => undefined, processLeaving: () => undefined, requests: () => [], firstResponse: Promise.resolve() };
+    return { listen: async () => undefined, close: async () => undefined, destroy: () => undefined, processLeaving: () => undefined, requests: () => [] };
   }
   const fe = apps.frontends;
   return createRequestServer(o, cfg.listenFd, { groupFor: apps.groupFor, log, staticFiles: apps.staticFiles }, fe ? (sock) => fe.noteConnection(sock) : undefined);
@@ -129,8 +125,8 @@ async function listenOrExit(server: RequestServer, apps: CoreApps, o: Options, l
   }
 }
 
-/** The admin socket answers at once; the admin API behind it loads when the gate opens (or on the first admin request). */
-async function openAdmin(cfg: CoreConfig, inst: InstanceDir, apps: CoreApps, server: RequestServer, gate: AdminLoadGate, log: Logger): Promise<AdminSocket> {
+/** The admin socket answers at once; the admin API behind it loads on the first admin request. */
+async function openAdmin(cfg: CoreConfig, inst: InstanceDir, apps: CoreApps, server: RequestServer, log: Logger): Promise<AdminSocket> {
   const o = cfg.options;
   const admin = await AdminSocket.bind(inst.adminSocket, async () => {
     const { createAdminApi } = await import('../admin/admin-api.js');
@@ -143,41 +139,7 @@ async function openAdmin(cfg: CoreConfig, inst: InstanceDir, apps: CoreApps, ser
         return { logFile: o.logFile ?? null, appLogFiles: apps.appSpawner.appLogs.reopen() };
       } });
   });
-  void gate.open.then(() => admin.handler()).catch((e: Error) => log.error(`the admin API could not load: ${e.message}`));
   return admin;
-}
-
-/**
- * When the admin API (fastify) loads: once the first process is up, or after
- * a second, whichever comes first; loading it sooner takes CPU from the first
- * app while it boots. Loading is synchronous work, so when requests already
- * wait for that first process it waits for the first response (a second at
- * most) instead of holding it up.
- */
-class AdminLoadGate {
-  readonly open: Promise<void>;
-  private resolve: () => void = () => undefined;
-  private readonly startup: NodeJS.Timeout;
-  private seen = false;
-
-  constructor() {
-    this.open = new Promise<void>((resolve) => { this.resolve = resolve; });
-    this.startup = setTimeout(this.resolve, 1000);
-    this.startup.unref();
-  }
-
-  firstProcess(server: RequestServer | null): void {
-    if (this.seen) return;
-    this.seen = true;
-    clearTimeout(this.startup);
-    if (server === null || server.requests().length === 0) {
-      this.resolve();
-      return;
-    }
-    const cap = setTimeout(this.resolve, 1000);
-    cap.unref();
-    void server.firstResponse.then(() => { clearTimeout(cap); this.resolve(); });
-  }
 }
 
 if (require.main === module) void main();

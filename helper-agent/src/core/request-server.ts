@@ -25,8 +25,6 @@ export interface RequestServer {
   processLeaving(p: AppProcess): void;
   /** The requests in flight. */
   requests(): RequestSnapshot[];
-  /** Settles once the first request's response is over (sent or cut short). */
-  firstResponse: Promise<void>;
 }
 
 const KEEP_ALIVE_MS = 65_000;
@@ -38,10 +36,6 @@ function listenOptions(o: Options, listenFd: number | null): { fd: number } | { 
     return { path: o.socket };
   }
   return { host: o.address, port: o.port };
-}
-
-function firstResponseOf(server: http.Server): Promise<void> {
-  return new Promise((resolve) => server.once('request', (_req: http.IncomingMessage, res: http.ServerResponse) => res.once('close', resolve)));
 }
 
 /**
@@ -75,7 +69,6 @@ export async function createRequestServer(o: Options, listenFd: number | null, c
     const upgrades = await upgradeForwarder(app.server, ctx);
     if (onConnection) app.server.on('connection', onConnection);
     return {
-      firstResponse: firstResponseOf(app.server),
       listen: async () => {
         await app.ready();
         await new Promise<void>((resolve, reject) => {
@@ -96,7 +89,6 @@ export async function createRequestServer(o: Options, listenFd: number | null, c
   if (o.forwarder === 'node-http') {
     if (onConnection) server.on('connection', onConnection);
     return {
-      firstResponse: firstResponseOf(server),
       listen: () => listenOn(server, o, listenFd),
       close: () => new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -119,7 +111,6 @@ export async function createRequestServer(o: Options, listenFd: number | null, c
   });
   const front = new ClientHttpServer(parsed, onConnection);
   return {
-    firstResponse: front.firstResponse,
     listen: () => listenOn(front.server, o, listenFd),
     close: () => {
       server.closeIdleConnections();
