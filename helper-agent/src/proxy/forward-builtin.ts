@@ -9,19 +9,15 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { PassengerError } from '../errors';
 import type { Group } from '../pool/group';
-import type { Session } from '../pool/session';
 import type { RequestSnapshot } from '../admin/protocol';
-import type { AppRequest, ResponseHandler } from './app-client';
+import type { AppRequest } from './app-client';
 import { httpDate, plainResponse, type ClientHttpConnection, type ClientHttpHandler, type Responder, type Slot } from './client-http';
 import type { ClientRequest, RequestBody } from './client-request';
 import { agentErrorResponse } from './error-pages';
-import { Exchange, type ForwardingContext } from './exchange';
+import { AppClientExchange } from './app-client-exchange';
+import type { ForwardingContext } from './exchange';
 import { appHeaders, isResponseHopByHop } from './headers';
-import { appClientOf } from './transport';
 
-const NO_CLIENT = Object.assign(new Error('the process has no connection pool'), { code: 'E_APP_CONNECTION_LOST' });
-/** What an app request cut off by us fails with (the exchange is over by then, so nobody reads it). */
-const CUT_OFF = new Error('the exchange ended before the app had answered');
 /** Body slices up to this size go out in one string with the head (one write); larger ones in writes of their own. */
 const JOIN_LIMIT = 8192;
 
@@ -34,12 +30,10 @@ function agentAnswer(conn: ClientHttpConnection, slot: Slot, err: Error, group: 
   conn.end(slot, plainResponse(r.status, slot.keepAlive, `content-type: ${r.type}\r\n`, r.body, slot.req.method === 'HEAD'));
 }
 
-class BuiltinExchange extends Exchange implements ResponseHandler, Responder {
+class BuiltinExchange extends AppClientExchange implements Responder {
   readonly withBody: boolean;
-  private abortUpstream: ((err?: Error) => void) | null = null;
   private resume: (() => void) | null = null;
-  private timer: NodeJS.Timeout | null = null;
-  private readonly opts: AppRequest;
+  protected readonly opts: AppRequest;
   /** The response head, written with the first body bytes (or at the end). */
   private head: string | null = null;
   private chunked = false;
@@ -59,33 +53,6 @@ class BuiltinExchange extends Exchange implements ResponseHandler, Responder {
     this.opts = { path: req.url, method: req.method, headers: appHeaders(req), body };
   }
 
-  protected send(s: Session): void {
-    this.abortUpstream = null;
-    const t = appClientOf(s.process);
-    if (t === null) {
-      this.onError(NO_CLIENT);
-      return;
-    }
-    const limit = this.group.options.maxRequestTime;
-    if (limit > 0 && this.timer === null) this.timer = setTimeout(onTimeout, limit * 1000, this, limit);
-    t.dispatch(this.opts, this);
-  }
-
-  /** max_request_time passed: answer 504, cut the app's request off, replace its process. */
-  timedOut(limit: number): void {
-    this.timer = null;
-    if (this.state !== 'forwarded' && this.state !== 'responding') return;
-    const p = this.session?.process ?? null;
-    this.log.warn(`${this.req.method} ${this.req.url} ran longer than ${limit} s (max_request_time)${p ? `; replacing process ${p.pid}` : ''}`);
-    if (p !== null) p.group.retire(p, 'max_request_time');
-    if (this.state === 'responding') {
-      this.conn.cut();
-      this.close();
-    } else {
-      this.fail(new PassengerError('E_REQUEST_TIMEOUT', `the request ran longer than ${limit} s (max_request_time)`));
-    }
-  }
-
   // Responder: the client connection reports here.
 
   drained(): void {
@@ -95,11 +62,6 @@ class BuiltinExchange extends Exchange implements ResponseHandler, Responder {
   }
 
   // ResponseHandler: the app client reports here.
-
-  onConnect(abort: (err?: Error) => void): void {
-    this.abortUpstream = abort;
-    if (this.state === 'closed') abort(CUT_OFF);
-  }
 
   onHeaders(status: number, headers: string[], resume: () => void, statusText: string): boolean {
     if (this.state !== 'forwarded') return false;
@@ -195,22 +157,11 @@ class BuiltinExchange extends Exchange implements ResponseHandler, Responder {
     this.conn.cut();
   }
 
-  protected abortApp(): void {
-    const abort = this.abortUpstream;
-    this.abortUpstream = null;
-    abort?.(CUT_OFF);
-  }
-
-  protected onClosed(): void {
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = null;
+  protected ended(): void {
     this.forwarder.inFlight.delete(this);
   }
 }
 
-function onTimeout(ex: BuiltinExchange, limit: number): void {
-  ex.timedOut(limit);
-}
 
 /** What the connections of the parser-based request side hand their requests to. */
 export interface Handover {

@@ -8,32 +8,25 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PassengerError } from '../errors';
 import type { Group } from '../pool/group';
-import type { Session } from '../pool/session';
-import type { AppRequest, ResponseHandler } from './app-client';
+import type { AppRequest } from './app-client';
 import { connectionOf, type ClientConnection } from './client-connection';
 import { agentErrorResponse } from './error-pages';
 import type { RequestSnapshot } from '../admin/protocol';
-import { Exchange, type ForwardingContext } from './exchange';
+import { AppClientExchange } from './app-client-exchange';
+import type { ForwardingContext } from './exchange';
 import { appHeaders, stripResponseHopByHop } from './headers';
 import { hasBody } from './retry';
-import { appClientOf } from './transport';
 
 export type { ForwardingContext } from './exchange';
 
 const kExchange = Symbol('passenger.exchange');
 type TrackedResponse = ServerResponse & { [kExchange]?: NodeHttpExchange };
 
-const NO_CLIENT = Object.assign(new Error('the process has no connection pool'), { code: 'E_APP_CONNECTION_LOST' });
-/** What an app request cut off by us fails with (the exchange is over by then, so nobody reads it). */
-const CUT_OFF = new Error('the exchange ended before the app had answered');
-
 /** One client request on the default path: the request core plus the app client's response handler. */
-class NodeHttpExchange extends Exchange implements ResponseHandler {
+class NodeHttpExchange extends AppClientExchange {
   readonly withBody: boolean;
-  private abortUpstream: ((err?: Error) => void) | null = null;
   private resume: (() => void) | null = null;
-  private timer: NodeJS.Timeout | null = null;
-  private readonly opts: AppRequest;
+  protected readonly opts: AppRequest;
 
   constructor(
     readonly forwarder: NodeHttpForwarder,
@@ -47,41 +40,7 @@ class NodeHttpExchange extends Exchange implements ResponseHandler {
     this.opts = { path: req.url as string, method: req.method as string, headers: appHeaders(req), body: this.withBody ? req : null };
   }
 
-  protected send(s: Session): void {
-    this.abortUpstream = null;
-    const t = appClientOf(s.process);
-    if (t === null) {
-      this.onError(NO_CLIENT);
-      return;
-    }
-    const limit = this.group.options.maxRequestTime;
-    if (limit > 0 && this.timer === null) this.timer = setTimeout(onTimeout, limit * 1000, this, limit);
-    t.dispatch(this.opts, this);
-  }
-
-  /** max_request_time passed: answer 504, cut the app's request off, replace its process. */
-  timedOut(limit: number): void {
-    this.timer = null;
-    if (this.state !== 'forwarded' && this.state !== 'responding') return;
-    const p = this.session?.process ?? null;
-    this.log.warn(`${this.req.method} ${this.req.url} ran longer than ${limit} s (max_request_time)${p ? `; replacing process ${p.pid}` : ''}`);
-    if (p !== null) p.group.retire(p, 'max_request_time');
-    // Answered (or cut short) first: the abort that close() sends the app's
-    // side reports back through onError, which then has nothing left to do.
-    if (this.state === 'responding') {
-      this.res.destroy();
-      this.close();
-    } else {
-      this.fail(new PassengerError('E_REQUEST_TIMEOUT', `the request ran longer than ${limit} s (max_request_time)`));
-    }
-  }
-
   // ResponseHandler: the app client reports here.
-
-  onConnect(abort: (err?: Error) => void): void {
-    this.abortUpstream = abort;
-    if (this.state === 'closed') abort(CUT_OFF);
-  }
 
   onHeaders(status: number, headers: string[], resume: () => void, statusText: string): boolean {
     if (this.state !== 'forwarded' || this.res.headersSent) return false;
@@ -125,23 +84,12 @@ class NodeHttpExchange extends Exchange implements ResponseHandler {
     this.res.destroy();
   }
 
-  protected abortApp(): void {
-    const abort = this.abortUpstream;
-    this.abortUpstream = null;
-    abort?.(CUT_OFF);
-  }
-
-  protected onClosed(): void {
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = null;
+  protected ended(): void {
     this.forwarder.inFlight.delete(this);
     this.conn.leave(this);
   }
 }
 
-function onTimeout(ex: NodeHttpExchange, limit: number): void {
-  ex.timedOut(limit);
-}
 
 /**
  * The client's response is over, finished or cut short. (Node emits this only
