@@ -224,8 +224,10 @@ export class ClientHttpConnection implements BodySource {
       h._consumed = true;
       this.handle = h;
     }
-    // Also when the parser reads the handle: the socket must flow to report its end.
-    s.on('data', onSocketData);
+    // A socket whose handle the parser reads still reports its end (the
+    // handle's end of input reaches the stream, which is empty), so only an
+    // unconsumed one is made to flow: no resume, tick or read per connection.
+    if (this.handle === null) s.on('data', onSocketData);
     s.on('end', onSocketEnd);
     s.on('close', onSocketClose);
     s.on('drain', onSocketDrain);
