@@ -274,7 +274,7 @@ export class ClientHttpConnection implements BodySource {
     for (const s of q) s.responder.close();
     this.current = null;
     this.currentBody = null;
-    this.server.forget(this, q.length > 0);
+    this.server.forget(this);
     (this.socket as TrackedSocket)[kConn] = undefined;
     const p = this.parser as PooledParser;
     p[kConn] = undefined;
@@ -421,7 +421,6 @@ export class ClientHttpConnection implements BodySource {
     const q = this.queue;
     while (q.length > 0 && q[0].done) {
       const s = q.shift() as Slot;
-      this.server.responded();
       if (!s.keepAlive || !s.bodyDone) {
         // No further request is read on this connection; the ones pipelined behind it are dropped with it.
         this.endInput(0);
@@ -537,7 +536,7 @@ export class ClientHttpConnection implements BodySource {
         h.readStart();
       }
     }
-    this.server.forget(this, false);
+    this.server.forget(this);
     // Whoever takes the socket over starts it flowing when it listens for data.
     (s as { readableFlowing: boolean | null }).readableFlowing = null;
     if (sw.upgrade) this.server.handler.upgrade(sw.req, s, sw.rest);
@@ -552,16 +551,10 @@ export class ClientHttpServer {
   readonly server: net.Server;
   private readonly conns = new Set<ClientHttpConnection>();
   closing = false;
-  private firstDone: (() => void) | null;
-  /** Settles once the first request's response is over (sent or cut short). */
-  readonly firstResponse: Promise<void>;
 
   private readonly sweep: NodeJS.Timeout;
 
   constructor(readonly handler: ClientHttpHandler, onConnection?: (sock: net.Socket) => void) {
-    let resolve!: () => void;
-    this.firstResponse = new Promise<void>((r) => { resolve = r; });
-    this.firstDone = resolve;
     // allowHalfOpen: the connection decides what a client's end means (clientEnded).
     this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (sock) => {
       onConnection?.(sock);
@@ -574,16 +567,8 @@ export class ClientHttpServer {
     this.sweep.unref();
   }
 
-  forget(c: ClientHttpConnection, hadRequests: boolean): void {
+  forget(c: ClientHttpConnection): void {
     this.conns.delete(c);
-    if (hadRequests) this.responded();
-  }
-
-  responded(): void {
-    const f = this.firstDone;
-    if (f === null) return;
-    this.firstDone = null;
-    f();
   }
 
   /** Stops accepting; idle connections close, busy ones after their responses. */
