@@ -101,7 +101,7 @@ export async function createRequestServer(o: Options, listenFd: number | null, c
   }
   // The default: the parser-based side, with the node:http server above taking the connections it hands over.
   const { BuiltinForwarder } = await import('../proxy/forward-builtin.js');
-  const { ClientHttpServer } = await import('../proxy/client-http.js');
+  const { ClientHttpServer } = await import('../proxy/client-http-server.js');
   const parsed = new BuiltinForwarder(ctx, {
     toNodeHttp: (sock, head) => {
       sock.unshift(head);

@@ -11,110 +11,17 @@
 // more: an upgrade (WebSockets) to the upgrade forwarder with its socket and
 // first bytes, a static file to node:http (the fallback request side), which
 // then serves that connection to its end.
-import { STATUS_CODES } from 'node:http';
 import * as net from 'node:net';
 import { PIPELINE_DEPTH } from './client-connection';
 import { ClientRequest, RequestBody, type BodySource } from './client-request';
 import { HTTPParser, METHODS, type ParseError, type Parser } from './http-parser';
+import type { ClientHttpServer } from './client-http-server';
+import { BODY, CONTINUE, EXPECT_OTHER, HOST, Slot, plainResponse, scanHead, type Responder } from './client-slot';
 
 /** An idle keep-alive connection closes after this; a head must be in before it, counted from when the connection last went idle. */
 export const KEEP_ALIVE_MS = 65_000;
-/** How often connections are checked against KEEP_ALIVE_MS (one timer for all, none per connection or request). */
-const SWEEP_MS = 5_000;
 /** Output a request behind the one being answered holds before it tells its app to wait. */
 const OUT_LIMIT = 64 * 1024;
-
-/** What the connection needs of one request's forwarding. */
-export interface Responder {
-  /** Its turn came (it was pipelined behind PIPELINE_DEPTH others): route it. */
-  admit(): void;
-  /** The connection closed: release whatever it holds. Idempotent. */
-  close(): void;
-  /** Output waiting for the client was taken: it may send more. */
-  drained(): void;
-}
-
-const NOBODY: Responder = { admit: () => undefined, close: () => undefined, drained: () => undefined };
-
-/** One request on a connection, from its head to the end of its response. */
-export class Slot {
-  responder: Responder = NOBODY;
-  /** Output held while an earlier response is under way. */
-  out: (string | Buffer)[] | null = null;
-  outBytes = 0;
-  /** The response is complete (maybe still held). */
-  done = false;
-  /** The request's body was read to its end (the next bytes are another request). */
-  bodyDone: boolean;
-
-  constructor(
-    readonly req: ClientRequest,
-    /** The connection may carry another request after this one. */
-    public keepAlive: boolean,
-    hasBody: boolean,
-  ) {
-    this.bodyDone = !hasBody;
-  }
-}
-
-/** What the server hands requests and connections to. */
-export interface ClientHttpHandler {
-  /** A request to forward (its slot is in the connection's order already); `admitted`: it may be routed now. */
-  request(conn: ClientHttpConnection, slot: Slot, body: RequestBody | null, admitted: boolean): void;
-  /** Whether a request goes to node:http with its connection (a static file). */
-  handsOver(req: ClientRequest): boolean;
-  /** Hands the connection on: node:http reads the request again from `head` and serves the connection from now on. */
-  toNodeHttp(socket: net.Socket, head: Buffer): void;
-  /** An upgrade request, with the socket and the bytes after its head. */
-  upgrade(req: ClientRequest, socket: net.Socket, head: Buffer): void;
-}
-
-// Flags of a request head, found in one pass over its header names.
-const HOST = 1;
-const BODY = 2;
-const CONTINUE = 4;
-const EXPECT_OTHER = 8;
-
-function scanHead(raw: string[]): number {
-  let f = 0;
-  for (let i = 0; i < raw.length; i += 2) {
-    const n = raw[i];
-    switch (n.length) {
-      case 4:
-        if (n.toLowerCase() === 'host') f |= HOST;
-        break;
-      case 6:
-        if (n.toLowerCase() === 'expect') f |= raw[i + 1].toLowerCase() === '100-continue' ? CONTINUE : EXPECT_OTHER;
-        break;
-      case 14:
-        if (raw[i + 1] !== '0' && n.toLowerCase() === 'content-length') f |= BODY;
-        break;
-      case 17:
-        if (n.toLowerCase() === 'transfer-encoding') f |= BODY;
-        break;
-    }
-  }
-  return f;
-}
-
-let dateSecond = -1;
-let dateText = '';
-/** The Date header's value, made once a second. */
-export function httpDate(): string {
-  const now = Date.now();
-  const s = Math.floor(now / 1000);
-  if (s !== dateSecond) {
-    dateSecond = s;
-    dateText = new Date(now).toUTCString();
-  }
-  return dateText;
-}
-
-/** A complete response the connection or the agent answers with (never from the app). */
-export function plainResponse(status: number, keepAlive: boolean, headers: string, body: string, headOnly: boolean): string {
-  return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${headers}content-length: ${Buffer.byteLength(body)}\r\ndate: ${httpDate()}\r\n`
-    + `connection: ${keepAlive ? 'keep-alive\r\nkeep-alive: timeout=65' : 'close'}\r\n\r\n${headOnly ? '' : body}`;
-}
 
 const CONTINUE_LINE = 'HTTP/1.1 100 Continue\r\n\r\n';
 
@@ -545,42 +452,3 @@ export class ClientHttpConnection implements BodySource {
 }
 
 const EMPTY = Buffer.alloc(0);
-
-/** The listening side: accepts connections and keeps them for close() and destroy(). */
-export class ClientHttpServer {
-  readonly server: net.Server;
-  private readonly conns = new Set<ClientHttpConnection>();
-  closing = false;
-
-  private readonly sweep: NodeJS.Timeout;
-
-  constructor(readonly handler: ClientHttpHandler, onConnection?: (sock: net.Socket) => void) {
-    // allowHalfOpen: the connection decides what a client's end means (clientEnded).
-    this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (sock) => {
-      onConnection?.(sock);
-      this.conns.add(new ClientHttpConnection(this, sock));
-    });
-    this.sweep = setInterval(() => {
-      const before = Date.now() - KEEP_ALIVE_MS;
-      for (const c of this.conns) if (c.idle && c.idleSince <= before) c.timedOut();
-    }, SWEEP_MS);
-    this.sweep.unref();
-  }
-
-  forget(c: ClientHttpConnection): void {
-    this.conns.delete(c);
-  }
-
-  /** Stops accepting; idle connections close, busy ones after their responses. */
-  close(): Promise<void> {
-    this.closing = true;
-    clearInterval(this.sweep);
-    const done = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const c of [...this.conns]) c.close();
-    return done;
-  }
-
-  destroy(): void {
-    for (const c of [...this.conns]) c.socket.destroy();
-  }
-}
