@@ -12,7 +12,7 @@ import { signalRecordedGroup, startTicksOf } from '../../helper-agent/src/instan
 import { cleanStale } from '../../helper-agent/src/instance/registry';
 import { SOFTWARE, VERSION } from '../../helper-agent/src/version';
 import { startAgent } from '../e2e/web-servers';
-import { BIN, appCopy, eventually, freePort, isAlive, runCli, sleep, startServer, stopAfter, tmpDir } from '../helpers';
+import { BIN, appCopy, eventually, freePort, isAlive, runCli, startServer, stopAfter, tmpDir } from '../helpers';
 
 const ROOT_ONLY = process.getuid?.() !== 0 ? 'needs root (another user plants the files)' : false;
 const NOBODY = 65534;

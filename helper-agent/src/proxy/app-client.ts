@@ -58,7 +58,6 @@ class AppConnection {
   private headOnly = false;
   private interim = false;
   private keepAlive = false;
-  private body: RequestBody | null = null;
   private bodyDone = true;
   private partialHeaders: string[] = [];
   idleTimer: NodeJS.Timeout | null = null;
@@ -131,7 +130,6 @@ class AppConnection {
 
   /** Streams the client's body to the app, pausing it while the app's socket is full. */
   private sendBody(body: RequestBody, chunked: boolean): void {
-    this.body = body;
     this.bodyDone = false;
     const sock = this.sock;
     let waiting = false;
@@ -161,7 +159,6 @@ class AppConnection {
       body.off('data', onData);
       body.off('end', onEnd);
       sock.off('drain', drained);
-      this.body = null;
     };
     body.on('data', onData);
     body.on('end', onEnd);

@@ -16,7 +16,7 @@ import { PIPELINE_DEPTH } from './client-connection';
 import { ClientRequest, RequestBody, type BodySource } from './client-request';
 import { HTTPParser, METHODS, type ParseError, type Parser } from './http-parser';
 import type { ClientHttpServer } from './client-http-server';
-import { BODY, CONTINUE, EXPECT_OTHER, HOST, Slot, plainResponse, scanHead, type Responder } from './client-slot';
+import { BODY, CONTINUE, EXPECT_OTHER, HOST, Slot, plainResponse, scanHead } from './client-slot';
 
 /** An idle keep-alive connection closes after this; a head must be in before it, counted from when the connection last went idle. */
 export const KEEP_ALIVE_MS = 65_000;
