@@ -629,7 +629,8 @@ test('a leaving process is announced; with open WebSockets it is told to leave o
   verifyInvariants(pool);
 });
 
-test('a replacement that fails to start leaves the process that was waiting for it serving', async () => {
+/** A process that took its last request (max_requests 1): it takes no more while its replacement spawns. */
+async function servedItsLast() {
   const { pool, spawner, options, check } = setup({ minInstances: 1, maxRequests: 1 }, 2);
   const g = pool.group(options);
   spawner.finishOne();
@@ -638,6 +639,11 @@ test('a replacement that fails to start leaves the process that was waiting for 
   assert.equal(g.checkout(), p);
   g.release(p);
   assert.equal(p.enabled, false);
+  return { spawner, check, g, p };
+}
+
+test('a replacement that fails to start leaves the process that was waiting for it serving', async () => {
+  const { spawner, check, g, p } = await servedItsLast();
   spawner.failOne();
   await flush();
   assert.equal(p.enabled, true, 'it serves again meanwhile');
@@ -646,14 +652,7 @@ test('a replacement that fails to start leaves the process that was waiting for 
 });
 
 test('requests that waited for a replacement that failed to start go to the process that serves again', async () => {
-  const { pool, spawner, options, check } = setup({ minInstances: 1, maxRequests: 1 }, 2);
-  const g = pool.group(options);
-  spawner.finishOne();
-  await flush();
-  const p = g.processes[0];
-  assert.equal(g.checkout(), p);
-  g.release(p);
-  assert.equal(p.enabled, false);
+  const { spawner, check, g, p } = await servedItsLast();
   let got: unknown = 'nothing yet';
   g.wait((err, proc) => { got = err ?? proc; });
   assert.equal(g.queue.length, 1);
