@@ -10,6 +10,8 @@ import * as path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { signalRecordedGroup, startTicksOf } from '../../helper-agent/src/instance/instance-dir';
 import { cleanStale } from '../../helper-agent/src/instance/registry';
+import { AppHandle } from '../../helper-agent/src/spawn/app-handle';
+import type { LoaderChannel } from '../../helper-agent/src/spawn/loader-channel';
 import { SOFTWARE, VERSION } from '../../helper-agent/src/version';
 import { startAgent } from '../e2e/web-servers';
 import { BIN, appCopy, eventually, freePort, isAlive, runCli, startServer, stopAfter, tmpDir } from '../helpers';
@@ -247,4 +249,23 @@ test('behind a web server: a root that leads outside the allowed ones through a 
   assert.equal(doc.code, 0, doc.stderr);
   assert.deepEqual(JSON.parse(doc.stdout).groups, [], 'no group was created');
   assert.match(agent.output(), new RegExp(`refused a request for app root ${outside}`));
+});
+
+test('an adopted process whose PID now runs another user\'s process: neither its stop nor its exit signals that process or its group', { skip: ROOT_ONLY }, async (t) => {
+  // nobody's process leads its own group, with a PID our record names but a start time it does not have.
+  const victim = spawn('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', 'sleep', '600'], { detached: true, stdio: 'ignore', cwd: '/' });
+  stopAfter(t, () => { if (victim.pid && isAlive(victim.pid)) process.kill(victim.pid, 'SIGKILL'); });
+  const pid = victim.pid as number;
+  await eventually(() => fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1').startsWith('sleep'), 20_000, 'nobody\'s sleep runs');
+  const record = { pid, startTicks: 1, group: '/srv/app', id: 1, spawnedAt: Date.now(), endpoint: { host: '127.0.0.1', port: 1 } };
+  const noChannel = {} as LoaderChannel;
+
+  const stopped = AppHandle.adopt(record, noChannel);
+  await stopped.stop(1000);
+  assert.equal(stopped.exited, true, 'a process that is not the recorded one counts as exited');
+  assert.ok(isAlive(pid), 'stop signalled nothing');
+
+  const polled = AppHandle.adopt(record, noChannel);
+  await eventually(() => polled.exited, 20_000, 'the poll sees the recorded process gone');
+  assert.ok(isAlive(pid), 'its exit signalled nothing either');
 });

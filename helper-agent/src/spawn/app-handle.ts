@@ -16,6 +16,33 @@ const POLL_MS = 250;
 
 type ExitCb = (code: number | null, signal: string | null) => void;
 
+/**
+ * Whether a PID is in use. The kernel hands a number out again only once
+ * nothing uses it, as a process or as a process group: so after our process
+ * is gone, a PID in use again means its group is gone too and the number is
+ * somebody else's.
+ */
+function pidInUse(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** After a process exited: SIGKILL to what it left in its group, unless its PID (and so the group) is somebody else's by now. */
+export function killLeftovers(pid: number): void {
+  if (!pidInUse(pid)) signalGroup(pid, 'SIGKILL');
+}
+
+/** SIGKILL to a child's process group: the child's too while it runs, else what it left behind. */
+export function killChildGroup(child: ChildProcess): void {
+  if (child.pid === undefined) return;
+  if (child.exitCode === null && child.signalCode === null) signalGroup(child.pid, 'SIGKILL');
+  else killLeftovers(child.pid);
+}
+
 /** Signals a process group; false if it is gone. */
 export function signalGroup(pgid: number, sig: NodeJS.Signals): boolean {
   try {
@@ -38,6 +65,8 @@ export interface HandleInit {
   stdin?: Writable | null;
   /** Where a warning about a process that had to be killed goes. */
   warn?: (msg: string) => void;
+  /** An adopted process: its record, whose start time tells it from a later process with its PID. */
+  record?: ProcessRecord;
 }
 
 export class AppHandle implements ProcessHandle {
@@ -72,7 +101,7 @@ export class AppHandle implements ProcessHandle {
   /** A live process a previous core started: its exit is seen by polling /proc; its counters come over the channel. */
   static adopt(rec: ProcessRecord, channel: LoaderChannel, warn?: (msg: string) => void): AppHandle {
     const h = new AppHandle({
-      pid: rec.pid, endpoint: rec.endpoint, channel, channelToken: rec.token, direct: rec.direct === true, warn,
+      pid: rec.pid, endpoint: rec.endpoint, channel, channelToken: rec.token, direct: rec.direct === true, warn, record: rec,
       user: rec.uid !== undefined && rec.gid !== undefined ? { uid: rec.uid, gid: rec.gid } : undefined,
     });
     const timer = setInterval(() => {
@@ -96,7 +125,7 @@ export class AppHandle implements ProcessHandle {
     if (this.exited) return;
     this.exited = true;
     this.exitInfo = [code, signal];
-    signalGroup(this.pid, 'SIGKILL');
+    killLeftovers(this.pid);
     if ('socketPath' in this.endpoint) removeAppSocket(this.endpoint.socketPath);
     if (this.channelToken !== undefined) this.init.channel.forget(this.channelToken);
     for (const cb of this.exitCbs.splice(0)) cb(code, signal);
@@ -142,10 +171,10 @@ export class AppHandle implements ProcessHandle {
       const told = token !== undefined && this.init.channel.send(token, drainMs === undefined ? { type: 'leave' } : { type: 'leave', drainMs });
       const stdin = this.init.stdin ?? null;
       stdin?.end();
-      const termed = !told && (token === undefined || stdin === null) && signalGroup(this.pid, 'SIGTERM');
+      const termed = !told && (token === undefined || stdin === null) && this.signalOwn('SIGTERM');
       if (await this.waitExit(timeoutMs)) return;
       this.init.warn?.(`app process ${this.pid} was still running ${Math.round(timeoutMs / 100) / 10} s after ${termed ? 'SIGTERM' : 'it was told to leave'}: sending SIGKILL to its process group (shutdown_timeout)`);
-      signalGroup(this.pid, 'SIGKILL');
+      this.signalOwn('SIGKILL');
       await this.waitExit(KILL_WAIT_MS);
     })();
     return this.stopping;
@@ -153,6 +182,22 @@ export class AppHandle implements ProcessHandle {
 
   /** Kills the process group at once (a spawn that failed or was aborted). */
   kill(): void {
-    if (!this.exited) signalGroup(this.pid, 'SIGKILL');
+    this.signalOwn('SIGKILL');
+  }
+
+  /**
+   * Signals the process's group while the process is still ours: a child
+   * not yet reaped, or an adopted process with its recorded start time (its
+   * exit is only polled for, so its PID may have gone to another process
+   * meanwhile; then it has exited, and nothing is signalled).
+   */
+  private signalOwn(sig: NodeJS.Signals): boolean {
+    if (this.exited) return false;
+    const rec = this.init.record;
+    if (rec !== undefined && !AppHandle.isLive(rec)) {
+      this.gone(null, null);
+      return false;
+    }
+    return signalGroup(this.pid, sig);
   }
 }

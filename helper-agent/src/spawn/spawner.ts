@@ -15,7 +15,7 @@ import { SpawnError } from '../errors';
 import type { Logger } from '../log';
 import type { Spawner } from '../pool/pool';
 import type { ProcessHandle } from '../pool/process';
-import { AppHandle, signalGroup } from './app-handle';
+import { AppHandle, killChildGroup } from './app-handle';
 import { AppLogs } from './app-logs';
 import { forwardLines, OutputTail } from './app-output';
 import { APP_SOCKET_NAME, makeSocketDir, removeAppSocket } from './app-socket';
@@ -188,14 +188,14 @@ export class AppSpawner implements Spawner {
         for (const s of stopOut) s();
         if (err) {
           if (handle) handle.kill();
-          else if (child.pid !== undefined) signalGroup(child.pid, 'SIGKILL');
+          else killChildGroup(child);
           reject(err);
         } else resolve(handle as AppHandle);
       };
       // At shutdown there is no time for a graceful stop: the agent exits next.
       const abort = (): void => {
         finish(new SpawnError('load', 'the server is shutting down', tail.toString()));
-        if (child.pid !== undefined) signalGroup(child.pid, 'SIGKILL');
+        killChildGroup(child);
       };
       this.starting.add(abort);
       child.once('error', (e) => {
