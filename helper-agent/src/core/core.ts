@@ -106,7 +106,7 @@ async function requestServer(o: Options, cfg: CoreConfig, apps: CoreApps, log: L
     return { listen: async () => undefined, close: async () => undefined, destroy: () => undefined, processLeaving: () => undefined, requests: () => [] };
   }
   const fe = apps.frontends;
-  return createRequestServer(o, cfg.listenFd, { groupFor: apps.groupFor, log, staticFiles: apps.staticFiles }, fe ? (sock) => fe.noteConnection(sock) : undefined);
+  return createRequestServer(o, cfg.listenFd, { groupFor: apps.groupFor, log, staticFiles: apps.staticFiles }, fe ? (fd) => fe.noteConnection(fd) : undefined);
 }
 
 /** Listens, or says why it cannot (to the log and the watchdog) and exits with the apps stopped. */

@@ -2,7 +2,6 @@
 // each connection): workers and their master. Kept in the instance directory
 // for passenger-memory-stats; dead ones are dropped.
 import * as fs from 'node:fs';
-import type { Socket } from 'node:net';
 import type { InstanceDir } from '../instance/instance-dir';
 import { getPeerCredentials } from '../platform/native';
 import { isAlive, readStatSync } from '../platform/procfs';
@@ -25,9 +24,8 @@ export class FrontendRegistry {
   }
 
   /** Notes the process at the other end of a new connection (one syscall; known pids cost a Map lookup). */
-  noteConnection(sock: Socket): void {
-    const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
-    if (typeof fd !== 'number' || fd < 0) return;
+  noteConnection(fd: number): void {
+    if (fd < 0) return;
     let cred;
     try { cred = getPeerCredentials(fd); } catch { return; }
     if (cred.pid <= 0 || this.seen.has(cred.pid)) return;

@@ -60,14 +60,19 @@ function listenOn(server: net.Server, o: Options, listenFd: number | null): Prom
   });
 }
 
-export async function createRequestServer(o: Options, listenFd: number | null, ctx: ForwardingContext, onConnection?: (sock: Socket) => void): Promise<RequestServer> {
+/** A socket's descriptor (-1 when it has none). */
+function socketFd(sock: Socket): number {
+  return (sock as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+}
+
+export async function createRequestServer(o: Options, listenFd: number | null, ctx: ForwardingContext, onConnection?: (fd: number) => void): Promise<RequestServer> {
   if (o.forwarder === 'reply-from') {
     const { default: Fastify } = await import('fastify');
     const { registerReplyFromForwarding } = await import('../proxy/forward-reply-from.js');
     const app = Fastify({ logger: false, keepAliveTimeout: KEEP_ALIVE_MS, requestTimeout: 0, return503OnClosing: false, forceCloseConnections: 'idle' });
     await registerReplyFromForwarding(app, ctx);
     const upgrades = await upgradeForwarder(app.server, ctx);
-    if (onConnection) app.server.on('connection', onConnection);
+    if (onConnection) app.server.on('connection', (sock: Socket) => onConnection(socketFd(sock)));
     return {
       listen: async () => {
         await app.ready();
@@ -87,7 +92,7 @@ export async function createRequestServer(o: Options, listenFd: number | null, c
   const server = http.createServer({ keepAliveTimeout: KEEP_ALIVE_MS, requestTimeout: 0 }, forwarder.handle);
   const upgrades = await upgradeForwarder(server, ctx);
   if (o.forwarder === 'node-http') {
-    if (onConnection) server.on('connection', onConnection);
+    if (onConnection) server.on('connection', (sock: Socket) => onConnection(socketFd(sock)));
     return {
       listen: () => listenOn(server, o, listenFd),
       close: () => new Promise<void>((resolve) => {

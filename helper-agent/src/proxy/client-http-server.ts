@@ -1,26 +1,42 @@
-// The listening side of the parser request side: accepts client
-// connections (client-http.ts) and keeps them for close(), destroy() and the
-// idle sweep.
+// The listening side of the parser request side: a net.Server listens (TCP
+// or a Unix socket, an inherited descriptor), and its accepted connections
+// are taken as bare handles (client-stream.ts) for client-http.ts, which
+// keeps them for close(), destroy() and the idle sweep.
 import * as net from 'node:net';
 import { ClientHttpConnection, KEEP_ALIVE_MS } from './client-http';
+import type { StreamHandle } from './client-stream';
 import type { ClientHttpHandler } from './client-slot';
 
 /** How often connections are checked against KEEP_ALIVE_MS (one timer for all, none per connection or request). */
 const SWEEP_MS = 5_000;
+
+/** The listening handle as net.Server keeps it: its accept callback is replaced once it listens. */
+type ListenHandle = { onconnection: (err: number, client?: StreamHandle) => void };
 
 /** The listening side: accepts connections and keeps them for close() and destroy(). */
 export class ClientHttpServer {
   readonly server: net.Server;
   private readonly conns = new Set<ClientHttpConnection>();
   closing = false;
+  private drained: (() => void) | null = null;
 
   private readonly sweep: NodeJS.Timeout;
 
-  constructor(readonly handler: ClientHttpHandler, onConnection?: (sock: net.Socket) => void) {
-    // allowHalfOpen: the connection decides what a client's end means (clientEnded).
-    this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (sock) => {
-      onConnection?.(sock);
-      this.conns.add(new ClientHttpConnection(this, sock));
+  /** `onConnection`: told each accepted connection's descriptor. */
+  constructor(readonly handler: ClientHttpHandler, onConnection?: (fd: number) => void) {
+    this.server = net.createServer();
+    // Connections come only from the event loop, after 'listening'.
+    this.server.on('listening', () => {
+      const lh = (this.server as unknown as { _handle: ListenHandle })._handle;
+      lh.onconnection = (err, client) => {
+        if (err !== 0 || client === undefined || this.closing) {
+          client?.close(() => undefined);
+          return;
+        }
+        client.setNoDelay?.(true);
+        onConnection?.(client.fd);
+        this.conns.add(new ClientHttpConnection(this, client));
+      };
     });
     this.sweep = setInterval(() => {
       const before = Date.now() - KEEP_ALIVE_MS;
@@ -31,18 +47,20 @@ export class ClientHttpServer {
 
   forget(c: ClientHttpConnection): void {
     this.conns.delete(c);
+    if (this.conns.size === 0) this.drained?.();
   }
 
-  /** Stops accepting; idle connections close, busy ones after their responses. */
+  /** Stops accepting; idle connections close, busy ones after their responses. Resolves once all are closed or handed on. */
   close(): Promise<void> {
     this.closing = true;
     clearInterval(this.sweep);
-    const done = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const listening = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const drained = this.conns.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => { this.drained = resolve; });
     for (const c of [...this.conns]) c.close();
-    return done;
+    return Promise.all([listening, drained]).then(() => undefined);
   }
 
   destroy(): void {
-    for (const c of [...this.conns]) c.socket.destroy();
+    for (const c of [...this.conns]) c.stream.destroy();
   }
 }

@@ -1,7 +1,8 @@
-// The default request side: a net.Server whose connections are read with
-// Node's own HTTP request parser (http-parser.ts), without node:http's
-// request and response objects. A connection keeps its requests in order:
-// the first writes straight to the socket, the ones pipelined behind it hold
+// The default request side: connections accepted as bare stream handles
+// (client-stream.ts) and read with Node's own HTTP request parser
+// (http-parser.ts), without net.Socket or node:http's request and response
+// objects. A connection keeps its requests in order: the first writes
+// straight to the client, the ones pipelined behind it hold
 // their output until their turn (at most PIPELINE_DEPTH are served at once,
 // later ones wait unrouted while the connection is not read). It answers
 // what never reaches a forwarder itself: 400 for a malformed request, 431 for
@@ -11,9 +12,9 @@
 // more: an upgrade (WebSockets) to the upgrade forwarder with its socket and
 // first bytes, a static file to node:http (the fallback request side), which
 // then serves that connection to its end.
-import * as net from 'node:net';
 import { PIPELINE_DEPTH } from './client-connection';
 import { ClientRequest, RequestBody, type BodySource } from './client-request';
+import { ClientStream, type StreamHandle, type StreamOwner } from './client-stream';
 import { HTTPParser, METHODS, type ParseError, type Parser } from './http-parser';
 import type { ClientHttpServer } from './client-http-server';
 import { BODY, CONTINUE, EXPECT_OTHER, HOST, Slot, plainResponse, scanHead } from './client-slot';
@@ -32,12 +33,9 @@ const SWITCHING = 4;
 
 const kConn = Symbol('passenger.clientHttp');
 type TrackedParser = Parser & { [kConn]?: ClientHttpConnection };
-/** The socket's stream handle, which the parser can read from itself (as node:http has it do). */
-interface StreamHandle { isStreamBase?: boolean; _consumed?: boolean; reading?: boolean; readStop(): number; readStart(): number }
-type TrackedSocket = net.Socket & { [kConn]?: ClientHttpConnection; _handle?: StreamHandle | null };
 
-// Parser and socket callbacks shared by every connection (no closures per
-// connection): `this` is the parser or the socket, which names its connection.
+// Parser callbacks shared by every connection (no closures per connection):
+// `this` is the parser, which names its connection.
 function onMessageBegin(this: TrackedParser): void {
   const c = this[kConn];
   if (c !== undefined) c.inHead = true;
@@ -57,23 +55,7 @@ function onMessageComplete(this: TrackedParser): void {
   this[kConn]?.messageComplete();
 }
 function onExecute(this: TrackedParser, ret: number | Error): void {
-  this[kConn]?.executed(ret, null);
-}
-function onSocketData(this: TrackedSocket, d: Buffer): void {
-  this[kConn]?.data(d);
-}
-function onSocketEnd(this: TrackedSocket): void {
-  this[kConn]?.clientEnded();
-}
-function onSocketClose(this: TrackedSocket): void {
-  this[kConn]?.closed();
-}
-function onSocketDrain(this: TrackedSocket): void {
-  this[kConn]?.drain();
-}
-function ignoreError(): void { /* 'close' follows */ }
-function destroyAfterFinish(this: net.Socket): void {
-  this.destroy();
+  this[kConn]?.executed(ret);
 }
 // Parsers of closed connections, reused as node:http reuses its own.
 const PARSER_POOL_MAX = 256;
@@ -92,9 +74,9 @@ function newParser(): TrackedParser {
   return p;
 }
 
-type PooledParser = TrackedParser & { consume(h: StreamHandle): void; unconsume(): void; free(): void };
+type PooledParser = TrackedParser & { consume(h: StreamHandle): void; unconsume(): void; free(): void; getCurrentBuffer(): Buffer };
 
-export class ClientHttpConnection implements BodySource {
+export class ClientHttpConnection implements BodySource, StreamOwner {
   private readonly parser: TrackedParser;
   /** Requests in order; the first is the one being answered. */
   private readonly queue: Slot[] = [];
@@ -115,44 +97,25 @@ export class ClientHttpConnection implements BodySource {
   /** When it last went idle (waiting for a request), for the keep-alive sweep. */
   idleSince = Date.now();
   private gone = false;
-  /** The parser reads the socket's handle itself: no Buffer, stream or event per read. */
-  private readonly handle: StreamHandle | null = null;
+  /** The accepted handle; the parser reads it itself: no Buffer, stream or event per read. */
+  readonly stream: ClientStream;
 
-  constructor(private readonly server: ClientHttpServer, readonly socket: net.Socket) {
-    const p = parserPool.pop() ?? newParser();
+  constructor(private readonly server: ClientHttpServer, handle: StreamHandle) {
+    const p = (parserPool.pop() ?? newParser()) as PooledParser;
     p.initialize(HTTPParser.REQUEST, RESOURCE);
     p[kConn] = this;
     this.parser = p;
-    const s = socket as TrackedSocket;
-    s[kConn] = this;
-    const h = s._handle;
-    if (h?.isStreamBase === true && h._consumed !== true) {
-      (p as PooledParser).consume(h);
-      h._consumed = true;
-      this.handle = h;
-    }
-    // A socket whose handle the parser reads still reports its end (the
-    // handle's end of input reaches the stream, which is empty), so only an
-    // unconsumed one is made to flow: no resume, tick or read per connection.
-    if (this.handle === null) s.on('data', onSocketData);
-    s.on('end', onSocketEnd);
-    s.on('close', onSocketClose);
-    s.on('drain', onSocketDrain);
-    s.on('error', ignoreError);
+    this.stream = new ClientStream(handle, this);
+    p.consume(handle);
+    this.stream.readStart();
   }
 
-  // From the socket.
+  // From the stream.
 
-  data(d: Buffer): void {
-    if (this.ended) return;
-    this.executed(this.parser.execute(d), d);
-  }
-
-  /** After the parser went through `d` (null: the buffer it read from the handle itself). */
-  executed(r: number | Error, d: Buffer | null): void {
+  /** After the parser went through what it read from the handle. */
+  executed(r: number | Error): void {
     if (this.switchTo !== null) {
-      const buf = d ?? (this.parser as unknown as { getCurrentBuffer(): Buffer }).getCurrentBuffer();
-      this.switchTo.rest = buf.subarray(r as number);
+      this.switchTo.rest = (this.parser as PooledParser).getCurrentBuffer().subarray(r as number);
       this.endInput(SWITCHING);
       this.maybeSwitch();
     } else if (r instanceof Error) {
@@ -167,7 +130,7 @@ export class ClientHttpConnection implements BodySource {
    */
   clientEnded(): void {
     if (this.queue.length > 0 || this.current !== null || this.inHead) {
-      this.socket.destroy();
+      this.stream.destroy();
       return;
     }
     this.endInput(0);
@@ -182,10 +145,9 @@ export class ClientHttpConnection implements BodySource {
     this.current = null;
     this.currentBody = null;
     this.server.forget(this);
-    (this.socket as TrackedSocket)[kConn] = undefined;
     const p = this.parser as PooledParser;
     p[kConn] = undefined;
-    if (this.handle !== null) p.unconsume();
+    p.unconsume();
     if (parserPool.length < PARSER_POOL_MAX) {
       p.free();
       parserPool.push(p);
@@ -207,7 +169,7 @@ export class ClientHttpConnection implements BodySource {
       this.finish();
       return;
     }
-    this.socket.destroy();
+    this.stream.destroy();
   }
 
   // From the parser.
@@ -230,7 +192,7 @@ export class ClientHttpConnection implements BodySource {
       this.partialUrl = '';
     }
     this.inHead = false;
-    const req = new ClientRequest(METHODS[method], url, headers, major === 1 ? minor : 0, this.socket);
+    const req = new ClientRequest(METHODS[method], url, headers, major === 1 ? minor : 0, this.stream);
     const flags = scanHead(headers);
     if (major !== 1 || (minor === 1 && (flags & HOST) === 0) || METHODS[method] === 'CONNECT') {
       // HTTP/1.1 requires Host (as node:http); CONNECT is no request for an app.
@@ -287,7 +249,7 @@ export class ClientHttpConnection implements BodySource {
 
   /** Output for the client; false: wait for drained() before writing more. */
   write(slot: Slot, data: string | Buffer): boolean {
-    if (this.queue[0] === slot) return this.socket.write(data, 'latin1');
+    if (this.queue[0] === slot) return this.stream.write(data);
     (slot.out ??= []).push(data);
     slot.outBytes += data.length;
     return slot.outBytes < OUT_LIMIT;
@@ -303,11 +265,11 @@ export class ClientHttpConnection implements BodySource {
 
   /** The response broke off: the client must see it cut short. */
   cut(): void {
-    this.socket.destroy();
+    this.stream.destroy();
   }
 
   get destroyed(): boolean {
-    return this.socket.destroyed;
+    return this.stream.destroyed;
   }
 
   /** No request is being answered (it waits for one, or for the rest of a head). */
@@ -318,7 +280,7 @@ export class ClientHttpConnection implements BodySource {
   /** The server closes: no more requests are read; an idle connection closes now. */
   close(): void {
     for (const s of this.queue) s.keepAlive = false;
-    if (this.queue.length === 0 && !this.inHead) this.socket.destroy();
+    if (this.queue.length === 0 && !this.inHead) this.stream.destroy();
     else this.endInput(0);
   }
 
@@ -341,8 +303,8 @@ export class ClientHttpConnection implements BodySource {
         const out = next.out;
         next.out = null;
         next.outBytes = 0;
-        for (const d of out) this.socket.write(d, 'latin1');
-        if (!this.socket.writableNeedDrain) next.responder.drained();
+        for (const d of out) this.stream.write(d);
+        if (!this.stream.needDrain) next.responder.drained();
       }
     }
     if (q.length <= PIPELINE_DEPTH) this.startReading(HELD);
@@ -363,7 +325,7 @@ export class ClientHttpConnection implements BodySource {
     if (this.ended) return;
     if (this.current !== null) {
       // A body that breaks off midway: its request cannot be completed.
-      this.socket.destroy();
+      this.stream.destroy();
       return;
     }
     this.refuse(err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400);
@@ -372,10 +334,10 @@ export class ClientHttpConnection implements BodySource {
   /** The last response is out (or none is owed): a refusal goes, then the connection ends. */
   private finish(): void {
     if (this.gone || this.queue.length > 0) return;
-    const s = this.socket;
+    const s = this.stream;
     if (s.destroyed) return;
     if (this.refusal !== null) {
-      s.write(plainResponse(this.refusal, false, '', '', true), 'latin1');
+      s.write(plainResponse(this.refusal, false, '', '', true));
     } else if (s.writableLength === 0 && this.stops === 0) {
       // All of it is with the kernel, and every byte the client sent was
       // read: closing sends what is left, then the FIN (no shutdown first).
@@ -383,8 +345,6 @@ export class ClientHttpConnection implements BodySource {
       return;
     }
     s.end();
-    if (s.writableFinished) s.destroy();
-    else s.once('finish', destroyAfterFinish);
   }
 
   private endInput(reason: number): void {
@@ -393,29 +353,14 @@ export class ClientHttpConnection implements BodySource {
   }
 
   private stopReading(reason: number): void {
-    if (this.stops === 0) {
-      const h = this.handle;
-      if (h === null) {
-        this.socket.pause();
-      } else if (h.reading !== false) {
-        h.reading = false;
-        h.readStop();
-      }
-    }
+    if (this.stops === 0) this.stream.readStop();
     this.stops |= reason;
   }
 
   private startReading(reason: number): void {
     if ((this.stops & reason) === 0) return;
     this.stops &= ~reason;
-    if (this.stops !== 0 || this.gone) return;
-    const h = this.handle;
-    if (h === null) {
-      this.socket.resume();
-    } else if (h.reading === false && !this.socket.destroyed) {
-      h.reading = true;
-      h.readStart();
-    }
+    if (this.stops === 0 && !this.gone) this.stream.readStart();
   }
 
   /** Once every earlier request is answered, the connection goes to the upgrade forwarder or to node:http. */
@@ -423,29 +368,12 @@ export class ClientHttpConnection implements BodySource {
     const sw = this.switchTo;
     if (sw === null || this.queue.length > 0 || this.gone) return;
     this.switchTo = null;
-    const s = this.socket as TrackedSocket;
-    s.off('data', onSocketData);
-    s.off('end', onSocketEnd);
-    s.off('close', onSocketClose);
-    s.off('drain', onSocketDrain);
-    s.off('error', ignoreError);
     this.gone = true;
-    s[kConn] = undefined;
-    this.parser[kConn] = undefined;
     // The parser may be in the middle of a callback: it is let go, not closed.
-    const h = this.handle;
-    if (h !== null) {
-      (this.parser as unknown as { unconsume(): void }).unconsume();
-      h._consumed = false;
-      // Reads go to the socket again (its own stream thinks it is reading already).
-      if (h.reading === false && !s.destroyed) {
-        h.reading = true;
-        h.readStart();
-      }
-    }
+    this.parser[kConn] = undefined;
+    (this.parser as PooledParser).unconsume();
     this.server.forget(this);
-    // Whoever takes the socket over starts it flowing when it listens for data.
-    (s as { readableFlowing: boolean | null }).readableFlowing = null;
+    const s = this.stream.handOver();
     if (sw.upgrade) this.server.handler.upgrade(sw.req, s, sw.rest);
     else this.server.handler.toNodeHttp(s, Buffer.concat([Buffer.from(sw.req.wireHead(), 'latin1'), sw.rest]));
   }

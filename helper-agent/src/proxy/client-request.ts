@@ -3,7 +3,7 @@
 // when something asks for it), and the body as a stream whose pause stops
 // reading from the client.
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Socket } from 'node:net';
+import type { ClientPeer } from './headers';
 
 // Duplicates as node:http folds them: these keep the first value, set-cookie
 // becomes a list, cookie is joined with '; ', every other header with ', '.
@@ -38,7 +38,7 @@ export class ClientRequest {
     readonly rawHeaders: string[],
     /** 1 for HTTP/1.1, 0 for HTTP/1.0. */
     readonly httpVersionMinor: number,
-    readonly socket: Socket,
+    readonly socket: ClientPeer,
   ) {}
 
   /** Lowercase names, duplicates folded as node:http folds them. */

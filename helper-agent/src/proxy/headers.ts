@@ -7,7 +7,9 @@
 import type { IncomingMessage } from 'node:http';
 
 /** What the request paths read of a client's request: node:http's IncomingMessage has it, and so does the parser-based side's ClientRequest (client-request.ts). */
-export type RequestHead = Pick<IncomingMessage, 'method' | 'url' | 'headers' | 'rawHeaders' | 'socket'>;
+export type RequestHead = Pick<IncomingMessage, 'method' | 'url' | 'headers' | 'rawHeaders'> & { readonly socket: ClientPeer };
+/** The client's connection, as far as headers and cookies need it: a net.Socket, a TLS socket or the parser side's stream. */
+export interface ClientPeer { readonly remoteAddress?: string; readonly encrypted?: boolean }
 
 /** Request headers about the client's connection, not ours to the app. */
 export const REQUEST_HOP_BY_HOP: readonly string[] = ['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'expect', 'proxy-connection', 'te'];

@@ -23,7 +23,7 @@ export function cookieValue(header: string | undefined, name: string): string | 
 
 /** The request came over HTTPS: to us directly, or to the web server in front. */
 export function overHttps(req: RequestHead): boolean {
-  return (req.socket as { encrypted?: boolean }).encrypted === true || req.headers['x-forwarded-proto'] === 'https';
+  return req.socket.encrypted === true || req.headers['x-forwarded-proto'] === 'https';
 }
 
 /** The Set-Cookie value pinning a client to process `id`. */
