@@ -6,6 +6,9 @@ import type { InstanceDir } from '../instance/instance-dir';
 import { getPeerCredentials } from '../platform/native';
 import { isAlive, readStatSync } from '../platform/procfs';
 
+/** At most one connection in this long is looked at: workers change only when the server reloads, so a busy server costs a few syscalls a second, not one per request. */
+const SAMPLE_MS = 100;
+
 interface Seen {
   pid: number;
   startTicks: number;
@@ -17,15 +20,19 @@ export class FrontendRegistry {
   private readonly seen = new Map<number, Seen>();
   private dirty = false;
   private timer: NodeJS.Timeout;
+  private nextLook = 0;
 
   constructor(private readonly inst: InstanceDir) {
     this.timer = setInterval(() => this.flush(), 2000);
     this.timer.unref();
   }
 
-  /** Notes the process at the other end of a new connection (one syscall; known pids cost a Map lookup). */
+  /** Notes the process at the other end of a new connection (one syscall; known pids cost a Map lookup), one connection per SAMPLE_MS. */
   noteConnection(fd: number): void {
     if (fd < 0) return;
+    const now = Date.now();
+    if (now < this.nextLook) return;
+    this.nextLook = now + SAMPLE_MS;
     let cred;
     try { cred = getPeerCredentials(fd); } catch { return; }
     if (cred.pid <= 0 || this.seen.has(cred.pid)) return;
