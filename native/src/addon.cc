@@ -1,4 +1,5 @@
 // The addon's entry point: one exported function per system call we need.
+#include <malloc.h>
 #include <napi.h>
 
 #include "listen-socket.h"
@@ -6,6 +7,11 @@
 #include "peercred.h"
 #include "remove-tree.h"
 #include "users.h"
+
+// Gives the C heap's free memory back to the system (malloc_trim(3)).
+static Napi::Value TrimMemory(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), malloc_trim(0) != 0);
+}
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getPeerCredentials", Napi::Function::New(env, GetPeerCredentials, "getPeerCredentials"));
@@ -15,6 +21,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("removeTree", Napi::Function::New(env, RemoveTree, "removeTree"));
   exports.Set("lookupUser", Napi::Function::New(env, LookupUser, "lookupUser"));
   exports.Set("lookupGroup", Napi::Function::New(env, LookupGroup, "lookupGroup"));
+  exports.Set("trimMemory", Napi::Function::New(env, TrimMemory, "trimMemory"));
   exports.Set("setCloexec", Napi::Function::New(env, SetCloexec, "setCloexec"));
   return exports;
 }

@@ -171,3 +171,31 @@ test('direct: static files and app requests share a keep-alive connection', asyn
   assert.deepEqual(answers(c.text()).map((a) => a.body), ['app saw GET /a\n', 'from public\n', 'app saw GET /b\n']);
   assert.equal(c.sock.destroyed, false);
 });
+
+test('builtin: keep-alive connections idle past two sweeps serve on: pipelined requests, a body after 100 Continue, a head in pieces, a malformed request', async (t) => {
+  const s = await startServer(t, appCopy(t, 'basic'), ['--min-instances', '1']);
+  const first = 'GET /pid HTTP/1.1\r\nHost: x\r\n\r\n';
+  const conns = Array.from({ length: 4 }, () => raw(t, s.port, first));
+  await eventually(() => conns.every((c) => answers(c.text()).length === 1), 20_000, 'the first answers');
+  // The connections wait through two of the server's 5 s sweeps, which park an idle connection's parser.
+  await new Promise((resolve) => setTimeout(resolve, 11_000));
+  const [a, b, c, d] = conns;
+  a.sock.write('GET /sleep?ms=50 HTTP/1.1\r\nHost: x\r\n\r\nPOST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /chunked HTTP/1.1\r\nHost: x\r\n\r\n');
+  b.sock.write('POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 70000\r\nExpect: 100-continue\r\n\r\n');
+  c.sock.write('GET /pi');
+  d.sock.write('GET / HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n');
+  await eventually(() => answers(a.text()).length === 4, 20_000, 'three more answers on the pipelining connection');
+  assert.deepEqual(answers(a.text()).slice(1).map((x) => [x.status, x.body.replace(/\d+$/, 'N')]), [[200, 'slept 50 in N'], [200, 'N'], [200, 'one,two']]);
+  assert.equal(answers(a.text())[2].body, '5');
+  await eventually(() => b.text().includes('HTTP/1.1 100 Continue'), 20_000, 'the 100 Continue');
+  b.sock.write('b'.repeat(70_000));
+  await eventually(() => answers(b.text()).length === 3, 20_000, 'the upload counted');
+  assert.deepEqual(answers(b.text()).slice(1).map((x) => [x.status, x.body]), [[100, ''], [200, '70000']]);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  c.sock.write('d HTTP/1.1\r\nHost: x\r\n\r\n');
+  await eventually(() => answers(c.text()).length === 2, 20_000, 'the request sent in two pieces');
+  assert.equal(answers(c.text())[1].status, 200);
+  await d.closed;
+  assert.deepEqual(answers(d.text(), true).map((x) => x.status), [200, 400]);
+  for (const x of [a, b, c]) assert.equal(x.sock.destroyed, false, 'the connection stays open');
+});

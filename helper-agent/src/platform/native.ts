@@ -30,6 +30,7 @@ interface Addon {
   openAppendAs(path: string, uid: number, gid: number): number;
   removeTree(parent: string, name: string, ownerUid: number): void;
   setCloexec(fd: number): void;
+  trimMemory(): boolean;
   lookupUser(key: string | number, gid?: number): UserEntry | null;
   lookupGroup(key: string | number): GroupEntry | null;
 }
@@ -70,6 +71,11 @@ export function listenUnix(path: string, backlog = 511): number {
 /** Marks an inherited fd close-on-exec, so processes we start do not inherit it too. */
 export function setCloexec(fd: number): void {
   load().setCloexec(fd);
+}
+
+/** Returns the C heap's free pages to the system (malloc_trim(3)); true if any went. */
+export function trimMemory(): boolean {
+  return load().trimMemory();
 }
 
 /**

@@ -6,9 +6,13 @@ import * as net from 'node:net';
 import { ClientHttpConnection, KEEP_ALIVE_MS } from './client-http';
 import type { StreamHandle } from './client-stream';
 import type { ClientHttpHandler } from './client-slot';
+import { trimMemory } from '../platform/native';
 
-/** How often connections are checked against KEEP_ALIVE_MS (one timer for all, none per connection or request). */
+/** How often connections are checked against KEEP_ALIVE_MS (one timer for all, none per connection or request); one idle for a whole sweep is parked. */
 const SWEEP_MS = 5_000;
+
+/** Parsers freed in one sweep past which the C heap's free pages go back to the system (they stay the process's otherwise). */
+const TRIM_AFTER = 64;
 
 /** The listening handle as net.Server keeps it: its accept callback is replaced once it listens. */
 type ListenHandle = { onconnection: (err: number, client?: StreamHandle) => void };
@@ -39,8 +43,14 @@ export class ClientHttpServer {
       };
     });
     this.sweep = setInterval(() => {
-      const before = Date.now() - KEEP_ALIVE_MS;
-      for (const c of this.conns) if (c.idle && c.idleSince <= before) c.timedOut();
+      const now = Date.now();
+      let freed = 0;
+      for (const c of this.conns) {
+        if (!c.idle) continue;
+        if (c.idleSince <= now - KEEP_ALIVE_MS) c.timedOut();
+        else if (c.idleSince <= now - SWEEP_MS && c.park()) freed++;
+      }
+      if (freed >= TRIM_AFTER) trimMemory();
     }, SWEEP_MS);
     this.sweep.unref();
   }

@@ -55,7 +55,7 @@ function onMessageComplete(this: TrackedParser): void {
   this[kConn]?.messageComplete();
 }
 function onExecute(this: TrackedParser, ret: number | Error): void {
-  this[kConn]?.executed(ret);
+  this[kConn]?.executed(ret, null);
 }
 // Parsers of closed connections, reused as node:http reuses its own.
 const PARSER_POOL_MAX = 256;
@@ -76,8 +76,29 @@ function newParser(): TrackedParser {
 
 type PooledParser = TrackedParser & { consume(h: StreamHandle): void; unconsume(): void; free(): void; getCurrentBuffer(): Buffer };
 
+function takeParser(c: ClientHttpConnection): PooledParser {
+  const p = (parserPool.pop() ?? newParser()) as PooledParser;
+  p.initialize(HTTPParser.REQUEST, RESOURCE);
+  p[kConn] = c;
+  return p;
+}
+
+/** Lets go of a parser that reads a handle: back to the pool, or closed (true) when the pool is full. */
+function giveBack(p: PooledParser): boolean {
+  p[kConn] = undefined;
+  p.unconsume();
+  if (parserPool.length < PARSER_POOL_MAX) {
+    p.free();
+    parserPool.push(p);
+    return false;
+  }
+  p.close();
+  return true;
+}
+
 export class ClientHttpConnection implements BodySource, StreamOwner {
-  private readonly parser: TrackedParser;
+  /** Reads the handle while the connection is in use; an idle one gives it back (parked()) and takes one with its next bytes. */
+  private parser: PooledParser | null;
   /** Requests in order; the first is the one being answered. */
   private readonly queue: Slot[] = [];
   /** The request whose body is being read. */
@@ -101,9 +122,7 @@ export class ClientHttpConnection implements BodySource, StreamOwner {
   readonly stream: ClientStream;
 
   constructor(private readonly server: ClientHttpServer, handle: StreamHandle) {
-    const p = (parserPool.pop() ?? newParser()) as PooledParser;
-    p.initialize(HTTPParser.REQUEST, RESOURCE);
-    p[kConn] = this;
+    const p = takeParser(this);
     this.parser = p;
     this.stream = new ClientStream(handle, this);
     p.consume(handle);
@@ -112,10 +131,19 @@ export class ClientHttpConnection implements BodySource, StreamOwner {
 
   // From the stream.
 
-  /** After the parser went through what it read from the handle. */
-  executed(r: number | Error): void {
+  /** Bytes that came while no parser read the handle (the connection was parked): a parser takes them, then the handle. */
+  data(d: Buffer): void {
+    if (this.ended || this.parser !== null) return;
+    const p = takeParser(this);
+    this.parser = p;
+    this.executed(p.execute(d), d);
+    if (this.parser === p && !this.gone) p.consume(this.stream.handle);
+  }
+
+  /** After the parser went through `d` (null: what it read from the handle itself). */
+  executed(r: number | Error, d: Buffer | null): void {
     if (this.switchTo !== null) {
-      this.switchTo.rest = (this.parser as PooledParser).getCurrentBuffer().subarray(r as number);
+      this.switchTo.rest = (d ?? (this.parser as PooledParser).getCurrentBuffer()).subarray(r as number);
       this.endInput(SWITCHING);
       this.maybeSwitch();
     } else if (r instanceof Error) {
@@ -145,15 +173,21 @@ export class ClientHttpConnection implements BodySource, StreamOwner {
     this.current = null;
     this.currentBody = null;
     this.server.forget(this);
-    const p = this.parser as PooledParser;
-    p[kConn] = undefined;
-    p.unconsume();
-    if (parserPool.length < PARSER_POOL_MAX) {
-      p.free();
-      parserPool.push(p);
-    } else {
-      p.close();
-    }
+    if (this.parser !== null) giveBack(this.parser);
+    this.parser = null;
+  }
+
+  /**
+   * Idle since the last sweep, between requests: the parser goes back to
+   * the pool, and the handle's next bytes come to data(). A connection that
+   * only waits keeps its handle and two small objects. True: a parser was
+   * freed (the pool was full), ~2 KB of C heap.
+   */
+  park(): boolean {
+    if (this.parser === null || this.queue.length > 0 || this.inHead || this.ended || this.stops !== 0) return false;
+    const freed = giveBack(this.parser);
+    this.parser = null;
+    return freed;
   }
 
   drain(): void {
@@ -370,8 +404,10 @@ export class ClientHttpConnection implements BodySource, StreamOwner {
     this.switchTo = null;
     this.gone = true;
     // The parser may be in the middle of a callback: it is let go, not closed.
-    this.parser[kConn] = undefined;
-    (this.parser as PooledParser).unconsume();
+    const p = this.parser as PooledParser;
+    this.parser = null;
+    p[kConn] = undefined;
+    p.unconsume();
     this.server.forget(this);
     const s = this.stream.handOver();
     if (sw.upgrade) this.server.handler.upgrade(sw.req, s, sw.rest);

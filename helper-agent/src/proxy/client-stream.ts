@@ -3,13 +3,16 @@
 // net.Socket around it: no stream state, event emitter or async id per
 // connection. The request parser reads the handle itself (client-http.ts);
 // what reaches this file is the end of the input, writes, and their
-// completion. A net.Socket is made only when the connection is handed on
+// completion, and the bytes of a connection whose parser let go of it while
+// it was idle. A net.Socket is made only when the connection is handed on
 // (an upgrade, a static file). The handle's methods are Node's internal
 // stream bindings, the ones net.Socket is written on.
 import * as net from 'node:net';
 
 /** What the connection is told of its stream. */
 export interface StreamOwner {
+  /** Bytes read while no parser reads the handle. */
+  data(d: Buffer): void;
   /** The client ended its side (FIN). */
   clientEnded(): void;
   /** Everything written was taken by the kernel after a write said to wait. */
@@ -39,7 +42,7 @@ export interface StreamHandle {
   isStreamBase?: boolean;
   /** Whether it is reading, as net.Socket keeps it (a Socket made from it later reads this). */
   reading?: boolean;
-  onread: (this: StreamHandle) => void;
+  onread: (this: StreamHandle, buf?: ArrayBuffer) => void;
   readStart(): number;
   readStop(): number;
   writeLatin1String(req: WriteReq, s: string): number;
@@ -56,6 +59,7 @@ interface StreamBinding {
   ShutdownWrap: new () => ShutdownReq;
   streamBaseState: Int32Array;
   kReadBytesOrError: number;
+  kArrayBufferOffset: number;
   kBytesWritten: number;
   kLastWriteWasAsync: number;
 }
@@ -67,12 +71,13 @@ const state = binding.streamBaseState;
 const HIGH_WATER = 16 * 1024;
 
 // Handle and request callbacks shared by every connection: `this` names it.
-function onRead(this: StreamHandle): void {
-  // The parser takes the data; what comes here is the end of input or an error.
+function onRead(this: StreamHandle, buf?: ArrayBuffer): void {
+  // While a parser reads the handle, what comes here is the end of input or an error.
   const s = this[kStream];
   const n = state[binding.kReadBytesOrError];
-  if (s === undefined || n >= 0) return;
-  if (n === UV_EOF) s.owner.clientEnded();
+  if (s === undefined || n === 0) return;
+  if (n > 0) s.owner.data(Buffer.from(buf as ArrayBuffer, state[binding.kArrayBufferOffset], n));
+  else if (n === UV_EOF) s.owner.clientEnded();
   else s.destroy();
 }
 function onWritten(this: WriteReq, status: number): void {
