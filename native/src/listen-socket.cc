@@ -6,6 +6,7 @@
 #include <netdb.h>
 #include <string>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -14,7 +15,7 @@
 namespace {
 
 bool CheckArgs(const Napi::CallbackInfo& info, const char* usage) {
-  if (info.Length() != 2 || !info[0].IsString() || !info[1].IsNumber()) {
+  if (info.Length() != 3 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsNumber()) {
     Napi::TypeError::New(info.Env(), usage).ThrowAsJavaScriptException();
     return false;
   }
@@ -69,9 +70,10 @@ Napi::Value ListenTcp(const Napi::CallbackInfo& info) {
 
 Napi::Value ListenUnix(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!CheckArgs(info, "listenUnix(path, backlog)")) return env.Undefined();
+  if (!CheckArgs(info, "listenUnix(path, backlog, mode)")) return env.Undefined();
   std::string path = info[0].As<Napi::String>().Utf8Value();
   int backlog = info[1].As<Napi::Number>().Int32Value();
+  int mode = info[2].As<Napi::Number>().Int32Value();
   struct sockaddr_un addr;
   std::memset(&addr, 0, sizeof addr);
   addr.sun_family = AF_UNIX;
@@ -85,8 +87,16 @@ Napi::Value ListenUnix(const Napi::CallbackInfo& info) {
     ErrnoError(env, errno, "socket").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  if (bind(fd, reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) != 0) {
-    int err = errno;
+  // The socket file is created with its final mode (mode < 0: the umask's):
+  // a chmod by path afterwards would follow whatever link another user of a
+  // shared directory put in its place meanwhile.
+  mode_t old = 0;
+  if (mode >= 0) old = umask(~static_cast<mode_t>(mode) & 0777);
+  int bound = bind(fd, reinterpret_cast<struct sockaddr*>(&addr), sizeof addr);
+  int bind_err = errno;
+  if (mode >= 0) umask(old);
+  if (bound != 0) {
+    int err = bind_err;
     close(fd);
     ErrnoError(env, err, "bind").ThrowAsJavaScriptException();
     return env.Undefined();

@@ -26,7 +26,7 @@ export interface GroupEntry {
 interface Addon {
   getPeerCredentials(fd: number): PeerCredentials;
   listenTcp(host: string, port: number, backlog: number): number;
-  listenUnix(path: string, backlog: number): number;
+  listenUnix(path: string, backlog: number, mode: number): number;
   openAppendAs(path: string, uid: number, gid: number): number;
   removeTree(parent: string, name: string, ownerUid: number): void;
   setCloexec(fd: number): void;
@@ -64,8 +64,9 @@ export function listenTcp(host: string, port: number, backlog = 511): number {
   return load().listenTcp(host, port, backlog);
 }
 
-export function listenUnix(path: string, backlog = 511): number {
-  return load().listenUnix(path, backlog);
+/** `mode`: the socket file's permissions, set as it is created (null: as the umask has them). */
+export function listenUnix(path: string, mode: number | null, backlog = 511): number {
+  return load().listenUnix(path, backlog, mode ?? -1);
 }
 
 /** Marks an inherited fd close-on-exec, so processes we start do not inherit it too. */

@@ -227,29 +227,33 @@ function killLeftoverApps(inst: InstanceDir, log: Logger, all: boolean): void {
 function openListener(o: Options, log: Logger): number {
   if (o.socket) {
     try { fs.unlinkSync(o.socket); } catch { /* none */ }
-    const fd = listenUnix(o.socket);
+    const fd = listenUnix(o.socket, socketMode(o));
     secureSocket(o, log);
     return fd;
   }
   return listenTcp(o.address, o.port);
 }
 
+/** The request socket's mode: 0660 for `passenger agent` unless --socket-mode; null: as the umask has it. */
+function socketMode(o: Options): number | null {
+  return o.socketMode ? parseInt(o.socketMode, 8) : o.mode === 'agent' ? 0o660 : null;
+}
+
 /**
- * The request socket: reachable by its owner and group only (mode 0660 unless
- * --socket-mode), the group being the web server's (--socket-group, else
- * www-data when it exists). Root (who may chown) hands it over; others keep
- * their own user and group.
+ * The request socket: reachable by its owner and group only (its mode is set
+ * as it is bound, socketMode()), the group being the web server's
+ * (--socket-group, else www-data when it exists). Root (who may chown) hands
+ * it over; others keep their own user and group. Neither follows a link put
+ * in the socket's place.
  */
 function secureSocket(o: Options, log: Logger): void {
   const file = o.socket as string;
-  const mode = o.socketMode ? parseInt(o.socketMode, 8) : o.mode === 'agent' ? 0o660 : null;
   const uid = o.socketOwner ? uidOf(o.socketOwner) : -1;
   const gid = o.socketGroup ? gidOf(o.socketGroup) : o.mode === 'agent' && process.getuid?.() === 0 ? gidOf('www-data') : null;
   try {
-    if ((uid ?? -1) !== -1 || (gid ?? -1) !== -1) fs.chownSync(file, uid ?? -1, gid ?? -1);
-    if (mode !== null) fs.chmodSync(file, mode);
+    if ((uid ?? -1) !== -1 || (gid ?? -1) !== -1) fs.lchownSync(file, uid ?? -1, gid ?? -1);
   } catch (e) {
-    log.error(`cannot set the owner or mode of ${file}: ${(e as Error).message}`);
+    log.error(`cannot set the owner of ${file}: ${(e as Error).message}`);
   }
 }
 
