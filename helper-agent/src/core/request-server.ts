@@ -60,6 +60,20 @@ function listenOn(server: net.Server, o: Options, listenFd: number | null): Prom
   });
 }
 
+/**
+ * The default side runs on Node's internal stream bindings (client-stream.ts);
+ * a Node that has none gets the node:http side, said once in the log.
+ */
+async function builtinAvailable(ctx: ForwardingContext): Promise<boolean> {
+  try {
+    await import('../proxy/client-stream.js');
+    return true;
+  } catch (e) {
+    ctx.log.warn(`this Node (${process.version}) lacks what the builtin request side needs (${(e as Error).message}): serving with --forwarder node-http`);
+    return false;
+  }
+}
+
 /** A socket's descriptor (-1 when it has none). */
 function socketFd(sock: Socket): number {
   return (sock as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
@@ -91,7 +105,7 @@ export async function createRequestServer(o: Options, listenFd: number | null, c
   const forwarder = new NodeHttpForwarder(ctx);
   const server = http.createServer({ keepAliveTimeout: KEEP_ALIVE_MS, requestTimeout: 0 }, forwarder.handle);
   const upgrades = await upgradeForwarder(server, ctx);
-  if (o.forwarder === 'node-http') {
+  if (o.forwarder === 'node-http' || !(await builtinAvailable(ctx))) {
     if (onConnection) server.on('connection', (sock: Socket) => onConnection(socketFd(sock)));
     return {
       listen: () => listenOn(server, o, listenFd),
