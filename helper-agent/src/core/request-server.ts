@@ -1,19 +1,20 @@
 // The server requests arrive on. By default (`--forwarder builtin`) a
-// net.Server reads requests with Node's own HTTP parser and forwards them
-// (client-http.ts, forward-builtin.ts); a connection that asks for a static
-// file goes on to a node:http server that is never listened on. `--forwarder
+// net.Server's connections are read with Node's own HTTP parser and their
+// requests forwarded (client-http.ts, forward-builtin.ts); a connection that
+// asks for a static file goes on to a node:http server that is never listened
+// on (loaded with the first one). `--forwarder
 // node-http` uses that node:http server for everything (the fallback), and
 // `--forwarder reply-from` runs every request through fastify's routing and
 // @fastify/reply-from instead. All of them hand upgrades to forward-upgrade.ts.
 import * as fs from 'node:fs';
-import * as http from 'node:http';
+import type * as http from 'node:http';
 import type * as net from 'node:net';
 import type { Socket } from 'node:net';
 import type { Options } from '../config';
 import type { AppProcess } from '../pool/process';
 import type { UpgradeForwarder } from '../proxy/forward-upgrade';
 import type { RequestSnapshot } from '../admin/protocol';
-import type { ForwardingContext } from '../proxy/forward-node-http';
+import type { ForwardingContext, NodeHttpForwarder } from '../proxy/forward-node-http';
 
 export interface RequestServer {
   listen(): Promise<void>;
@@ -36,6 +37,22 @@ function listenOptions(o: Options, listenFd: number | null): { fd: number } | { 
     return { path: o.socket };
   }
   return { host: o.address, port: o.port };
+}
+
+interface NodeHttpSide {
+  /** Never listened on by the default side, which hands it connections. */
+  server: http.Server;
+  forwarder: NodeHttpForwarder;
+  upgrades: UpgradeForwarder;
+}
+
+/** The node:http server with its forwarder and the upgrade forwarder. */
+async function nodeHttpSide(ctx: ForwardingContext): Promise<NodeHttpSide> {
+  const http = await import('node:http');
+  const { NodeHttpForwarder } = await import('../proxy/forward-node-http.js');
+  const forwarder = new NodeHttpForwarder(ctx);
+  const server = http.createServer({ keepAliveTimeout: KEEP_ALIVE_MS, requestTimeout: 0 }, forwarder.handle);
+  return { server, forwarder, upgrades: await upgradeForwarder(server, ctx) };
 }
 
 /**
@@ -101,11 +118,8 @@ export async function createRequestServer(o: Options, listenFd: number | null, c
       requests: () => upgrades.requests(),
     };
   }
-  const { NodeHttpForwarder } = await import('../proxy/forward-node-http.js');
-  const forwarder = new NodeHttpForwarder(ctx);
-  const server = http.createServer({ keepAliveTimeout: KEEP_ALIVE_MS, requestTimeout: 0 }, forwarder.handle);
-  const upgrades = await upgradeForwarder(server, ctx);
   if (o.forwarder === 'node-http' || !(await builtinAvailable(ctx))) {
+    const { server, forwarder, upgrades } = await nodeHttpSide(ctx);
     if (onConnection) server.on('connection', (sock: Socket) => onConnection(socketFd(sock)));
     return {
       listen: () => listenOn(server, o, listenFd),
@@ -118,28 +132,41 @@ export async function createRequestServer(o: Options, listenFd: number | null, c
       requests: () => [...forwarder.requests(), ...upgrades.requests()].sort((a, b) => b.age_ms - a.age_ms),
     };
   }
-  // The default: the parser-based side, with the node:http server above taking the connections it hands over.
+  // The default: the parser-based side. The node:http server (for the
+  // connections it hands over with a static file) and the upgrade forwarder
+  // are loaded by the first connection that needs them: a core whose apps
+  // have neither keeps them out of its memory.
   const { BuiltinForwarder } = await import('../proxy/forward-builtin.js');
   const { ClientHttpServer } = await import('../proxy/client-http-server.js');
+  let side: NodeHttpSide | null = null;
+  let loading: Promise<NodeHttpSide> | null = null;
+  const later = (sock: Socket, then: (s: NodeHttpSide) => void): void => {
+    if (side !== null) { then(side); return; }
+    loading ??= nodeHttpSide(ctx).then((s) => (side = s));
+    loading.then(then, (e: Error) => {
+      ctx.log.warn(`cannot load the node:http side for a handed-over connection: ${e.message}`);
+      sock.destroy();
+    });
+  };
   const parsed = new BuiltinForwarder(ctx, {
-    toNodeHttp: (sock, head) => {
+    toNodeHttp: (sock, head) => later(sock, (s) => {
       sock.unshift(head);
-      server.emit('connection', sock);
-    },
-    upgrade: (req, sock, head) => upgrades.handle(req, sock, head),
+      s.server.emit('connection', sock);
+    }),
+    upgrade: (req, sock, head) => later(sock, (s) => s.upgrades.handle(req, sock, head)),
   });
   const front = new ClientHttpServer(parsed, onConnection);
   return {
     listen: () => listenOn(front.server, o, listenFd),
     close: () => {
-      server.closeIdleConnections();
+      side?.server.closeIdleConnections();
       return front.close();
     },
     destroy: () => {
       front.destroy();
-      server.closeAllConnections();
+      side?.server.closeAllConnections();
     },
-    processLeaving: (p) => upgrades.processLeaving(p),
-    requests: () => [...parsed.requests(), ...forwarder.requests(), ...upgrades.requests()].sort((a, b) => b.age_ms - a.age_ms),
+    processLeaving: (p) => side?.upgrades.processLeaving(p),
+    requests: () => [...parsed.requests(), ...(side?.forwarder.requests() ?? []), ...(side?.upgrades.requests() ?? [])].sort((a, b) => b.age_ms - a.age_ms),
   };
 }
