@@ -6,8 +6,14 @@ import type { InstanceDir } from '../instance/instance-dir';
 import { getPeerCredentials } from '../platform/native';
 import { isAlive, readStatSync } from '../platform/procfs';
 
-/** At most one connection in this long is looked at: workers change only when the server reloads, so a busy server costs a few syscalls a second, not one per request. */
-const SAMPLE_MS = 100;
+/**
+ * At most LOOKS connections in each WINDOW_MS are looked at: a web server
+ * that opens a connection per request costs a few dozen syscalls a second,
+ * not one per request, while the handful a server that keeps its
+ * connections opens at start or after a reload are all seen.
+ */
+const WINDOW_MS = 100;
+const LOOKS = 8;
 
 interface Seen {
   pid: number;
@@ -20,19 +26,24 @@ export class FrontendRegistry {
   private readonly seen = new Map<number, Seen>();
   private dirty = false;
   private timer: NodeJS.Timeout;
-  private nextLook = 0;
+  private windowEnd = 0;
+  private looks = 0;
 
   constructor(private readonly inst: InstanceDir) {
     this.timer = setInterval(() => this.flush(), 2000);
     this.timer.unref();
   }
 
-  /** Notes the process at the other end of a new connection (one syscall; known pids cost a Map lookup), one connection per SAMPLE_MS. */
+  /** Notes the process at the other end of a new connection (one syscall; known pids cost a Map lookup), LOOKS per WINDOW_MS. */
   noteConnection(fd: number): void {
     if (fd < 0) return;
     const now = Date.now();
-    if (now < this.nextLook) return;
-    this.nextLook = now + SAMPLE_MS;
+    if (now >= this.windowEnd) {
+      this.windowEnd = now + WINDOW_MS;
+      this.looks = 0;
+    }
+    if (this.looks >= LOOKS) return;
+    this.looks++;
     let cred;
     try { cred = getPeerCredentials(fd); } catch { return; }
     if (cred.pid <= 0 || this.seen.has(cred.pid)) return;
