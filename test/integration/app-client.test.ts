@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { test, type TestContext } from 'node:test';
 import { AppClient, type AppRequest, type Endpoint } from '../../helper-agent/src/proxy/app-client';
-import { tmpDir } from '../helpers';
+import { eventually, tmpDir } from '../helpers';
 
 interface Reply { status: number; statusText: string; headers: string[]; body: string }
 
@@ -125,4 +125,24 @@ test('app client: errors carry the codes the retry rules read', async (t) => {
   const gone = new AppClient((await serve(t, http.createServer((_q, r) => r.end('x')))).endpoint);
   gone.destroy();
   await assert.rejects(send(gone, {}), { code: 'E_APP_CONNECTION_LOST' });
+});
+
+test('app client: an idle connection is closed by the agent before the app\'s own keep-alive timeout, and the next request opens another', async (t) => {
+  const app = http.createServer((_req, res) => res.end('ok'));
+  // The app's default keep-alive timeout (5 s) is what the agent must beat: a
+  // connection the app closes while a request is on its way to it loses that request.
+  const closedBy: string[] = [];
+  app.on('connection', (sock: net.Socket) => {
+    let ended = false;
+    sock.on('end', () => { ended = true; });
+    sock.on('close', () => closedBy.push(ended ? 'agent' : 'app'));
+  });
+  const { endpoint, connections } = await serve(t, app);
+  const client = new AppClient(endpoint);
+  t.after(() => client.destroy());
+  assert.equal((await send(client, {})).body, 'ok');
+  await eventually(() => closedBy.length === 1, 15_000, 'the idle connection to close');
+  assert.deepEqual(closedBy, ['agent'], 'the agent closed it first');
+  assert.equal((await send(client, {})).body, 'ok');
+  assert.equal(connections(), 2);
 });

@@ -38,8 +38,9 @@ export interface ResponseHandler {
   onError(err: Error): void;
 }
 
-/** Idle connections close before Node's default keepAliveTimeout (5 s) would close them from the app's side. */
-const IDLE_MS = 4000;
+/** Idle connections close before Node's default keepAliveTimeout (5 s) would close them from the app's side: after IDLE_MS, by a sweep every SWEEP_MS (no timer per request). */
+const IDLE_MS = 3000;
+const SWEEP_MS = 1000;
 
 /** Failures carry the project's codes (errors.ts), which the retry rules (retry.ts) read. */
 function withCode(message: string, code: 'E_APP_CONNECTION_LOST' | 'E_APP_BAD_RESPONSE'): Error {
@@ -60,7 +61,8 @@ class AppConnection {
   private keepAlive = false;
   private bodyDone = true;
   private partialHeaders: string[] = [];
-  idleTimer: NodeJS.Timeout | null = null;
+  /** When it was last given back to the idle list. */
+  idleSince = 0;
   private readonly resume = (): void => { this.startReading(); };
   private readonly abort = (err?: Error): void => { this.fail(err ?? new Error('the request was aborted')); };
 
@@ -245,8 +247,22 @@ class AppConnection {
   }
 }
 
+/** Every client with idle connections to sweep, and the one timer that does it. */
+const clients = new Set<AppClient>();
+let sweeper: NodeJS.Timeout | null = null;
+
+function sweep(): void {
+  const before = Date.now() - IDLE_MS;
+  for (const c of clients) c.closeIdle(before);
+  if (clients.size === 0 && sweeper !== null) {
+    clearInterval(sweeper);
+    sweeper = null;
+  }
+}
+
 /** Keep-alive connections to one app process, opened as requests need them. */
 export class AppClient {
+  /** Most recently used last: the oldest are at the front. */
   private readonly idle: AppConnection[] = [];
   private readonly all = new Set<AppConnection>();
   private destroyed = false;
@@ -263,9 +279,6 @@ export class AppClient {
     if (c === undefined) {
       c = new AppConnection(this, this.endpoint);
       this.all.add(c);
-    } else if (c.idleTimer !== null) {
-      clearTimeout(c.idleTimer);
-      c.idleTimer = null;
     }
     c.start(req, handler);
   }
@@ -276,14 +289,27 @@ export class AppClient {
       c.sock.destroy();
       return;
     }
-    c.idleTimer = setTimeout(() => c.sock.destroy(), IDLE_MS);
-    c.idleTimer.unref();
+    c.idleSince = Date.now();
     this.idle.push(c);
+    if (!clients.has(this)) {
+      clients.add(this);
+      if (sweeper === null) {
+        sweeper = setInterval(sweep, SWEEP_MS);
+        sweeper.unref();
+      }
+    }
+  }
+
+  /** The sweep: connections idle since before `before` close (their 'close' forgets them). */
+  closeIdle(before: number): void {
+    const idle = this.idle;
+    let n = 0;
+    while (n < idle.length && idle[n].idleSince <= before) n++;
+    for (const c of idle.splice(0, n)) c.sock.destroy();
+    if (idle.length === 0) clients.delete(this);
   }
 
   forget(c: AppConnection): void {
-    if (c.idleTimer !== null) clearTimeout(c.idleTimer);
-    c.idleTimer = null;
     this.all.delete(c);
     const i = this.idle.indexOf(c);
     if (i !== -1) this.idle.splice(i, 1);
@@ -294,5 +320,6 @@ export class AppClient {
     this.destroyed = true;
     for (const c of [...this.all]) c.fail(withCode('the process left the pool', 'E_APP_CONNECTION_LOST'));
     this.idle.length = 0;
+    clients.delete(this);
   }
 }
