@@ -97,7 +97,7 @@ function giveBack(p: PooledParser): boolean {
 }
 
 export class ClientHttpConnection implements BodySource, StreamOwner {
-  /** Reads the handle while the connection is in use; an idle one gives it back (parked()) and takes one with its next bytes. */
+  /** Reads the handle while the connection is in use; an idle one gives it back (park()) and takes one with its next bytes. */
   private parser: PooledParser | null;
   /** Requests in order; the first is the one being answered. */
   private readonly queue: Slot[] = [];
