@@ -76,15 +76,25 @@ function newParser(): TrackedParser {
 
 type PooledParser = TrackedParser & { consume(h: StreamHandle): void; unconsume(): void; free(): void; getCurrentBuffer(): Buffer };
 
+/** Parsers taken and not yet given back: a parser is never dropped, since only close() frees its C++ side. */
+let parsersOut = 0;
+
+/** How many parsers connections hold (or are about to give back): 0 once every connection closed, parked or was handed on. */
+export function parsersInUse(): number {
+  return parsersOut;
+}
+
 function takeParser(c: ClientHttpConnection): PooledParser {
   const p = (parserPool.pop() ?? newParser()) as PooledParser;
   p.initialize(HTTPParser.REQUEST, RESOURCE);
   p[kConn] = c;
+  parsersOut++;
   return p;
 }
 
 /** Lets go of a parser that reads a handle: back to the pool, or closed (true) when the pool is full. */
 function giveBack(p: PooledParser): boolean {
+  parsersOut--;
   p[kConn] = undefined;
   p.unconsume();
   if (parserPool.length < PARSER_POOL_MAX) {
@@ -403,11 +413,13 @@ export class ClientHttpConnection implements BodySource, StreamOwner {
     if (sw === null || this.queue.length > 0 || this.gone) return;
     this.switchTo = null;
     this.gone = true;
-    // The parser may be in the middle of a callback: it is let go, not closed.
+    // The parser may be in the middle of a callback (its own code still runs
+    // after it): it stops reading now and goes back once the stack unwound.
     const p = this.parser as PooledParser;
     this.parser = null;
     p[kConn] = undefined;
     p.unconsume();
+    setImmediate(giveBack, p);
     this.server.forget(this);
     const s = this.stream.handOver();
     if (sw.upgrade) this.server.handler.upgrade(sw.req, s, sw.rest);

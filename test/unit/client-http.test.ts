@@ -1,0 +1,78 @@
+// The parser request side's connection layer (proxy/client-http.ts,
+// client-http-server.ts, client-stream.ts) in this process, with a handler
+// that answers by itself, against raw loopback clients that misbehave: what
+// a connection keeps, and what it hands on, when a client leaves at the
+// wrong moment or keeps sending after its input ended.
+import assert from 'node:assert/strict';
+import * as net from 'node:net';
+import { test, type TestContext } from 'node:test';
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
+import { ClientHttpServer } from '../../helper-agent/src/proxy/client-http-server';
+import { parsersInUse, type ClientHttpConnection } from '../../helper-agent/src/proxy/client-http';
+import { plainResponse, type ClientHttpHandler, type Slot } from '../../helper-agent/src/proxy/client-slot';
+import type { RequestBody } from '../../helper-agent/src/proxy/client-request';
+import { eventually, sleep } from '../helpers';
+
+interface Held { conn: ClientHttpConnection; slot: Slot }
+
+/** A handler that answers every request with 200 at once, except /slow ones, which wait for the test. */
+class Handler implements ClientHttpHandler {
+  readonly slow: Held[] = [];
+  upgrades = 0;
+  toNode = 0;
+  request(conn: ClientHttpConnection, slot: Slot, _body: RequestBody | null, admitted: boolean): void {
+    assert.ok(admitted);
+    if (slot.req.url === '/slow') this.slow.push({ conn, slot });
+    else conn.end(slot, plainResponse(200, slot.keepAlive, '', 'ok', false));
+  }
+  handsOver(req: { url: string }): boolean {
+    return req.url === '/static';
+  }
+  toNodeHttp(sock: net.Socket): void {
+    this.toNode++;
+    sock.on('error', () => undefined);
+    sock.end('HTTP/1.1 200 OK\r\ncontent-length: 6\r\nconnection: close\r\n\r\nstatic');
+  }
+  upgrade(_req: unknown, sock: net.Socket): void {
+    this.upgrades++;
+    sock.on('error', () => undefined);
+    sock.end('HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: test\r\n\r\n');
+  }
+}
+
+async function listening(t: TestContext, h: Handler): Promise<{ port: number; server: ClientHttpServer }> {
+  const server = new ClientHttpServer(h);
+  await new Promise<void>((resolve) => server.server.listen(0, '127.0.0.1', resolve));
+  t.after(() => { server.destroy(); return server.close(); });
+  return { port: (server.server.address() as net.AddressInfo).port, server };
+}
+
+/** A raw client that writes `bytes` once connected; resolves with all it got when the server closes. */
+function exchange(t: TestContext, port: number, bytes: string): { sock: net.Socket; got: Promise<string> } {
+  const sock = net.connect(port, '127.0.0.1', () => sock.write(bytes, 'latin1'));
+  t.after(() => sock.destroy());
+  let text = '';
+  sock.setEncoding('latin1');
+  sock.on('data', (d: string) => { text += d; });
+  sock.on('error', () => undefined);
+  return { sock, got: new Promise((resolve) => sock.on('close', () => resolve(text))) };
+}
+
+const UPGRADE = 'GET /tunnel HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: test\r\n\r\n';
+
+test('every parser goes back: after plain requests, upgrades and static files on connections that closed, none is held', async (t) => {
+  const h = new Handler();
+  const { port } = await listening(t, h);
+  const clients = [];
+  for (let i = 0; i < 30; i++) {
+    clients.push(exchange(t, port, 'GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n').got);
+    clients.push(exchange(t, port, UPGRADE).got);
+    clients.push(exchange(t, port, 'GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /static HTTP/1.1\r\nHost: x\r\n\r\n').got);
+  }
+  const got = await Promise.all(clients);
+  assert.equal(got.filter((x) => x.startsWith('HTTP/1.1 101 ')).length, 30);
+  assert.equal(got.filter((x) => x.endsWith('static')).length, 30);
+  assert.deepEqual([h.upgrades, h.toNode], [30, 30]);
+  await eventually(() => parsersInUse() === 0, 10_000, `every parser given back (${parsersInUse()} held)`);
+});
