@@ -61,6 +61,24 @@ function exchange(t: TestContext, port: number, bytes: string): { sock: net.Sock
 
 const UPGRADE = 'GET /tunnel HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: test\r\n\r\n';
 
+test('an upgrade or static file pipelined behind a request whose client reset is not handed on; the connection closes', async (t) => {
+  const h = new Handler();
+  const { port } = await listening(t, h);
+  for (const next of [UPGRADE, 'GET /static HTTP/1.1\r\nHost: x\r\n\r\n']) {
+    const c = exchange(t, port, `GET /slow HTTP/1.1\r\nHost: x\r\n\r\n${next}`);
+    await eventually(() => h.slow.length === 1, 10_000, 'the first request');
+    // The client resets while the connection reads nothing (it waits to hand the connection on).
+    c.sock.resetAndDestroy();
+    await c.got;
+    const { conn, slot } = h.slow.pop() as Held;
+    // The answer's write fails: the connection goes, and nothing is handed on.
+    conn.end(slot, plainResponse(200, true, '', 'late', false));
+    assert.equal(conn.destroyed, true);
+    assert.deepEqual([h.upgrades, h.toNode], [0, 0]);
+  }
+  await eventually(() => parsersInUse() === 0, 10_000, 'every parser given back');
+});
+
 test('every parser goes back: after plain requests, upgrades and static files on connections that closed, none is held', async (t) => {
   const h = new Handler();
   const { port } = await listening(t, h);

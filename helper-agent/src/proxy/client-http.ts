@@ -412,6 +412,11 @@ export class ClientHttpConnection implements BodySource, StreamOwner {
     const sw = this.switchTo;
     if (sw === null || this.queue.length > 0 || this.gone) return;
     this.switchTo = null;
+    // A client that left while the requests before it were answered (a write
+    // to it failed) is not handed on: its handle is closing, and a Socket made
+    // from it would never close, holding an upgrade's session for good.
+    // closed() follows.
+    if (this.stream.destroyed) return;
     this.gone = true;
     // The parser may be in the middle of a callback (its own code still runs
     // after it): it stops reading now and goes back once the stack unwound.
