@@ -94,3 +94,33 @@ test('every parser goes back: after plain requests, upgrades and static files on
   assert.deepEqual([h.upgrades, h.toNode], [30, 30]);
   await eventually(() => parsersInUse() === 0, 10_000, `every parser given back (${parsersInUse()} held)`);
 });
+
+test('heads a client keeps sending after its input ended (a refused request behind a slow one) are not kept', async (t) => {
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as () => void;
+  const h = new Handler();
+  const { port } = await listening(t, h);
+  // HTTP/1.1 without Host: refused (400) once the slow request before it is answered; the input ends there.
+  const c = exchange(t, port, 'GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /nohost HTTP/1.1\r\n\r\n');
+  await eventually(() => h.slow.length === 1, 10_000, 'the first request');
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  // Heads of more than 32 fields reach the connection in pieces before they are complete.
+  const head = `GET / HTTP/1.1\r\n${Array.from({ length: 40 }, (_, i) => `x-h${i}: ${'v'.repeat(300)}\r\n`).join('')}\r\n`;
+  const HEADS = 2000;
+  for (let i = 0; i < HEADS; i++) {
+    c.sock.write(head);
+    // One head per turn of the loop: each arrives in a read of its own.
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  await eventually(() => c.sock.writableLength === 0, 10_000, 'every head sent');
+  await sleep(100);
+  gc();
+  const grown = process.memoryUsage().heapUsed - before;
+  t.diagnostic(`heap grew by ${(grown / 1048576).toFixed(1)} MB while ${(HEADS * head.length / 1048576).toFixed(1)} MB of heads came`);
+  assert.ok(grown < 8 * 1048576, `the heap grew by ${(grown / 1048576).toFixed(1)} MB`);
+  const { conn, slot } = h.slow.pop() as Held;
+  conn.end(slot, plainResponse(200, true, '', 'slow', false));
+  const text = await c.got;
+  assert.deepEqual([...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1]), ['200', '400']);
+});

@@ -225,8 +225,6 @@ export class ClientHttpConnection implements BodySource, StreamOwner {
 
   headersComplete(major: number, minor: number, headers: string[] | undefined, method: number, url: string | undefined,
     upgrade: boolean, keepAlive: boolean): number {
-    // Read from the handle after the input ended: nothing more is taken.
-    if (this.ended) return 2;
     if (headers === undefined) {
       headers = this.partialHeaders;
       this.partialHeaders = [];
@@ -236,6 +234,9 @@ export class ClientHttpConnection implements BodySource, StreamOwner {
       this.partialUrl = '';
     }
     this.inHead = false;
+    // Read from the handle after the input ended (the client is still read,
+    // to notice it leaving): nothing more is taken, and nothing of it is kept.
+    if (this.ended) return 2;
     const req = new ClientRequest(METHODS[method], url, headers, major === 1 ? minor : 0, this.stream);
     const flags = scanHead(headers);
     if (major !== 1 || (minor === 1 && (flags & HOST) === 0) || METHODS[method] === 'CONNECT') {
