@@ -11,7 +11,6 @@ import * as vm from 'node:vm';
 import { ClientHttpServer } from '../../helper-agent/src/proxy/client-http-server';
 import { parsersInUse, type ClientHttpConnection } from '../../helper-agent/src/proxy/client-http';
 import { plainResponse, type ClientHttpHandler, type Slot } from '../../helper-agent/src/proxy/client-slot';
-import type { RequestBody } from '../../helper-agent/src/proxy/client-request';
 import { eventually, sleep } from '../helpers';
 
 interface Held { conn: ClientHttpConnection; slot: Slot }
@@ -21,8 +20,9 @@ class Handler implements ClientHttpHandler {
   readonly slow: Held[] = [];
   upgrades = 0;
   toNode = 0;
-  request(conn: ClientHttpConnection, slot: Slot, _body: RequestBody | null, admitted: boolean): void {
-    assert.ok(admitted);
+  taken = 0;
+  request(conn: ClientHttpConnection, slot: Slot): void {
+    this.taken++;
     if (slot.req.url === '/slow') this.slow.push({ conn, slot });
     else conn.end(slot, plainResponse(200, slot.keepAlive, '', 'ok', false));
   }
@@ -59,6 +59,7 @@ function exchange(t: TestContext, port: number, bytes: string): { sock: net.Sock
   return { sock, got: new Promise((resolve) => sock.on('close', () => resolve(text))) };
 }
 
+const GET_SLOW = 'GET /slow HTTP/1.1\r\nHost: x\r\n\r\n';
 const UPGRADE = 'GET /tunnel HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: test\r\n\r\n';
 
 test('an upgrade or static file pipelined behind a request whose client reset is not handed on; the connection closes', async (t) => {
@@ -123,4 +124,19 @@ test('heads a client keeps sending after its input ended (a refused request behi
   conn.end(slot, plainResponse(200, true, '', 'slow', false));
   const text = await c.got;
   assert.deepEqual([...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1]), ['200', '400']);
+});
+
+test('a client that pipelines 2,000 requests in one packet has 32 taken: the 32nd is answered with Connection: close', async (t) => {
+  const h = new Handler();
+  const { port } = await listening(t, h);
+  const c = exchange(t, port, GET_SLOW + 'GET /a HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(2000));
+  await eventually(() => h.slow.length === 1, 10_000, 'the first request');
+  await eventually(() => h.taken >= 32, 10_000, 'the requests read');
+  assert.equal(h.taken, 32);
+  const { conn, slot } = h.slow.pop() as Held;
+  conn.end(slot, plainResponse(200, true, '', 'slow', false));
+  const text = await c.got;
+  const connection = [...text.matchAll(/connection: (\S+)\r\n/g)].map((m) => m[1]);
+  assert.equal(connection.length, 32);
+  assert.deepEqual([connection[30], connection[31]], ['keep-alive', 'close']);
 });
