@@ -23,6 +23,14 @@ import { BODY, CONTINUE, EXPECT_OTHER, HOST, Slot, plainResponse, scanHead } fro
 export const KEEP_ALIVE_MS = 65_000;
 /** Output a request behind the one being answered holds before it tells its app to wait. */
 const OUT_LIMIT = 64 * 1024;
+/**
+ * Requests a connection takes ahead of its answers. Reading stops past
+ * PIPELINE_DEPTH, but what one read brought is parsed to its end, and 64 KB
+ * of small pipelined requests would be over 2,000 held requests (about 1.6 MB
+ * of the core's memory per connection). The last one taken is answered with
+ * `Connection: close`; the client sends the rest again on a new connection.
+ */
+const PIPELINE_TAKEN = 32;
 
 const CONTINUE_LINE = 'HTTP/1.1 100 Continue\r\n\r\n';
 
@@ -76,15 +84,25 @@ function newParser(): TrackedParser {
 
 type PooledParser = TrackedParser & { consume(h: StreamHandle): void; unconsume(): void; free(): void; getCurrentBuffer(): Buffer };
 
+/** Parsers taken and not yet given back: a parser is never dropped, since only close() frees its C++ side. */
+let parsersOut = 0;
+
+/** How many parsers connections hold (or are about to give back): 0 once every connection closed, parked or was handed on. */
+export function parsersInUse(): number {
+  return parsersOut;
+}
+
 function takeParser(c: ClientHttpConnection): PooledParser {
   const p = (parserPool.pop() ?? newParser()) as PooledParser;
   p.initialize(HTTPParser.REQUEST, RESOURCE);
   p[kConn] = c;
+  parsersOut++;
   return p;
 }
 
 /** Lets go of a parser that reads a handle: back to the pool, or closed (true) when the pool is full. */
 function giveBack(p: PooledParser): boolean {
+  parsersOut--;
   p[kConn] = undefined;
   p.unconsume();
   if (parserPool.length < PARSER_POOL_MAX) {
@@ -215,8 +233,6 @@ export class ClientHttpConnection implements BodySource, StreamOwner {
 
   headersComplete(major: number, minor: number, headers: string[] | undefined, method: number, url: string | undefined,
     upgrade: boolean, keepAlive: boolean): number {
-    // Read from the handle after the input ended: nothing more is taken.
-    if (this.ended) return 2;
     if (headers === undefined) {
       headers = this.partialHeaders;
       this.partialHeaders = [];
@@ -226,6 +242,9 @@ export class ClientHttpConnection implements BodySource, StreamOwner {
       this.partialUrl = '';
     }
     this.inHead = false;
+    // Read from the handle after the input ended (the client is still read,
+    // to notice it leaving): nothing more is taken, and nothing of it is kept.
+    if (this.ended) return 2;
     const req = new ClientRequest(METHODS[method], url, headers, major === 1 ? minor : 0, this.stream);
     const flags = scanHead(headers);
     if (major !== 1 || (minor === 1 && (flags & HOST) === 0) || METHODS[method] === 'CONNECT') {
@@ -237,7 +256,7 @@ export class ClientHttpConnection implements BodySource, StreamOwner {
       this.switchTo = { upgrade, req, rest: EMPTY };
       return 2; // the parser stops after this head
     }
-    const slot = new Slot(req, keepAlive && !this.server.closing, (flags & BODY) !== 0);
+    const slot = new Slot(req, keepAlive && !this.server.closing && this.queue.length < PIPELINE_TAKEN - 1, (flags & BODY) !== 0);
     const body = (flags & BODY) !== 0 ? new RequestBody(this) : null;
     this.current = slot;
     this.currentBody = body;
@@ -402,12 +421,19 @@ export class ClientHttpConnection implements BodySource, StreamOwner {
     const sw = this.switchTo;
     if (sw === null || this.queue.length > 0 || this.gone) return;
     this.switchTo = null;
+    // A client that left while the requests before it were answered (a write
+    // to it failed) is not handed on: its handle is closing, and a Socket made
+    // from it would never close, holding an upgrade's session for good.
+    // closed() follows.
+    if (this.stream.destroyed) return;
     this.gone = true;
-    // The parser may be in the middle of a callback: it is let go, not closed.
+    // The parser may be in the middle of a callback (its own code still runs
+    // after it): it stops reading now and goes back once the stack unwound.
     const p = this.parser as PooledParser;
     this.parser = null;
     p[kConn] = undefined;
     p.unconsume();
+    setImmediate(giveBack, p);
     this.server.forget(this);
     const s = this.stream.handOver();
     if (sw.upgrade) this.server.handler.upgrade(sw.req, s, sw.rest);
