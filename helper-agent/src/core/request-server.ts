@@ -143,7 +143,8 @@ export async function createRequestServer(o: Options, listenFd: number | null, c
   const later = (sock: Socket, then: (s: NodeHttpSide) => void): void => {
     if (side !== null) { then(side); return; }
     loading ??= nodeHttpSide(ctx).then((s) => (side = s));
-    loading.then(then, (e: Error) => {
+    // A client that left while it loaded is not handed on: nothing would see its socket close.
+    loading.then((s) => { if (!sock.destroyed) then(s); }, (e: Error) => {
       ctx.log.warn(`cannot load the node:http side for a handed-over connection: ${e.message}`);
       sock.destroy();
     });

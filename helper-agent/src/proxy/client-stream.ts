@@ -96,6 +96,7 @@ function onClosed(this: StreamHandle): void {
   this[kStream] = undefined;
   s?.owner.closed();
 }
+function ignoreError(): void { /* the socket's own listeners act on it */ }
 function newWriteReq(): WriteReq {
   const r = new binding.WriteWrap();
   r.oncomplete = onWritten;
@@ -217,7 +218,12 @@ export class ClientStream {
     this.destroyed = true;
     // The Socket starts reading itself, and takes over the read callback.
     this.readStop();
-    return new net.Socket({ handle: h, allowHalfOpen: true, readable: true, writable: true } as net.SocketConstructorOpts);
+    const s = new net.Socket({ handle: h, allowHalfOpen: true, readable: true, writable: true } as net.SocketConstructorOpts);
+    // Whoever takes it may listen only later (the node:http side loads with
+    // the first handover): a client's reset meanwhile must not be an
+    // uncaught error. The taker's own listeners see every error too.
+    s.on('error', ignoreError);
+    return s;
   }
 
   private shutdown(): void {
