@@ -110,6 +110,32 @@ function probe(where: { port: number } | { path: string }): Promise<'refused' | 
   });
 }
 
+for (const forwarder of ['builtin', 'node-http'] as const) {
+  test(`${forwarder}: a request whose head was half in when the stop began is answered, with Connection: close`, async (t) => {
+    const s = await startServer(t, appCopy(t, 'basic'), ['--min-instances', '1', '--forwarder', forwarder]);
+    await eventually(async () => (await s.appPids()).length === 1, 20_000, 'a process');
+    // A request in flight keeps the stop draining meanwhile.
+    const slow = request(s.port, '/sleep?ms=6000', { timeoutMs: 30_000 });
+    let got = '';
+    const half = net.connect(s.port, '127.0.0.1');
+    half.setEncoding('latin1');
+    half.on('data', (d: string) => { got += d; });
+    half.on('error', () => undefined);
+    stopAfter(t, () => half.destroy());
+    const closed = new Promise<void>((resolve) => half.on('close', () => resolve()));
+    await new Promise<void>((resolve) => half.once('connect', () => resolve()));
+    half.write('GET /pid HTTP/1.1\r\nHo');
+    await eventually(async () => (await s.status()).groups[0].processes.some((p) => p.sessions === 1), 20_000, 'the slow request to reach the app');
+    s.child.kill('SIGTERM');
+    await eventually(async () => (await probe({ port: s.port })) === 'refused', 20_000, 'the stop to begin (new connections refused)');
+    half.write('st: x\r\n\r\n');
+    await closed;
+    assert.match(got, /^HTTP\/1\.1 (200|503) /, got);
+    assert.match(got, /\r\nconnection: close\r\n/i, got);
+    assert.equal((await slow).status, 200);
+  });
+}
+
 for (const [name, args] of [
   ['proxy mode', []],
   ['the reply-from forwarder', ['--forwarder', 'reply-from']],

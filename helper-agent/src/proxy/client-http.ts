@@ -330,11 +330,15 @@ export class ClientHttpConnection implements BodySource, StreamOwner {
     return this.queue.length === 0;
   }
 
-  /** The server closes: no more requests are read; an idle connection closes now. */
+  /**
+   * The server closes: an idle connection closes now; one answering closes
+   * after its answers, reading no more; one whose head is under way reads
+   * that request and answers it with Connection: close (as node:http does).
+   */
   close(): void {
     for (const s of this.queue) s.keepAlive = false;
-    if (this.queue.length === 0 && !this.inHead) this.stream.destroy();
-    else this.endInput(0);
+    if (this.queue.length > 0) this.endInput(0);
+    else if (!this.inHead) this.stream.destroy();
   }
 
   // Inside.
