@@ -124,10 +124,6 @@ export class ClientStream {
     handle.onread = onRead;
   }
 
-  get fd(): number {
-    return this.handle.fd;
-  }
-
   /** The client's address (undefined over a Unix socket), read once. */
   get remoteAddress(): string | undefined {
     if (this.peer === null) {
@@ -167,7 +163,7 @@ export class ClientStream {
   }
 
   written(bytes: number, status: number): void {
-    if (this.handle[kStream] !== this) return; // handed on or closed meanwhile
+    if (this.destroyed) return; // closing, or handed on meanwhile
     this.pending -= bytes;
     if (status < 0) {
       this.destroy();
