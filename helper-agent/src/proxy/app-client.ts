@@ -4,6 +4,7 @@
 // list and body slices, streamed to a handler with backpressure both ways.
 // Per request it allocates the head string and nothing per header.
 import * as net from 'node:net';
+import { getSystemErrorName } from 'node:util';
 import { HTTPParser, type Parser } from './http-parser';
 
 export type Endpoint = { socketPath: string } | { host: string; port: number };
@@ -49,6 +50,21 @@ function withCode(message: string, code: 'E_APP_CONNECTION_LOST' | 'E_APP_BAD_RE
 
 /** The socket's stream handle, which the parser can read from itself (as node:http's server has it do). */
 interface StreamHandle { isStreamBase?: boolean; _consumed?: boolean; reading?: boolean; readStop(): number; readStart(): number }
+
+/**
+ * A request head goes to a connected socket's handle straight, past
+ * net.Socket's stream machinery (a write request and callbacks per write),
+ * with the bindings the default request side writes to clients with; null
+ * on a Node without them (the node-http request side), which writes heads
+ * through the socket.
+ */
+const writeNow: ((h: StreamHandle, s: string) => number) | null = (() => {
+  try {
+    return (require('./client-stream') as typeof import('./client-stream')).writeLatin1To as unknown as (h: StreamHandle, s: string) => number;
+  } catch {
+    return null;
+  }
+})();
 
 class AppConnection {
   readonly sock: net.Socket;
@@ -126,7 +142,19 @@ class AppConnection {
     // HTTP/1.1 requires a Host (an HTTP/1.0 client may have sent none).
     if (!host) head += 'host: localhost\r\n';
     const chunked = req.body !== null && !length;
-    this.sock.write(chunked ? `${head}transfer-encoding: chunked\r\n\r\n` : `${head}\r\n`, 'latin1');
+    head = chunked ? `${head}transfer-encoding: chunked\r\n\r\n` : `${head}\r\n`;
+    const sock = this.sock;
+    // Straight to the handle once connected and nothing is queued before it.
+    if (writeNow !== null && this.handle !== null && !sock.connecting && !sock.destroyed && sock.writableLength === 0) {
+      const err = writeNow(this.handle, head);
+      if (err < 0) {
+        const code = getSystemErrorName(err);
+        this.fail(Object.assign(new Error(`write ${code}`), { code, errno: err }));
+        return;
+      }
+    } else {
+      sock.write(head, 'latin1');
+    }
     if (req.body !== null) this.sendBody(req.body, chunked);
   }
 

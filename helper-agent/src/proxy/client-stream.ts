@@ -109,6 +109,21 @@ function newWriteReq(): WriteReq {
 /** The request object of the next write: one is kept while writes complete at once, a new one after a write is queued. */
 let spareReq = newWriteReq();
 
+/**
+ * Writes a latin1 string straight to a stream handle no ClientStream owns (a
+ * connection to an app, whose net.Socket keeps reading and closing it): 0 when
+ * the kernel took all of it, 1 when it is queued (its completion is not
+ * reported: libuv keeps the order of writes), < 0 a libuv error.
+ */
+export function writeLatin1To(handle: Pick<StreamHandle, 'writeLatin1String'>, s: string): number {
+  const req = spareReq;
+  const err = handle.writeLatin1String(req, s);
+  if (err !== 0) return err;
+  if (state[binding.kLastWriteWasAsync] === 0) return 0;
+  spareReq = newWriteReq();
+  return 1;
+}
+
 export class ClientStream {
   destroyed = false;
   /** Bytes of queued writes not yet complete. */
