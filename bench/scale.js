@@ -11,9 +11,11 @@
 //           `passenger start` (2 processes) while wrk runs its usual load
 //           beside them. Against 0 idle connections: req/s, the core's memory
 //           and CPU per request; the cost of an idle connection in KB and us.
+//           --rounds (3) times in turn, 0 then M idle, so that the machine's
+//           drift falls on both sides: the cost is the median of the rounds.
 // Only ratios and differences from one run count (the machine is shared).
 //
-//   npm run bench:scale -- [--scenarios groups,idle] [--groups 50] [--idle 10000] [--seconds 10]
+//   npm run bench:scale -- [--scenarios groups,idle] [--groups 50] [--idle 10000] [--rounds 3] [--seconds 10]
 'use strict';
 const fs = require('fs');
 const net = require('net');
@@ -29,16 +31,17 @@ const APP = path.join(__dirname, 'ws-app', 'app.js');
 const TICK_US = 1e6 / (Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100);
 
 function parseArgs(argv) {
-  const a = { groups: 50, idle: 10000, seconds: 10, scenarios: ['groups', 'idle'] };
+  const a = { groups: 50, idle: 10000, rounds: 3, seconds: 10, scenarios: ['groups', 'idle'] };
   for (let i = 0; i < argv.length; i++) {
     const [k, v] = argv[i].includes('=') ? argv[i].split('=') : [argv[i], argv[++i]];
     if (k === '--groups') a.groups = Number(v);
     else if (k === '--idle') a.idle = Number(v);
+    else if (k === '--rounds') a.rounds = Number(v);
     else if (k === '--seconds') a.seconds = Number(v);
     else if (k === '--scenarios') a.scenarios = v.split(',');
     else { console.error(`unknown argument ${k}`); process.exit(2); }
   }
-  for (const k of ['groups', 'idle', 'seconds']) {
+  for (const k of ['groups', 'idle', 'rounds', 'seconds']) {
     if (!Number.isInteger(a[k]) || a[k] < 1) { console.error(`--${k} takes a positive whole number`); process.exit(2); }
   }
   return a;
@@ -262,7 +265,24 @@ async function holdConnections(port, count) {
   process.stdin.on('end', () => { process.stdout.write(`closed ${closed}\n`); process.exit(0); });
 }
 
-async function idleScenario(count, seconds) {
+/** Opens `count` idle connections in a holder process; resolves once they are open, with a function that closes them and reports how many the server closed meanwhile. */
+async function openIdle(port, count, stops) {
+  const holder = spawnNode([__filename, '__hold', String(port), String(count)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  stops.push(async () => { if (holder.exitCode === null && holder.signalCode === null) await stopPids([holder.pid], 5000); });
+  let out = '';
+  holder.stdout.on('data', (d) => { out += d; });
+  await waitFor(`${count} idle connections`, 120_000, () => /open \d+/.test(out) || holder.exitCode !== null);
+  if (!/open \d+/.test(out)) throw new Error('the connection holder ended before it opened its connections');
+  return async () => {
+    holder.stdin.end();
+    await waitFor('the holder to report', 10_000, () => /closed \d+/.test(out));
+    await waitFor('the holder to end', 10_000, () => holder.exitCode !== null);
+    return Number(/closed (\d+)/.exec(out)[1]);
+  };
+}
+
+/** `rounds` times: a load with no idle connection, then one beside `count` of them (opened for it, closed after). */
+async function idleScenario(count, rounds, seconds) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-scale-'));
   fs.chmodSync(dir, 0o755);
   const stops = [];
@@ -279,25 +299,31 @@ async function idleScenario(count, seconds) {
     await waitFor('passenger start to answer', 60_000, async () => (await get(port, 'x')) === 200);
     const pids = agentPids(reg);
     await waitFor('2 app processes', 60_000, () => pids.processes().length >= 2);
-    const base = await measure(dir, port, seconds, pids);
-    log(`idle: 0 idle connections: ${Math.round(base.rps)} req/s, core ${base.coreKB} KB, ${base.usPerReq.toFixed(1)} us/request`);
-    const holder = spawnNode([__filename, '__hold', String(port), String(count)], { stdio: ['pipe', 'pipe', 'inherit'] });
-    stops.push(() => stopPids([holder.pid], 5000));
-    let out = '';
-    holder.stdout.on('data', (d) => { out += d; });
-    await waitFor(`${count} idle connections`, 120_000, () => /open \d+/.test(out) || holder.exitCode !== null);
-    if (!/open \d+/.test(out)) throw new Error('the connection holder ended before it opened its connections');
-    await sleep(2000);
-    const openedKB = privateDirtyKB(pids.core);
-    const withIdle = await measure(dir, port, seconds, pids);
-    holder.stdin.end();
-    await waitFor('the holder to report', 10_000, () => /closed \d+/.test(out));
-    const closedMeanwhile = Number(/closed (\d+)/.exec(out)[1]);
-    return { count, closedMeanwhile, base, openedKB, withIdle };
+    const out = [];
+    for (let i = 1; i <= rounds; i++) {
+      const base = await measure(dir, port, seconds, pids);
+      log(`idle: round ${i}: 0 idle connections: ${Math.round(base.rps)} req/s, core ${base.coreKB} KB, ${base.usPerReq.toFixed(1)} us/request`);
+      const close = await openIdle(port, count, stops);
+      await sleep(2000);
+      const openedKB = privateDirtyKB(pids.core);
+      const withIdle = await measure(dir, port, seconds, pids);
+      log(`idle: round ${i}: ${count} idle connections: ${Math.round(withIdle.rps)} req/s, core ${withIdle.coreKB} KB, ${withIdle.usPerReq.toFixed(1)} us/request`);
+      const closedMeanwhile = await close();
+      // The core closes its side as the holder's connections end.
+      await sleep(3000);
+      out.push({ count, closedMeanwhile, base, openedKB, withIdle });
+    }
+    return out;
   } finally {
     for (const s of stops.reverse()) await s();
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+function median(xs) {
+  const v = [...xs].sort((x, y) => x - y);
+  const m = v.length >> 1;
+  return v.length % 2 === 1 ? v[m] : (v[m - 1] + v[m]) / 2;
 }
 
 // ------------------------------------------------------------------ main
@@ -320,12 +346,18 @@ async function main() {
     lines.push('', `per extra group: ${((many.idleCoreKB - one.idleCoreKB) / extra).toFixed(0)} KB idle, ${((many.coreKB - one.coreKB) / extra).toFixed(0)} KB after load, ${((many.usPerReq - one.usPerReq) / extra).toFixed(3)} us/request; req/s ${(many.rps / one.rps).toFixed(2)}x of 1 group`);
   }
   if (a.scenarios.includes('idle')) {
-    const r = await idleScenario(a.idle, a.seconds);
-    lines.push(`\nIdle keep-alive connections to passenger start (2 processes), wrk -t2 -c64 ${a.seconds} s beside them`, '',
-      '| idle connections | req/s | errors | core after load | core CPU us/request |', '| ---: | ---: | ---: | ---: | ---: |',
-      `| 0 | ${Math.round(r.base.rps)} | ${r.base.bad} | ${kb(r.base.coreKB)} | ${r.base.usPerReq.toFixed(1)} |`,
-      `| ${r.count} | ${Math.round(r.withIdle.rps)} | ${r.withIdle.bad} | ${kb(r.withIdle.coreKB)} | ${r.withIdle.usPerReq.toFixed(1)} |`,
-      '', `per idle connection: ${((r.openedKB - r.base.coreKB) / r.count).toFixed(2)} KB once opened, ${((r.withIdle.coreKB - r.base.coreKB) / r.count).toFixed(2)} KB after the load; ${((r.withIdle.usPerReq - r.base.usPerReq) / r.count * 1000).toFixed(3)} ns/request (${(r.withIdle.usPerReq - r.base.usPerReq).toFixed(1)} us/request for all ${r.count}); req/s ${(r.withIdle.rps / r.base.rps).toFixed(2)}x of 0 idle; ${r.closedMeanwhile} closed by the server meanwhile`);
+    const rounds = await idleScenario(a.idle, a.rounds, a.seconds);
+    const n = a.idle;
+    lines.push(`\nIdle keep-alive connections to passenger start (2 processes), wrk -t2 -c64 ${a.seconds} s beside them, ${rounds.length} rounds of 0 then ${n} idle`, '',
+      '| round | idle connections | req/s | errors | core after load | core CPU us/request |', '| ---: | ---: | ---: | ---: | ---: | ---: |');
+    rounds.forEach((r, i) => lines.push(
+      `| ${i + 1} | 0 | ${Math.round(r.base.rps)} | ${r.base.bad} | ${kb(r.base.coreKB)} | ${r.base.usPerReq.toFixed(1)} |`,
+      `| ${i + 1} | ${n} | ${Math.round(r.withIdle.rps)} | ${r.withIdle.bad} | ${kb(r.withIdle.coreKB)} | ${r.withIdle.usPerReq.toFixed(1)} |`));
+    const us = rounds.map((r) => r.withIdle.usPerReq - r.base.usPerReq);
+    const first = rounds[0];
+    lines.push('', `per idle connection: ${((first.openedKB - first.base.coreKB) / n).toFixed(2)} KB once opened, ${((first.withIdle.coreKB - first.base.coreKB) / n).toFixed(2)} KB after the load (round 1);`,
+      `core CPU with ${n} idle minus without, per round: ${us.map((d) => `${d >= 0 ? '+' : ''}${d.toFixed(1)}`).join(', ')} us/request; median ${median(us).toFixed(1)} us/request, ${(median(us) / n * 1000).toFixed(3)} ns/request per idle connection;`,
+      `req/s with idle / without: median ${median(rounds.map((r) => r.withIdle.rps / r.base.rps)).toFixed(2)}x; closed by the server meanwhile: ${rounds.map((r) => r.closedMeanwhile).join(', ')}`);
   }
   console.log(lines.join('\n'));
 }
