@@ -7,15 +7,18 @@
 //           wrk's requests go to every app in turn (by Host). Against the same
 //           setup with 1 group: req/s, the core's private dirty memory and its
 //           CPU per request; the cost of a group in KB and us.
-//   idle:   M idle keep-alive client connections (--idle, 10000) held open to
+//   idle:   M idle keep-alive client connections (--idle, 5000,10000: one
+//           count or several, comma-separated) held open to
 //           `passenger start` (2 processes) while wrk runs its usual load
 //           beside them. Against 0 idle connections: req/s, the core's memory
 //           and CPU per request; the cost of an idle connection in KB and us.
-//           --rounds (3) times in turn, 0 then M idle, so that the machine's
-//           drift falls on both sides: the cost is the median of the rounds.
+//           --rounds (3) times in turn, 0 then each M idle, so that the
+//           machine's drift falls on both sides: the cost is the median of
+//           the rounds. Two counts show whether the cost per connection stays
+//           the same as their number grows.
 // Only ratios and differences from one run count (the machine is shared).
 //
-//   npm run bench:scale -- [--scenarios groups,idle] [--groups 50] [--idle 10000] [--rounds 3] [--seconds 10]
+//   npm run bench:scale -- [--scenarios groups,idle] [--groups 50] [--idle 5000,10000] [--rounds 3] [--seconds 10]
 'use strict';
 const fs = require('fs');
 const net = require('net');
@@ -31,18 +34,18 @@ const APP = path.join(__dirname, 'ws-app', 'app.js');
 const TICK_US = 1e6 / (Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100);
 
 function parseArgs(argv) {
-  const a = { groups: 50, idle: 10000, rounds: 3, seconds: 10, scenarios: ['groups', 'idle'] };
+  const a = { groups: 50, idle: [5000, 10000], rounds: 3, seconds: 10, scenarios: ['groups', 'idle'] };
   for (let i = 0; i < argv.length; i++) {
     const [k, v] = argv[i].includes('=') ? argv[i].split('=') : [argv[i], argv[++i]];
     if (k === '--groups') a.groups = Number(v);
-    else if (k === '--idle') a.idle = Number(v);
+    else if (k === '--idle') a.idle = v.split(',').map(Number);
     else if (k === '--rounds') a.rounds = Number(v);
     else if (k === '--seconds') a.seconds = Number(v);
     else if (k === '--scenarios') a.scenarios = v.split(',');
     else { console.error(`unknown argument ${k}`); process.exit(2); }
   }
   for (const k of ['groups', 'idle', 'rounds', 'seconds']) {
-    if (!Number.isInteger(a[k]) || a[k] < 1) { console.error(`--${k} takes a positive whole number`); process.exit(2); }
+    if (![a[k]].flat().every((x) => Number.isInteger(x) && x >= 1)) { console.error(`--${k} takes a positive whole number${k === 'idle' ? ' (or several, comma-separated)' : ''}`); process.exit(2); }
   }
   return a;
 }
@@ -281,8 +284,12 @@ async function openIdle(port, count, stops) {
   };
 }
 
-/** `rounds` times: a load with no idle connection, then one beside `count` of them (opened for it, closed after). */
-async function idleScenario(count, rounds, seconds) {
+/**
+ * `rounds` times: a load with no idle connection, then one beside each of
+ * `counts` (ascending) idle connections, opened as the count grows (a holder
+ * process per step) and all closed at the round's end.
+ */
+async function idleScenario(counts, rounds, seconds) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-scale-'));
   fs.chmodSync(dir, 0o755);
   const stops = [];
@@ -303,15 +310,24 @@ async function idleScenario(count, rounds, seconds) {
     for (let i = 1; i <= rounds; i++) {
       const base = await measure(dir, port, seconds, pids);
       log(`idle: round ${i}: 0 idle connections: ${Math.round(base.rps)} req/s, core ${base.coreKB} KB, ${base.usPerReq.toFixed(1)} us/request`);
-      const close = await openIdle(port, count, stops);
-      await sleep(2000);
-      const openedKB = privateDirtyKB(pids.core);
-      const withIdle = await measure(dir, port, seconds, pids);
-      log(`idle: round ${i}: ${count} idle connections: ${Math.round(withIdle.rps)} req/s, core ${withIdle.coreKB} KB, ${withIdle.usPerReq.toFixed(1)} us/request`);
-      const closedMeanwhile = await close();
-      // The core closes its side as the holder's connections end.
+      const closers = [];
+      const steps = [];
+      let open = 0;
+      for (const count of counts) {
+        const beforeKB = privateDirtyKB(pids.core);
+        closers.push(await openIdle(port, count - open, stops));
+        await sleep(2000);
+        const openedKB = privateDirtyKB(pids.core);
+        const withIdle = await measure(dir, port, seconds, pids);
+        log(`idle: round ${i}: ${count} idle connections: ${Math.round(withIdle.rps)} req/s, core ${withIdle.coreKB} KB, ${withIdle.usPerReq.toFixed(1)} us/request`);
+        steps.push({ count, added: count - open, beforeKB, openedKB, withIdle });
+        open = count;
+      }
+      let closedMeanwhile = 0;
+      for (const close of closers) closedMeanwhile += await close();
+      // The core closes its side as the holders' connections end.
       await sleep(3000);
-      out.push({ count, closedMeanwhile, base, openedKB, withIdle });
+      out.push({ base, steps, closedMeanwhile });
     }
     return out;
   } finally {
@@ -346,18 +362,22 @@ async function main() {
     lines.push('', `per extra group: ${((many.idleCoreKB - one.idleCoreKB) / extra).toFixed(0)} KB idle, ${((many.coreKB - one.coreKB) / extra).toFixed(0)} KB after load, ${((many.usPerReq - one.usPerReq) / extra).toFixed(3)} us/request; req/s ${(many.rps / one.rps).toFixed(2)}x of 1 group`);
   }
   if (a.scenarios.includes('idle')) {
-    const rounds = await idleScenario(a.idle, a.rounds, a.seconds);
-    const n = a.idle;
-    lines.push(`\nIdle keep-alive connections to passenger start (2 processes), wrk -t2 -c64 ${a.seconds} s beside them, ${rounds.length} rounds of 0 then ${n} idle`, '',
+    const counts = [...new Set(a.idle)].sort((x, y) => x - y);
+    const rounds = await idleScenario(counts, a.rounds, a.seconds);
+    lines.push(`\nIdle keep-alive connections to passenger start (2 processes), wrk -t2 -c64 ${a.seconds} s beside them, ${rounds.length} rounds of 0 then ${counts.join(', then ')} idle`, '',
       '| round | idle connections | req/s | errors | core after load | core CPU us/request |', '| ---: | ---: | ---: | ---: | ---: | ---: |');
-    rounds.forEach((r, i) => lines.push(
-      `| ${i + 1} | 0 | ${Math.round(r.base.rps)} | ${r.base.bad} | ${kb(r.base.coreKB)} | ${r.base.usPerReq.toFixed(1)} |`,
-      `| ${i + 1} | ${n} | ${Math.round(r.withIdle.rps)} | ${r.withIdle.bad} | ${kb(r.withIdle.coreKB)} | ${r.withIdle.usPerReq.toFixed(1)} |`));
-    const us = rounds.map((r) => r.withIdle.usPerReq - r.base.usPerReq);
-    const first = rounds[0];
-    lines.push('', `per idle connection: ${((first.openedKB - first.base.coreKB) / n).toFixed(2)} KB once opened, ${((first.withIdle.coreKB - first.base.coreKB) / n).toFixed(2)} KB after the load (round 1);`,
-      `core CPU with ${n} idle minus without, per round: ${us.map((d) => `${d >= 0 ? '+' : ''}${d.toFixed(1)}`).join(', ')} us/request; median ${median(us).toFixed(1)} us/request, ${(median(us) / n * 1000).toFixed(3)} ns/request per idle connection;`,
-      `req/s with idle / without: median ${median(rounds.map((r) => r.withIdle.rps / r.base.rps)).toFixed(2)}x; closed by the server meanwhile: ${rounds.map((r) => r.closedMeanwhile).join(', ')}`);
+    rounds.forEach((r, i) => {
+      lines.push(`| ${i + 1} | 0 | ${Math.round(r.base.rps)} | ${r.base.bad} | ${kb(r.base.coreKB)} | ${r.base.usPerReq.toFixed(1)} |`);
+      for (const st of r.steps) lines.push(`| ${i + 1} | ${st.count} | ${Math.round(st.withIdle.rps)} | ${st.withIdle.bad} | ${kb(st.withIdle.coreKB)} | ${st.withIdle.usPerReq.toFixed(1)} |`);
+    });
+    lines.push('');
+    counts.forEach((n, k) => {
+      const us = rounds.map((r) => r.steps[k].withIdle.usPerReq - r.base.usPerReq);
+      const openedKB = rounds.map((r) => (r.steps[k].openedKB - r.steps[k].beforeKB) / r.steps[k].added);
+      lines.push(`${n} idle: CPU ${us.map((d) => `${d >= 0 ? '+' : ''}${d.toFixed(1)}`).join(', ')} us/request against 0 idle, median ${(median(us) / n * 1000).toFixed(3)} ns/request per idle connection; `
+        + `core memory per connection as the last ${rounds[0].steps[k].added} opened: median ${median(openedKB).toFixed(2)} KB; req/s ${median(rounds.map((r) => r.steps[k].withIdle.rps / r.base.rps)).toFixed(2)}x of 0 idle`);
+    });
+    lines.push(`closed by the server meanwhile: ${rounds.map((r) => r.closedMeanwhile).join(', ')}`);
   }
   console.log(lines.join('\n'));
 }
