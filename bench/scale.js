@@ -285,7 +285,9 @@ async function openIdle(port, count, stops) {
 }
 
 /**
- * `rounds` times: a load with no idle connection, then one beside each of
+ * The core's memory per idle connection, on the core as it started (counts
+ * opened in turn, each also after a sweep parked them); then `rounds` times:
+ * a load with no idle connection, then one beside each of
  * `counts` (ascending) idle connections, opened as the count grows (a holder
  * process per step) and all closed at the round's end.
  */
@@ -306,6 +308,26 @@ async function idleScenario(counts, rounds, seconds) {
     await waitFor('passenger start to answer', 60_000, async () => (await get(port, 'x')) === 200);
     const pids = agentPids(reg);
     await waitFor('2 app processes', 60_000, () => pids.processes().length >= 2);
+    // Memory first, on the core as it started: after a load its heap and
+    // malloc arenas have room that new connections fill unseen.
+    const memory = [];
+    {
+      const closers = [];
+      let open = 0;
+      for (const count of counts) {
+        const beforeKB = privateDirtyKB(pids.core);
+        closers.push(await openIdle(port, count - open, stops));
+        await sleep(2000);
+        const openedKB = privateDirtyKB(pids.core);
+        // Idle through a whole sweep (5 s), each connection lets go of its parser.
+        await sleep(11_000);
+        memory.push({ count, added: count - open, beforeKB, openedKB, parkedKB: privateDirtyKB(pids.core) });
+        log(`idle: ${count} idle connections, no load: core ${openedKB} KB opened, ${memory[memory.length - 1].parkedKB} KB once parked`);
+        open = count;
+      }
+      for (const close of closers) await close();
+      await sleep(3000);
+    }
     const out = [];
     for (let i = 1; i <= rounds; i++) {
       const base = await measure(dir, port, seconds, pids);
@@ -314,13 +336,11 @@ async function idleScenario(counts, rounds, seconds) {
       const steps = [];
       let open = 0;
       for (const count of counts) {
-        const beforeKB = privateDirtyKB(pids.core);
         closers.push(await openIdle(port, count - open, stops));
         await sleep(2000);
-        const openedKB = privateDirtyKB(pids.core);
         const withIdle = await measure(dir, port, seconds, pids);
         log(`idle: round ${i}: ${count} idle connections: ${Math.round(withIdle.rps)} req/s, core ${withIdle.coreKB} KB, ${withIdle.usPerReq.toFixed(1)} us/request`);
-        steps.push({ count, added: count - open, beforeKB, openedKB, withIdle });
+        steps.push({ count, withIdle });
         open = count;
       }
       let closedMeanwhile = 0;
@@ -329,7 +349,7 @@ async function idleScenario(counts, rounds, seconds) {
       await sleep(3000);
       out.push({ base, steps, closedMeanwhile });
     }
-    return out;
+    return { memory, rounds: out };
   } finally {
     for (const s of stops.reverse()) await s();
     fs.rmSync(dir, { recursive: true, force: true });
@@ -363,7 +383,7 @@ async function main() {
   }
   if (a.scenarios.includes('idle')) {
     const counts = [...new Set(a.idle)].sort((x, y) => x - y);
-    const rounds = await idleScenario(counts, a.rounds, a.seconds);
+    const { memory, rounds } = await idleScenario(counts, a.rounds, a.seconds);
     lines.push(`\nIdle keep-alive connections to passenger start (2 processes), wrk -t2 -c64 ${a.seconds} s beside them, ${rounds.length} rounds of 0 then ${counts.join(', then ')} idle`, '',
       '| round | idle connections | req/s | errors | core after load | core CPU us/request |', '| ---: | ---: | ---: | ---: | ---: | ---: |');
     rounds.forEach((r, i) => {
@@ -373,9 +393,10 @@ async function main() {
     lines.push('');
     counts.forEach((n, k) => {
       const us = rounds.map((r) => r.steps[k].withIdle.usPerReq - r.base.usPerReq);
-      const openedKB = rounds.map((r) => (r.steps[k].openedKB - r.steps[k].beforeKB) / r.steps[k].added);
+      const m = memory[k];
       lines.push(`${n} idle: CPU ${us.map((d) => `${d >= 0 ? '+' : ''}${d.toFixed(1)}`).join(', ')} us/request against 0 idle, median ${(median(us) / n * 1000).toFixed(3)} ns/request per idle connection; `
-        + `core memory per connection as the last ${rounds[0].steps[k].added} opened: median ${median(openedKB).toFixed(2)} KB; req/s ${median(rounds.map((r) => r.steps[k].withIdle.rps / r.base.rps)).toFixed(2)}x of 0 idle`);
+        + `req/s ${median(rounds.map((r) => r.steps[k].withIdle.rps / r.base.rps)).toFixed(2)}x of 0 idle; `
+        + `core memory per connection for the ${m.added} opened last, before any load: ${((m.openedKB - m.beforeKB) / m.added).toFixed(2)} KB opened, ${((m.parkedKB - m.beforeKB) / m.added).toFixed(2)} KB once parked`);
     });
     lines.push(`closed by the server meanwhile: ${rounds.map((r) => r.closedMeanwhile).join(', ')}`);
   }
