@@ -2,9 +2,10 @@
 // raw connections: the default side (requests read with Node's HTTP parser
 // on a plain socket server) and the node:http fallback (--forwarder
 // node-http) must behave alike. Malformed requests get 400, an oversize head
-// 431; pipelined requests come back in order; a chunked request body streams
-// to the app after a 100 Continue; a response without a length goes chunked
-// to HTTP/1.1 and ends with the connection for HTTP/1.0.
+// 431; pipelined requests come back in order, at most 32 taken ahead of
+// their answers; a chunked request body streams to the app after a 100
+// Continue; a response without a length goes chunked to HTTP/1.1 and ends
+// with the connection for HTTP/1.0.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -133,6 +134,21 @@ for (const forwarder of ['builtin', 'node-http'] as const) {
     const all = answers(c.text(), true);
     assert.equal(all.length, 5);
     assert.equal(all[4].headers.connection, 'close');
+  });
+
+  test(`${forwarder}: a client that pipelines 64 KB of requests in one write has 32 taken: the 32nd is answered with Connection: close, the rest reach no app`, async (t) => {
+    const s = await startServer(t, appCopy(t, 'basic'), ['--min-instances', '1', '--forwarder', forwarder]);
+    await eventually(async () => (await s.appPids()).length === 1, 20_000, 'a process');
+    const one = 'GET /pid HTTP/1.1\r\nHost: x\r\n\r\n';
+    // The first one keeps every answer behind it waiting while the rest is read.
+    const c = raw(t, s.port, 'GET /sleep?ms=1000 HTTP/1.1\r\nHost: x\r\n\r\n' + one.repeat(Math.floor(64 * 1024 / one.length)));
+    await c.closed;
+    const got = answers(c.text(), true);
+    assert.equal(got.length, 32);
+    assert.ok(got.every((a) => a.status === 200));
+    assert.deepEqual([got[30].headers.connection, got[31].headers.connection], ['keep-alive', 'close']);
+    const processed = (await s.status()).groups[0].processes.reduce((n, p) => n + p.processed, 0);
+    assert.equal(processed, 32, 'the app saw the 32 taken, no more');
   });
 
   test(`${forwarder}: a chunked request body streams to the app after a 100 Continue`, async (t) => {

@@ -49,9 +49,10 @@ interface NodeHttpSide {
 /** The node:http server with its forwarder and the upgrade forwarder. */
 async function nodeHttpSide(ctx: ForwardingContext): Promise<NodeHttpSide> {
   const http = await import('node:http');
-  const { NodeHttpForwarder } = await import('../proxy/forward-node-http.js');
+  const { NodeHttpForwarder, capPipelining } = await import('../proxy/forward-node-http.js');
   const forwarder = new NodeHttpForwarder(ctx);
   const server = http.createServer({ keepAliveTimeout: KEEP_ALIVE_MS, requestTimeout: 0 }, forwarder.handle);
+  server.on('connection', capPipelining);
   return { server, forwarder, upgrades: await upgradeForwarder(server, ctx) };
 }
 

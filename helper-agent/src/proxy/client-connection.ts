@@ -1,8 +1,9 @@
 // The requests of one client connection, so they end with it. Node emits
 // `close` only for the response that owns the socket: a pipelined response
 // still queued behind it never hears that the client left. Every request is
-// closed here when the connection closes, whatever it was doing, and at most
-// PIPELINE_DEPTH requests of one connection are with an app at a time.
+// closed here when the connection closes, whatever it was doing, at most
+// PIPELINE_DEPTH requests of one connection are with an app at a time, and at
+// most PIPELINE_TAKEN are taken ahead of their answers.
 import type { Socket } from 'node:net';
 
 /**
@@ -13,6 +14,19 @@ import type { Socket } from 'node:net';
  * is noticed at the next write to it, when an earlier response comes.)
  */
 export const PIPELINE_DEPTH = 4;
+
+/**
+ * Requests a connection takes ahead of their answers. Reading stops past
+ * PIPELINE_DEPTH, but what one read brought is parsed to its end, and 64 KB
+ * of small pipelined requests would be over 2,000 held requests (about 1.6 MB
+ * of the core's memory per connection on the parser side, over 5 MB on
+ * node:http's). The last one taken is answered with
+ * `Connection: close`; the client sends the rest again on a new connection.
+ */
+export const PIPELINE_TAKEN = 32;
+
+/** What becomes of a request that arrived: taken, taken as the connection's last, or dropped unanswered (the last was taken). */
+export type Take = 'taken' | 'last' | 'dropped';
 
 /** A request on a client connection. */
 export interface ConnectionRequest {
@@ -51,6 +65,10 @@ export class ClientConnection {
   private closed = false;
   /** Reading was stopped for held requests. */
   private stopped = false;
+  /** Requests take() took whose answers are not over. */
+  private unanswered = 0;
+  /** The last request was taken: later ones are dropped. */
+  private full = false;
 
   constructor(private readonly socket: TrackedSocket) {
     socket.once('close', this.onClose);
@@ -75,6 +93,29 @@ export class ClientConnection {
     return false;
   }
 
+  /**
+   * A request arrived on node:http's side (the parser side counts its own).
+   * The one with PIPELINE_TAKEN - 1 unanswered ahead of it is the last taken:
+   * it is answered with Connection: close, and the ones after it are never
+   * routed nor answered.
+   */
+  take(): Take {
+    if (this.full) return 'dropped';
+    if (++this.unanswered < PIPELINE_TAKEN) return 'taken';
+    this.full = true;
+    return 'last';
+  }
+
+  /** The answer to a request take() took is over (sent or cut short). */
+  answered(): void {
+    this.unanswered--;
+  }
+
+  /** The last request was taken: whatever the client sends after it is not. */
+  get takesNoMore(): boolean {
+    return this.full;
+  }
+
   /** A request is over (answered, failed or abandoned): the next waiting one may go. */
   leave(r: ConnectionRequest): void {
     if (!this.requests.delete(r)) return;
@@ -96,6 +137,11 @@ export class ClientConnection {
     for (const r of [...this.requests]) r.close();
     this.requests.clear();
   };
+}
+
+/** The socket's connection took its last request (take()); false before its first. */
+export function tookLast(socket: Socket): boolean {
+  return (socket as TrackedSocket)[kConnection]?.takesNoMore === true;
 }
 
 /** The connection a request came on (one tracker per connection, made on its first request). */

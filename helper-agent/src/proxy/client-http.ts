@@ -12,7 +12,7 @@
 // more: an upgrade (WebSockets) to the upgrade forwarder with its socket and
 // first bytes, a static file to node:http (the fallback request side), which
 // then serves that connection to its end.
-import { PIPELINE_DEPTH } from './client-connection';
+import { PIPELINE_DEPTH, PIPELINE_TAKEN } from './client-connection';
 import { ClientRequest, RequestBody, type BodySource } from './client-request';
 import { ClientStream, type StreamHandle, type StreamOwner } from './client-stream';
 import { HTTPParser, METHODS, type ParseError, type Parser } from './http-parser';
@@ -23,15 +23,6 @@ import { BODY, CONTINUE, EXPECT_OTHER, HOST, Slot, plainResponse, scanHead } fro
 export const KEEP_ALIVE_MS = 65_000;
 /** Output a request behind the one being answered holds before it tells its app to wait. */
 const OUT_LIMIT = 64 * 1024;
-/**
- * Requests a connection takes ahead of its answers. Reading stops past
- * PIPELINE_DEPTH, but what one read brought is parsed to its end, and 64 KB
- * of small pipelined requests would be over 2,000 held requests (about 1.6 MB
- * of the core's memory per connection). The last one taken is answered with
- * `Connection: close`; the client sends the rest again on a new connection.
- */
-const PIPELINE_TAKEN = 32;
-
 const CONTINUE_LINE = 'HTTP/1.1 100 Continue\r\n\r\n';
 
 // Reasons the client is not read.

@@ -6,10 +6,11 @@
 // (The @fastify/reply-from path in forward-reply-from.ts does several times
 // this work per request; README.md has the numbers.)
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { PassengerError } from '../errors';
 import type { Group } from '../pool/group';
 import type { AppRequest } from './app-client';
-import { connectionOf, type ClientConnection } from './client-connection';
+import { connectionOf, tookLast, type ClientConnection } from './client-connection';
 import { agentErrorResponse } from './error-pages';
 import type { RequestSnapshot } from '../admin/protocol';
 import { AppClientExchange } from './app-client-exchange';
@@ -20,7 +21,8 @@ import { hasBody } from './retry';
 export type { ForwardingContext } from './exchange';
 
 const kExchange = Symbol('passenger.exchange');
-type TrackedResponse = ServerResponse & { [kExchange]?: NodeHttpExchange };
+const kConnection = Symbol('passenger.connection');
+type TrackedResponse = ServerResponse & { [kExchange]?: NodeHttpExchange; [kConnection]?: ClientConnection };
 
 /** One client request on the default path: the request core plus the app client's response handler. */
 class NodeHttpExchange extends AppClientExchange {
@@ -97,7 +99,38 @@ class NodeHttpExchange extends AppClientExchange {
  * with the connection, client-connection.ts.)
  */
 function onResponseClose(this: TrackedResponse): void {
+  this[kConnection]?.answered();
   this[kExchange]?.close();
+}
+
+const kOnIncoming = Symbol('passenger.onIncoming');
+type OnIncoming = (req: IncomingMessage, keepAlive: boolean) => number;
+/** node:http's parser of a connection (`socket.parser`, not public), which hands each request head to its `onIncoming`. */
+interface ServerParser { socket: Socket | null; onIncoming: OnIncoming | null }
+type ParsedSocket = Socket & { parser?: ServerParser | null; [kOnIncoming]?: OnIncoming };
+
+/**
+ * A head past the connection's last request is answered to the parser with
+ * 2, "no body, and what follows is no HTTP" (as node:http's client does for
+ * an upgrade): the parser stops there and the rest of the read is dropped.
+ * Else node:http would parse it to its end and make a request and a response
+ * of every head in it (over 2,000 for 64 KB of small pipelined requests),
+ * only for handle() to drop them.
+ */
+function onIncoming(this: ServerParser, req: IncomingMessage, keepAlive: boolean): number {
+  const sock = this.socket as ParsedSocket;
+  if (tookLast(sock)) return 2;
+  return (sock[kOnIncoming] as OnIncoming)(req, keepAlive);
+}
+
+/** For the server's 'connection' event, after node:http's own: the connection's parser stops at the first head past its last request. */
+export function capPipelining(sock: Socket): void {
+  const s = sock as ParsedSocket;
+  const p = s.parser;
+  // A Node without it parses on; handle() drops what comes past the last.
+  if (p == null || typeof p.onIncoming !== 'function') return;
+  s[kOnIncoming] = p.onIncoming;
+  p.onIncoming = onIncoming;
 }
 
 export class NodeHttpForwarder {
@@ -111,6 +144,15 @@ export class NodeHttpForwarder {
 
   /** The request listener for the HTTP server. */
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const conn = connectionOf(req.socket);
+    const take = conn.take();
+    // Past the connection's last request: never routed nor answered; the
+    // connection ends after the last one's answer.
+    if (take === 'dropped') return;
+    if (take === 'last') res.shouldKeepAlive = false;
+    (res as TrackedResponse)[kConnection] = conn;
+    // on(), not once(): once() wraps the listener in a new closure per call.
+    res.on('close', onResponseClose);
     if (this.ctx.staticFiles !== undefined && this.ctx.staticFiles.tryServe(req, res, this.forward)) return;
     this.forward(req, res);
   };
@@ -122,13 +164,11 @@ export class NodeHttpForwarder {
       sendAgentResponse(res, g, null);
       return;
     }
-    const ex = new NodeHttpExchange(this, req, res as TrackedResponse, g, connectionOf(req.socket));
+    const ex = new NodeHttpExchange(this, req, res as TrackedResponse, g, (res as TrackedResponse)[kConnection] as ClientConnection);
     // A request without a body is read (nothing) now: else the server drains
     // it after the response, with a listener sweep and a tick per request.
     if (!ex.withBody) req.read();
     (res as TrackedResponse)[kExchange] = ex;
-    // on(), not once(): once() wraps the listener in a new closure per call.
-    res.on('close', onResponseClose);
     this.inFlight.add(ex);
     if (ex.conn.join(ex)) ex.start();
   };
