@@ -15,7 +15,7 @@ const SWEEP_MS = 5_000;
 const TRIM_AFTER = 64;
 
 /** The listening handle as net.Server keeps it: its accept callback is replaced once it listens. */
-type ListenHandle = { onconnection: (err: number, client?: StreamHandle) => void };
+type ListenHandle = { onconnection: (err: number, client?: StreamHandle) => void; setNoDelay?(on: boolean): number };
 
 /** The listening side: accepts connections and keeps them for close() and destroy(). */
 export class ClientHttpServer {
@@ -32,12 +32,14 @@ export class ClientHttpServer {
     // Connections come only from the event loop, after 'listening'.
     this.server.on('listening', () => {
       const lh = (this.server as unknown as { _handle: ListenHandle })._handle;
+      // TCP: accepted connections inherit TCP_NODELAY from the listening
+      // socket (Linux copies it), so it is set once here, not per connection.
+      lh.setNoDelay?.(true);
       lh.onconnection = (err, client) => {
         if (err !== 0 || client === undefined || this.closing) {
           client?.close(() => undefined);
           return;
         }
-        client.setNoDelay?.(true);
         onConnection?.(client.fd);
         this.conns.add(new ClientHttpConnection(this, client));
       };
