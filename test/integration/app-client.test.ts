@@ -146,3 +146,43 @@ test('app client: an idle connection is closed by the agent before the app\'s ow
   assert.equal((await send(client, {})).body, 'ok');
   assert.equal(connections(), 2);
 });
+
+test('app client: a request written to a connection the app has already closed fails through onError with a code the retry rules read, and the client serves on', async (t) => {
+  // The app answers as if it kept the connection, then closes it at once:
+  // the agent reuses it before it has read the end.
+  const app = net.createServer((sock) => {
+    sock.on('error', () => undefined);
+    sock.once('data', () => {
+      sock.write('HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\nx');
+      sock.destroy();
+    });
+  });
+  const { endpoint, connections } = await serve(t, app);
+  const client = new AppClient(endpoint);
+  t.after(() => client.destroy());
+  const second = await new Promise<{ thrown: unknown; result: Promise<Reply> | null }>((resolve) => {
+    client.dispatch({ method: 'GET', path: '/', headers: ['host', 'app'], body: null }, {
+      onConnect() {},
+      onHeaders() { return true; },
+      onData() { return true; },
+      onComplete() {
+        // In the same tick as the first answer: its connection is back in the idle list.
+        let result: Promise<Reply> | null = null;
+        let thrown: unknown = null;
+        try {
+          result = send(client, {});
+          result.catch(() => undefined);
+        } catch (e) {
+          thrown = e;
+        }
+        resolve({ thrown, result });
+      },
+      onError(e) { throw e; },
+    });
+  });
+  assert.equal(second.thrown, null, 'dispatch does not throw');
+  await assert.rejects(second.result as Promise<Reply>, (e: NodeJS.ErrnoException) => ['EPIPE', 'ECONNRESET', 'E_APP_CONNECTION_LOST'].includes(e.code ?? ''));
+  assert.equal(connections(), 1, 'the second request went to the first connection');
+  assert.equal((await send(client, {})).body, 'x', 'the next request opens a connection of its own');
+  assert.equal(connections(), 2);
+});
