@@ -64,7 +64,9 @@ function groupNode(g: GroupSnapshot, now: number): Node {
   const capacity = alive + g.spawning;
   return ['supergroup', [
     ['name', g.name],
-    ['state', g.processes.length === 0 && g.spawning > 0 ? 'RESTARTING' : 'READY'],
+    // Passenger 6 writes READY here whatever the group does (0 processes and
+    // 1 spawning included); its spawning shows in processes_being_spawned.
+    ['state', 'READY'],
     ['get_wait_list_size', g.queue],
     ['capacity_used', capacity],
     ['group', [
