@@ -285,6 +285,29 @@ async function openIdle(port, count, stops) {
 }
 
 /**
+ * Opens idle connections up to each of `counts` (ascending) in turn, then
+ * closes them all. `before(count, added)` runs before a step's connections
+ * open and returns the step, which runs 2 s after they did. Resolves with how
+ * many the server closed meanwhile.
+ */
+async function stepThrough(port, counts, stops, before) {
+  const closers = [];
+  let open = 0;
+  for (const count of counts) {
+    const step = await before(count, count - open);
+    closers.push(await openIdle(port, count - open, stops));
+    await sleep(2000);
+    await step();
+    open = count;
+  }
+  let closed = 0;
+  for (const close of closers) closed += await close();
+  // The core closes its side as the holders' connections end.
+  await sleep(3000);
+  return closed;
+}
+
+/**
  * The core's memory per idle connection, on the core as it started (counts
  * opened in turn, each also after a sweep parked them); then `rounds` times:
  * a load with no idle connection, then one beside each of
@@ -311,42 +334,27 @@ async function idleScenario(counts, rounds, seconds) {
     // Memory first, on the core as it started: after a load its heap and
     // malloc arenas have room that new connections fill unseen.
     const memory = [];
-    {
-      const closers = [];
-      let open = 0;
-      for (const count of counts) {
-        const beforeKB = privateDirtyKB(pids.core);
-        closers.push(await openIdle(port, count - open, stops));
-        await sleep(2000);
+    await stepThrough(port, counts, stops, async (count, added) => {
+      const beforeKB = privateDirtyKB(pids.core);
+      return async () => {
         const openedKB = privateDirtyKB(pids.core);
         // Idle through a whole sweep (5 s), each connection lets go of its parser.
         await sleep(11_000);
-        memory.push({ count, added: count - open, beforeKB, openedKB, parkedKB: privateDirtyKB(pids.core) });
-        log(`idle: ${count} idle connections, no load: core ${openedKB} KB opened, ${memory[memory.length - 1].parkedKB} KB once parked`);
-        open = count;
-      }
-      for (const close of closers) await close();
-      await sleep(3000);
-    }
+        const parkedKB = privateDirtyKB(pids.core);
+        memory.push({ count, added, beforeKB, openedKB, parkedKB });
+        log(`idle: ${count} idle connections, no load: core ${openedKB} KB opened, ${parkedKB} KB once parked`);
+      };
+    });
     const out = [];
     for (let i = 1; i <= rounds; i++) {
       const base = await measure(dir, port, seconds, pids);
       log(`idle: round ${i}: 0 idle connections: ${Math.round(base.rps)} req/s, core ${base.coreKB} KB, ${base.usPerReq.toFixed(1)} us/request`);
-      const closers = [];
       const steps = [];
-      let open = 0;
-      for (const count of counts) {
-        closers.push(await openIdle(port, count - open, stops));
-        await sleep(2000);
+      const closedMeanwhile = await stepThrough(port, counts, stops, async (count) => async () => {
         const withIdle = await measure(dir, port, seconds, pids);
         log(`idle: round ${i}: ${count} idle connections: ${Math.round(withIdle.rps)} req/s, core ${withIdle.coreKB} KB, ${withIdle.usPerReq.toFixed(1)} us/request`);
         steps.push({ count, withIdle });
-        open = count;
-      }
-      let closedMeanwhile = 0;
-      for (const close of closers) closedMeanwhile += await close();
-      // The core closes its side as the holders' connections end.
-      await sleep(3000);
+      });
       out.push({ base, steps, closedMeanwhile });
     }
     return { memory, rounds: out };
