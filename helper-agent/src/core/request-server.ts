@@ -104,6 +104,8 @@ export async function createRequestServer(o: Options, listenFd: number | null, c
     const app = Fastify({ logger: false, keepAliveTimeout: KEEP_ALIVE_MS, requestTimeout: 0, return503OnClosing: false, forceCloseConnections: 'idle' });
     await registerReplyFromForwarding(app, ctx);
     const upgrades = await upgradeForwarder(app.server, ctx);
+    const { capPipelining } = await import('../proxy/forward-node-http.js');
+    app.server.on('connection', capPipelining);
     if (onConnection) app.server.on('connection', (sock: Socket) => onConnection(socketFd(sock)));
     return {
       listen: async () => {

@@ -103,8 +103,12 @@ const dispatcher = {
   },
 };
 
+const kTaken = Symbol('passenger.taken');
+type TakenResponse = Tracked<ServerResponse> & { [kTaken]?: ClientConnection };
+
 /** The response is over, sent or cut short (pipelined ones behind it close with the connection). */
-function onResponseClose(this: Tracked<ServerResponse>): void {
+function onResponseClose(this: TakenResponse): void {
+  this[kTaken]?.answered();
   this[kForward]?.close();
 }
 
@@ -143,16 +147,24 @@ export async function registerReplyFromForwarding(app: FastifyInstance, ctx: Rep
   app.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
 
   app.all('*', (request, reply) => {
+    const conn = connectionOf(request.raw.socket);
+    // At most PIPELINE_TAKEN requests of a connection ahead of their answers,
+    // as on the other request sides (capPipelining stops the parser past the
+    // last; without node:http's internals the ones past it are dropped here).
+    const take = conn.take();
+    if (take === 'dropped') return;
+    const res = reply.raw as TakenResponse;
+    if (take === 'last') res.shouldKeepAlive = false;
+    res[kTaken] = conn;
+    res.once('close', onResponseClose);
     const g = ctx.groupFor(request.raw);
     if (g instanceof PassengerError) {
       fail(reply, g, null);
       return;
     }
-    const f = new ReplyFromExchange(reply, g, ctx.log, connectionOf(request.raw.socket));
+    const f = new ReplyFromExchange(reply, g, ctx.log, conn);
     (request.raw as Tracked<IncomingMessage>)[kForward] = f;
-    const res = reply.raw as Tracked<ServerResponse>;
     res[kForward] = f;
-    res.once('close', onResponseClose);
     if (f.conn.join(f)) f.start();
   });
 }
