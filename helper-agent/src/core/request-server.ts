@@ -15,6 +15,7 @@ import type { AppProcess } from '../pool/process';
 import type { UpgradeForwarder } from '../proxy/forward-upgrade';
 import type { RequestSnapshot } from '../admin/protocol';
 import type { ForwardingContext, NodeHttpForwarder } from '../proxy/forward-node-http';
+import { CLIENT_TIMEOUTS } from '../proxy/client-timeouts';
 
 export interface RequestServer {
   listen(): Promise<void>;
@@ -27,8 +28,6 @@ export interface RequestServer {
   /** The requests in flight. */
   requests(): RequestSnapshot[];
 }
-
-const KEEP_ALIVE_MS = 65_000;
 
 function listenOptions(o: Options, listenFd: number | null): { fd: number } | { path: string } | { host: string; port: number } {
   if (listenFd !== null) return { fd: listenFd };
@@ -51,7 +50,7 @@ async function nodeHttpSide(ctx: ForwardingContext): Promise<NodeHttpSide> {
   const http = await import('node:http');
   const { NodeHttpForwarder, capPipelining } = await import('../proxy/forward-node-http.js');
   const forwarder = new NodeHttpForwarder(ctx);
-  const server = http.createServer({ keepAliveTimeout: KEEP_ALIVE_MS, requestTimeout: 0 }, forwarder.handle);
+  const server = http.createServer({ keepAliveTimeout: CLIENT_TIMEOUTS.keepAliveMs, requestTimeout: 0 }, forwarder.handle);
   server.on('connection', capPipelining);
   return { server, forwarder, upgrades: await upgradeForwarder(server, ctx) };
 }
@@ -101,7 +100,7 @@ export async function createRequestServer(o: Options, listenFd: number | null, c
   if (o.forwarder === 'reply-from') {
     const { default: Fastify } = await import('fastify');
     const { registerReplyFromForwarding } = await import('../proxy/forward-reply-from.js');
-    const app = Fastify({ logger: false, keepAliveTimeout: KEEP_ALIVE_MS, requestTimeout: 0, return503OnClosing: false, forceCloseConnections: 'idle' });
+    const app = Fastify({ logger: false, keepAliveTimeout: CLIENT_TIMEOUTS.keepAliveMs, requestTimeout: 0, return503OnClosing: false, forceCloseConnections: 'idle' });
     await registerReplyFromForwarding(app, ctx);
     const upgrades = await upgradeForwarder(app.server, ctx);
     if (onConnection) app.server.on('connection', (sock: Socket) => onConnection(socketFd(sock)));
