@@ -15,7 +15,7 @@ import type { AppProcess } from '../pool/process';
 import type { UpgradeForwarder } from '../proxy/forward-upgrade';
 import type { RequestSnapshot } from '../admin/protocol';
 import type { ForwardingContext, NodeHttpForwarder } from '../proxy/forward-node-http';
-import { CLIENT_TIMEOUTS } from '../proxy/client-timeouts';
+import { CLIENT_TIMEOUTS, nodeHttpOptions, onNodeHttpClientError, onNodeHttpTimeout, type ClientTimeouts } from '../proxy/client-timeouts';
 
 export interface RequestServer {
   listen(): Promise<void>;
@@ -45,12 +45,28 @@ interface NodeHttpSide {
   upgrades: UpgradeForwarder;
 }
 
-/** The node:http server with its forwarder and the upgrade forwarder. */
-async function nodeHttpSide(ctx: ForwardingContext): Promise<NodeHttpSide> {
+/**
+ * A node:http server that keeps to the request side's timeouts
+ * (client-timeouts.ts), its requests answered by `listener`. node:http sets
+ * up what checks its connections (the head timeout, closeIdleConnections(),
+ * closeAllConnections()) when it starts listening: a server that is only
+ * handed connections (`listens` false) is told it did, else a head trickled
+ * onto one of them would never time out.
+ */
+export async function nodeHttpServer(listener: http.RequestListener, listens: boolean, timeouts: ClientTimeouts = CLIENT_TIMEOUTS): Promise<http.Server> {
   const http = await import('node:http');
+  const server = http.createServer(nodeHttpOptions(timeouts), listener);
+  server.on('timeout', onNodeHttpTimeout);
+  server.on('clientError', onNodeHttpClientError);
+  if (!listens) server.emit('listening');
+  return server;
+}
+
+/** The node:http server with its forwarder and the upgrade forwarder. */
+async function nodeHttpSide(ctx: ForwardingContext, listens: boolean): Promise<NodeHttpSide> {
   const { NodeHttpForwarder, capPipelining } = await import('../proxy/forward-node-http.js');
   const forwarder = new NodeHttpForwarder(ctx);
-  const server = http.createServer({ keepAliveTimeout: CLIENT_TIMEOUTS.keepAliveMs, requestTimeout: 0 }, forwarder.handle);
+  const server = await nodeHttpServer(forwarder.handle, listens);
   server.on('connection', capPipelining);
   return { server, forwarder, upgrades: await upgradeForwarder(server, ctx) };
 }
@@ -119,7 +135,7 @@ export async function createRequestServer(o: Options, listenFd: number | null, c
     };
   }
   if (o.forwarder === 'node-http' || !(await builtinAvailable(ctx))) {
-    const { server, forwarder, upgrades } = await nodeHttpSide(ctx);
+    const { server, forwarder, upgrades } = await nodeHttpSide(ctx, true);
     if (onConnection) server.on('connection', (sock: Socket) => onConnection(socketFd(sock)));
     return {
       listen: () => listenOn(server, o, listenFd),
@@ -142,7 +158,7 @@ export async function createRequestServer(o: Options, listenFd: number | null, c
   let loading: Promise<NodeHttpSide> | null = null;
   const later = (sock: Socket, then: (s: NodeHttpSide) => void): void => {
     if (side !== null) { then(side); return; }
-    loading ??= nodeHttpSide(ctx).then((s) => (side = s));
+    loading ??= nodeHttpSide(ctx, false).then((s) => (side = s));
     // A client that left while it loaded is not handed on: nothing would see its socket close.
     loading.then((s) => { if (!sock.destroyed) then(s); }, (e: Error) => {
       ctx.log.warn(`cannot load the node:http side for a handed-over connection: ${e.message}`);
