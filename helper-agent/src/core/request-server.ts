@@ -15,6 +15,7 @@ import type { AppProcess } from '../pool/process';
 import type { UpgradeForwarder } from '../proxy/forward-upgrade';
 import type { RequestSnapshot } from '../admin/protocol';
 import type { ForwardingContext, NodeHttpForwarder } from '../proxy/forward-node-http';
+import { CLIENT_TIMEOUTS, nodeHttpOptions, onNodeHttpClientError, onNodeHttpTimeout, type ClientTimeouts } from '../proxy/client-timeouts';
 
 export interface RequestServer {
   listen(): Promise<void>;
@@ -27,8 +28,6 @@ export interface RequestServer {
   /** The requests in flight. */
   requests(): RequestSnapshot[];
 }
-
-const KEEP_ALIVE_MS = 65_000;
 
 function listenOptions(o: Options, listenFd: number | null): { fd: number } | { path: string } | { host: string; port: number } {
   if (listenFd !== null) return { fd: listenFd };
@@ -46,12 +45,28 @@ interface NodeHttpSide {
   upgrades: UpgradeForwarder;
 }
 
-/** The node:http server with its forwarder and the upgrade forwarder. */
-async function nodeHttpSide(ctx: ForwardingContext): Promise<NodeHttpSide> {
+/**
+ * A node:http server that keeps to the request side's timeouts
+ * (client-timeouts.ts), its requests answered by `listener`. node:http sets
+ * up what checks its connections (the head timeout, closeIdleConnections(),
+ * closeAllConnections()) when it starts listening: a server that is only
+ * handed connections (`listens` false) is told it did, else a head trickled
+ * onto one of them would never time out.
+ */
+export async function nodeHttpServer(listener: http.RequestListener, listens: boolean, timeouts: ClientTimeouts = CLIENT_TIMEOUTS): Promise<http.Server> {
   const http = await import('node:http');
+  const server = http.createServer(nodeHttpOptions(timeouts), listener);
+  server.on('timeout', onNodeHttpTimeout);
+  server.on('clientError', onNodeHttpClientError);
+  if (!listens) server.emit('listening');
+  return server;
+}
+
+/** The node:http server with its forwarder and the upgrade forwarder. */
+async function nodeHttpSide(ctx: ForwardingContext, listens: boolean): Promise<NodeHttpSide> {
   const { NodeHttpForwarder, capPipelining } = await import('../proxy/forward-node-http.js');
   const forwarder = new NodeHttpForwarder(ctx);
-  const server = http.createServer({ keepAliveTimeout: KEEP_ALIVE_MS, requestTimeout: 0 }, forwarder.handle);
+  const server = await nodeHttpServer(forwarder.handle, listens);
   server.on('connection', capPipelining);
   return { server, forwarder, upgrades: await upgradeForwarder(server, ctx) };
 }
@@ -101,7 +116,7 @@ export async function createRequestServer(o: Options, listenFd: number | null, c
   if (o.forwarder === 'reply-from') {
     const { default: Fastify } = await import('fastify');
     const { registerReplyFromForwarding } = await import('../proxy/forward-reply-from.js');
-    const app = Fastify({ logger: false, keepAliveTimeout: KEEP_ALIVE_MS, requestTimeout: 0, return503OnClosing: false, forceCloseConnections: 'idle' });
+    const app = Fastify({ logger: false, keepAliveTimeout: CLIENT_TIMEOUTS.keepAliveMs, requestTimeout: 0, return503OnClosing: false, forceCloseConnections: 'idle' });
     await registerReplyFromForwarding(app, ctx);
     const upgrades = await upgradeForwarder(app.server, ctx);
     const { capPipelining } = await import('../proxy/forward-node-http.js');
@@ -122,7 +137,7 @@ export async function createRequestServer(o: Options, listenFd: number | null, c
     };
   }
   if (o.forwarder === 'node-http' || !(await builtinAvailable(ctx))) {
-    const { server, forwarder, upgrades } = await nodeHttpSide(ctx);
+    const { server, forwarder, upgrades } = await nodeHttpSide(ctx, true);
     if (onConnection) server.on('connection', (sock: Socket) => onConnection(socketFd(sock)));
     return {
       listen: () => listenOn(server, o, listenFd),
@@ -145,7 +160,7 @@ export async function createRequestServer(o: Options, listenFd: number | null, c
   let loading: Promise<NodeHttpSide> | null = null;
   const later = (sock: Socket, then: (s: NodeHttpSide) => void): void => {
     if (side !== null) { then(side); return; }
-    loading ??= nodeHttpSide(ctx).then((s) => (side = s));
+    loading ??= nodeHttpSide(ctx, false).then((s) => (side = s));
     // A client that left while it loaded is not handed on: nothing would see its socket close.
     loading.then((s) => { if (!sock.destroyed) then(s); }, (e: Error) => {
       ctx.log.warn(`cannot load the node:http side for a handed-over connection: ${e.message}`);

@@ -3,13 +3,11 @@
 // are taken as bare handles (client-stream.ts) for client-http.ts, which
 // keeps them for close(), destroy() and the idle sweep.
 import * as net from 'node:net';
-import { ClientHttpConnection, KEEP_ALIVE_MS } from './client-http';
+import { ClientHttpConnection } from './client-http';
+import { CLIENT_TIMEOUTS, type ClientTimeouts } from './client-timeouts';
 import type { StreamHandle } from './client-stream';
 import type { ClientHttpHandler } from './client-slot';
 import { trimMemory } from '../platform/native';
-
-/** How often connections are checked against KEEP_ALIVE_MS (one timer for all, none per connection or request); one idle for a whole sweep is parked. */
-const SWEEP_MS = 5_000;
 
 /** Parsers freed in one sweep past which the C heap's free pages go back to the system (they stay the process's otherwise). */
 const TRIM_AFTER = 64;
@@ -26,8 +24,12 @@ export class ClientHttpServer {
 
   private readonly sweep: NodeJS.Timeout;
 
-  /** `onConnection`: told each accepted connection's descriptor. */
-  constructor(readonly handler: ClientHttpHandler, onConnection?: (fd: number) => void) {
+  /**
+   * `onConnection`: told each accepted connection's descriptor. Connections
+   * are checked against `timeouts` by one sweep every `sweepMs`; one idle for
+   * a whole sweep is parked.
+   */
+  constructor(readonly handler: ClientHttpHandler, onConnection?: (fd: number) => void, timeouts: ClientTimeouts = CLIENT_TIMEOUTS) {
     this.server = net.createServer();
     // Connections come only from the event loop, after 'listening'.
     this.server.on('listening', () => {
@@ -44,16 +46,17 @@ export class ClientHttpServer {
         this.conns.add(new ClientHttpConnection(this, client));
       };
     });
+    const { keepAliveMs, sweepMs } = timeouts;
     this.sweep = setInterval(() => {
       const now = Date.now();
       let freed = 0;
       for (const c of this.conns) {
         if (!c.idle) continue;
-        if (c.idleSince <= now - KEEP_ALIVE_MS) c.timedOut();
-        else if (c.idleSince <= now - SWEEP_MS && c.park()) freed++;
+        if (c.idleSince <= now - keepAliveMs) c.timedOut();
+        else if (c.idleSince <= now - sweepMs && c.park()) freed++;
       }
       if (freed >= TRIM_AFTER) trimMemory();
-    }, SWEEP_MS);
+    }, sweepMs);
     this.sweep.unref();
   }
 

@@ -19,8 +19,6 @@ import { HTTPParser, METHODS, type ParseError, type Parser } from './http-parser
 import type { ClientHttpServer } from './client-http-server';
 import { BODY, CONTINUE, EXPECT_OTHER, HOST, Slot, plainResponse, scanHead } from './client-slot';
 
-/** An idle keep-alive connection closes after this; a head must be in before it, counted from when the connection last went idle. */
-export const KEEP_ALIVE_MS = 65_000;
 /** Output a request behind the one being answered holds before it tells its app to wait. */
 const OUT_LIMIT = 64 * 1024;
 const CONTINUE_LINE = 'HTTP/1.1 100 Continue\r\n\r\n';
@@ -203,7 +201,7 @@ export class ClientHttpConnection implements BodySource, StreamOwner {
     this.queue[0]?.responder.drained();
   }
 
-  /** Idle for KEEP_ALIVE_MS (the server's sweep): an idle connection closes, a head that has not arrived gets 408. */
+  /** Idle for the keep-alive time (the server's sweep, client-timeouts.ts), counted from when it last went idle: an idle connection closes, a head that has not arrived gets 408. */
   timedOut(): void {
     if (this.queue.length > 0 || this.gone) return;
     if (this.inHead && !this.ended) {
