@@ -116,7 +116,12 @@ export async function createRequestServer(o: Options, listenFd: number | null, c
   if (o.forwarder === 'reply-from') {
     const { default: Fastify } = await import('fastify');
     const { registerReplyFromForwarding } = await import('../proxy/forward-reply-from.js');
-    const app = Fastify({ logger: false, keepAliveTimeout: CLIENT_TIMEOUTS.keepAliveMs, requestTimeout: 0, return503OnClosing: false, forceCloseConnections: 'idle' });
+    // The same client timeouts as the node:http side (client-timeouts.ts).
+    const app = Fastify({
+      logger: false, http: nodeHttpOptions(CLIENT_TIMEOUTS), keepAliveTimeout: CLIENT_TIMEOUTS.keepAliveMs, requestTimeout: 0,
+      clientErrorHandler: onNodeHttpClientError, return503OnClosing: false, forceCloseConnections: 'idle',
+    });
+    app.server.on('timeout', onNodeHttpTimeout);
     await registerReplyFromForwarding(app, ctx);
     const upgrades = await upgradeForwarder(app.server, ctx);
     const { capPipelining } = await import('../proxy/forward-node-http.js');
