@@ -24,6 +24,7 @@ export const ERROR_CODES = {
   E_REQUEST_TIMEOUT: 'a request ran too long (max_request_time)',
   E_BAD_GATEWAY: 'an app process failed to answer a forwarded request',
   E_SHUTTING_DOWN: 'the server is stopping: a request that no process will serve any more (503)',
+  E_BODY_TOO_LARGE: 'a request body passed the limit the web server sent with it (413)',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

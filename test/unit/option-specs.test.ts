@@ -85,7 +85,7 @@ test('scopes: the option lists of each command, app file and group follow from e
   assert.deepEqual(props(APP_OPTION_SPECS), ofScope('group', 'route'));
   assert.deepEqual([...GROUP_PROPS].sort(), ofScope('group', 'route'));
   // Spot checks that the scopes say what the commands always did.
-  for (const p of ['port', 'address', 'daemonize', 'forwarder', 'directMode', 'startupFile', 'envvars', 'user', 'group']) assert.ok(!props(AGENT_OPTION_SPECS).includes(p), `passenger agent takes no ${p}`);
+  for (const p of ['port', 'address', 'daemonize', 'directMode', 'startupFile', 'envvars', 'user', 'group']) assert.ok(!props(AGENT_OPTION_SPECS).includes(p), `passenger agent takes no ${p}`);
   for (const p of ['appRootAllow', 'socketMode', 'preStart']) assert.ok(!props(START_OPTION_SPECS).includes(p), `passenger start takes no ${p}`);
   for (const p of ['maxPoolSize', 'logLevel', 'socket', 'port', 'directMode']) assert.ok(!props(APP_OPTION_SPECS).includes(p), `an app file does not set ${p}`);
 

@@ -12,6 +12,7 @@ import { createPool, serveApps, type CoreApps } from './core-apps';
 import { CoreStop } from './core-stop';
 import { MemoryLimiter, RestartFileWatcher } from './app-watchers';
 import { preStart } from './pre-start';
+import { bodyLimitOf } from '../proxy/body-limit';
 import { createRequestServer, type RequestServer } from './request-server';
 
 export interface CoreConfig {
@@ -106,7 +107,9 @@ async function requestServer(o: Options, cfg: CoreConfig, apps: CoreApps, log: L
     return { listen: async () => undefined, close: async () => undefined, destroy: () => undefined, processLeaving: () => undefined, requests: () => [] };
   }
   const fe = apps.frontends;
-  return createRequestServer(o, cfg.listenFd, { groupFor: apps.groupFor, log, staticFiles: apps.staticFiles }, fe ? (fd) => fe.noteConnection(fd) : undefined);
+  // The web server's body limit is taken where its app headers are: behind it (there is a resolver), never standalone.
+  const ctx = { groupFor: apps.groupFor, bodyLimitOf: apps.resolver !== null ? bodyLimitOf : undefined, log, staticFiles: apps.staticFiles };
+  return createRequestServer(o, cfg.listenFd, ctx, fe ? (fd) => fe.noteConnection(fd) : undefined);
 }
 
 /** Listens, or says why it cannot (to the log and the watchdog) and exits with the apps stopped. */

@@ -275,6 +275,8 @@ export class ClientHttpConnection implements BodySource, StreamOwner {
     this.currentBody = null;
     body?.end();
     if (!s.keepAlive) this.ended = true; // the client said it sends no more
+    // A body dropped past its limit is over: its 413 went out, the connection goes.
+    if (body !== null && body.dropping) this.finish();
   }
 
   // BodySource.
@@ -382,6 +384,15 @@ export class ClientHttpConnection implements BodySource, StreamOwner {
     if (this.gone || this.queue.length > 0) return;
     const s = this.stream;
     if (s.destroyed) return;
+    // A body past its limit was answered 413 and is read to its end and
+    // dropped before the connection closes: a web server that sends all of
+    // it before it reads the answer would otherwise find the connection
+    // reset under its writes and answer 502. Its end calls here again; the
+    // idle sweep closes a connection whose body never ends.
+    if (this.currentBody !== null && this.currentBody.dropping) {
+      this.idleSince = Date.now();
+      return;
+    }
     if (this.refusal !== null) {
       s.write(plainResponse(this.refusal, false, '', '', true));
     } else if (s.writableLength === 0 && this.stops === 0) {

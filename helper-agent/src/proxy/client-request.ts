@@ -61,6 +61,11 @@ export interface BodySource {
   bodyFree(body: RequestBody): void;
 }
 
+/** Told when a body passes its limit (body-limit.ts). */
+export interface BodyOverflow {
+  bodyTooLarge(limit: number): void;
+}
+
 /** Bytes held for a reader that is not reading (not yet connected to an app, or paused) before the client is no longer read. */
 const HELD_LIMIT = 64 * 1024;
 
@@ -68,7 +73,9 @@ const HELD_LIMIT = 64 * 1024;
  * A request body: the parser pushes slices of what the client sent, a reader
  * (app-client.ts) takes them with one 'data' and one 'end' listener. While
  * the reader is paused or not there yet, slices are held, and past
- * HELD_LIMIT the connection stops reading the client.
+ * HELD_LIMIT the connection stops reading the client. Past its limit (when
+ * it has one) the reader hears no more of it, not even its end, and the
+ * rest of it is read and dropped.
  */
 export class RequestBody {
   private onData: ((chunk: Buffer) => void) | null = null;
@@ -79,10 +86,16 @@ export class RequestBody {
   private full = false;
   private received = false;
   private endSent = false;
+  private seen = 0;
+  private max = Infinity;
+  private overflow: BodyOverflow | null = null;
+  /** It passed its limit: what comes is dropped. */
+  dropping = false;
 
   constructor(private readonly source: BodySource) {}
 
   on(event: 'data' | 'end', fn: ((chunk: Buffer) => void) | (() => void)): this {
+    if (this.dropping) return this;
     if (event === 'data') this.onData = fn as (chunk: Buffer) => void;
     else this.onEnd = fn as () => void;
     this.flush();
@@ -112,8 +125,18 @@ export class RequestBody {
     return this.received;
   }
 
+  /** At most `bytes` reach the reader; the slice that would pass them goes to `overflow` instead. */
+  limit(bytes: number, overflow: BodyOverflow): void {
+    this.max = bytes;
+    this.overflow = overflow;
+  }
+
   /** From the parser: the next slice. */
   push(chunk: Buffer): void {
+    if ((this.seen += chunk.length) > this.max) {
+      this.over();
+      return;
+    }
     if (this.onData !== null && !this.paused && this.held.length === 0) {
       this.onData(chunk);
       return;
@@ -130,6 +153,21 @@ export class RequestBody {
   end(): void {
     this.received = true;
     this.flush();
+  }
+
+  /** Past the limit: the reader is let go of, what was held goes, and the connection reads on (to drop the rest). */
+  private over(): void {
+    if (this.dropping) return;
+    this.dropping = true;
+    this.onData = null;
+    this.onEnd = null;
+    this.held = [];
+    this.heldBytes = 0;
+    if (this.full) {
+      this.full = false;
+      this.source.bodyFree(this);
+    }
+    this.overflow?.bodyTooLarge(this.max);
   }
 
   private flush(): void {

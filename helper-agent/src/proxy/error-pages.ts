@@ -56,6 +56,7 @@ export function agentErrorResponse(err: Error, group: Group | null): AgentRespon
   if (code === 'E_APP_ROOT_DENIED') return { status: 403, type: 'text/plain; charset=utf-8', body: `${err.message}\n` };
   if (code === 'E_NO_APP') return { status: 404, type: 'text/plain; charset=utf-8', body: `${err.message}\n` };
   if (code === 'E_SHUTTING_DOWN') return { status: 503, type: 'text/plain; charset=utf-8', body: 'Service Unavailable: the server is shutting down.\n', close: true };
+  if (code === 'E_BODY_TOO_LARGE') return { status: 413, type: 'text/plain; charset=utf-8', body: 'Payload Too Large: the request body is larger than this server takes.\n', close: true };
   if (code === 'E_BAD_GATEWAY') return { status: 502, type: 'text/plain; charset=utf-8', body: 'Bad Gateway: the application process failed to answer.\n' };
   if (group?.options.friendlyErrorPages) return { status: 500, type: 'text/html; charset=utf-8', body: spawnErrorPage(err, group) };
   return { status: 500, type: 'text/plain; charset=utf-8', body: 'Internal Server Error: the application could not be started. The server log says why.\n' };

@@ -6,11 +6,12 @@
 // move: each subclass sends the request, answers the client itself, and cuts
 // either side off.
 import type { RequestSnapshot } from '../admin/protocol';
-import type { PassengerError } from '../errors';
+import { PassengerError } from '../errors';
 import type { Group, QueueTicket } from '../pool/group';
 import type { AppProcess } from '../pool/process';
 import { Session } from '../pool/session';
 import type { ConnectionRequest } from './client-connection';
+import type { BodyOverflow } from './client-request';
 import { clientOf, type RequestHead } from './headers';
 import { mayRetry, rootCode, shouldDetach, upstreamCode, upstreamError } from './retry';
 import { cookieFor, requestedProcess } from './sticky';
@@ -19,6 +20,8 @@ import type { StaticFiles } from './static-files';
 export interface ForwardingContext {
   /** The group a request belongs to, or an error to answer with. */
   groupFor(req: RequestHead): Group | PassengerError;
+  /** Behind a web server: the request body limit it sent (body-limit.ts), or null. Absent where no web server is trusted to say. */
+  bodyLimitOf?(req: RequestHead): number | null;
   log: { warn(msg: string): void };
   /** Standalone: the app's public/ files, served without the app. */
   staticFiles?: StaticFiles;
@@ -34,7 +37,7 @@ export interface ForwardingContext {
  */
 export type ExchangeState = 'held' | 'queued' | 'forwarded' | 'responding' | 'websocket' | 'closed';
 
-export abstract class Exchange implements ConnectionRequest {
+export abstract class Exchange implements ConnectionRequest, BodyOverflow {
   // Changed only by the methods below; a subclass and the outside read them.
   private st: ExchangeState = 'held';
   private held: Session | null = null;
@@ -197,6 +200,24 @@ export abstract class Exchange implements ConnectionRequest {
     if (this.st === 'closed') return;
     this.answer(err);
     this.close();
+  }
+
+  /**
+   * The client's body passed the web server's limit: 413 while the app has
+   * not answered, else the response is cut short; the app's request is cut
+   * off either way, so the app never takes what it got for the whole body.
+   */
+  bodyTooLarge(limit: number): void {
+    const state = this.st;
+    if (state === 'closed') return;
+    if (state === 'responding' || state === 'websocket') {
+      this.log.warn(`${this.req.method} ${this.req.url}: the request body passed ${limit} bytes (the web server's limit) after the app answered; the response is cut short`);
+      this.cutClient();
+      this.close();
+      return;
+    }
+    this.log.warn(`${this.req.method} ${this.req.url}: the request body passed ${limit} bytes (the web server's limit): answered 413`);
+    this.fail(new PassengerError('E_BODY_TOO_LARGE', `the request body passed ${limit} bytes, the web server's limit`));
   }
 
   /** The app's part is over: its process is free (the client may still be receiving). */

@@ -188,6 +188,10 @@ export class BuiltinForwarder implements ClientHttpHandler {
       return;
     }
     const ex = new BuiltinExchange(this, slot.req, conn, slot, g, body);
+    if (body !== null && this.ctx.bodyLimitOf !== undefined) {
+      const limit = this.ctx.bodyLimitOf(slot.req);
+      if (limit !== null) body.limit(limit, ex);
+    }
     slot.responder = ex;
     this.inFlight.add(ex);
     if (admitted) ex.start();

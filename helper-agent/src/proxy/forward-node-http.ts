@@ -14,6 +14,7 @@ import { connectionOf, tookLast, type ClientConnection } from './client-connecti
 import { agentErrorResponse } from './error-pages';
 import type { RequestSnapshot } from '../admin/protocol';
 import { AppClientExchange } from './app-client-exchange';
+import { limitedBody } from './body-limit';
 import type { ForwardingContext } from './exchange';
 import { appHeaders, stripResponseHopByHop } from './headers';
 import { hasBody } from './retry';
@@ -36,10 +37,14 @@ class NodeHttpExchange extends AppClientExchange {
     readonly res: TrackedResponse,
     group: Group,
     readonly conn: ClientConnection,
+    bodyLimitOf: ForwardingContext['bodyLimitOf'],
   ) {
     super(req, group, forwarder.log);
     this.withBody = hasBody(req.headers);
-    this.opts = { path: req.url as string, method: req.method as string, headers: appHeaders(req), body: this.withBody ? req : null };
+    // Behind a web server that sent a body limit, the body is counted against it (body-limit.ts).
+    const limit = this.withBody && bodyLimitOf !== undefined ? bodyLimitOf(req) : null;
+    const body = !this.withBody ? null : limit === null ? req : limitedBody(req, limit, this);
+    this.opts = { path: req.url as string, method: req.method as string, headers: appHeaders(req), body };
   }
 
   // ResponseHandler: the app client reports here.
@@ -75,7 +80,8 @@ class NodeHttpExchange extends AppClientExchange {
   // The request core's hooks.
 
   protected answer(err: Error): void {
-    sendAgentResponse(this.res, err, this.group);
+    if ((err as { code?: string }).code === 'E_BODY_TOO_LARGE') answerTooLarge(this.req as IncomingMessage, this.res, err, this.group);
+    else sendAgentResponse(this.res, err, this.group);
   }
 
   protected clientGone(): boolean {
@@ -164,7 +170,7 @@ export class NodeHttpForwarder {
       sendAgentResponse(res, g, null);
       return;
     }
-    const ex = new NodeHttpExchange(this, req, res as TrackedResponse, g, (res as TrackedResponse)[kConnection] as ClientConnection);
+    const ex = new NodeHttpExchange(this, req, res as TrackedResponse, g, (res as TrackedResponse)[kConnection] as ClientConnection, this.ctx.bodyLimitOf);
     // A request without a body is read (nothing) now: else the server drains
     // it after the response, with a listener sweep and a tick per request.
     if (!ex.withBody) req.read();
@@ -177,6 +183,30 @@ export class NodeHttpForwarder {
     const now = Date.now();
     return [...this.inFlight].map((ex) => ex.snapshot(now)).sort((a, b) => b.age_ms - a.age_ms);
   }
+}
+
+/** A client whose body passed its limit and never ends is let go after this. */
+const LINGER_MS = 65_000;
+
+/**
+ * The 413 for a body past its limit goes out at once, but its response ends
+ * (and node:http closes the connection) only once the rest of the body was
+ * read and dropped: a web server that sends all of it before it reads the
+ * answer would otherwise find the connection reset under its writes and
+ * answer 502. As the parser side does (client-http.ts).
+ */
+function answerTooLarge(req: IncomingMessage, res: ServerResponse, err: Error, group: Group | null): void {
+  if (res.headersSent || res.destroyed) return;
+  const r = agentErrorResponse(err, group);
+  res.writeHead(r.status, { 'content-type': r.type, 'content-length': Buffer.byteLength(r.body), connection: 'close' });
+  if (req.complete) {
+    res.end(r.body);
+    return;
+  }
+  res.write(r.body);
+  const timer = setTimeout(() => { res.destroy(); }, LINGER_MS);
+  req.once('end', () => { res.end(); });
+  res.once('close', () => { clearTimeout(timer); });
 }
 
 function sendAgentResponse(res: ServerResponse, err: Error, group: Group | null): void {

@@ -42,14 +42,24 @@ export function sizeBytes(size: string): number {
 }
 
 /**
- * Apache: a body larger than `bytes` (as its Content-Length declares) gets
- * 413; its LimitRequestBody does not apply to proxied requests. Only under
- * URIs matching `uriRe`, when given. Nothing for 0 (no limit).
+ * Apache: a body larger than `bytes` gets 413; its LimitRequestBody does not
+ * apply to proxied requests. Apache checks the Content-Length a client
+ * declares; the agent counts a body without one against the limit sent in
+ * X-Passenger-Max-Body-Size. The rule only under URIs matching `uriRe`, when
+ * given; the header only on requests `on` (an `expr=` condition) selects.
+ * For 0 (no limit) no rule, and the header is removed (a client's too).
  */
-export function bodyLimitRule(uriRe: string, bytes: number): string {
-  if (bytes === 0) return '';
-  return `${uriRe ? `RewriteCond %{REQUEST_URI} ${uriRe}\n` : ''}RewriteCond expr "%{HTTP:Content-Length} -gt ${bytes}"\nRewriteRule ^ - [R=413,L]\n`;
+export function bodyLimitRule(uriRe: string, bytes: number, on: string): string {
+  if (bytes === 0) return `RequestHeader unset X-Passenger-Max-Body-Size ${on}\n`;
+  return `RequestHeader set X-Passenger-Max-Body-Size ${bytes} ${on}\n${uriRe ? `RewriteCond %{REQUEST_URI} ${uriRe}\n` : ''}`
+    + `RewriteCond expr "%{HTTP:Content-Length} -gt ${bytes}"\nRewriteRule ^ - [R=413,L]\n`;
 }
+
+/** The shipped snippet's limit for requests no app snippet marked (PASSENGER_APP). */
+export const SHIPPED_LIMIT_ON = `"expr=-z reqenv('PASSENGER_APP')"`;
+
+/** The shipped snippet's body limit lines, as bodyLimitRule() writes them. */
+export const SHIPPED_LIMIT_RE = /^RequestHeader (?:set|unset) X-Passenger-Max-Body-Size .*\n(?:RewriteCond expr "%\{HTTP:Content-Length\} -gt \d+"\nRewriteRule .*\n)?/m;
 
 /**
  * The app's options as the JSON of X-Passenger-App-Options, with every
@@ -144,7 +154,8 @@ export function apacheAppSnippet(shipped: string, s: AppSnippetSpec, socket: str
   const uriRe = s.baseUri.replace(/[.+=,~@-]/g, (c) => `\\${c}`);
   // The shipped snippet's settings for every forwarded request: the proxy worker, headers, limits.
   const common = shipped.slice(shipped.indexOf('AllowEncodedSlashes'))
-    .replace(/^# The largest request body[^]*?\nRewriteRule .*\n/m, '')
+    .replace(/^# The largest request body.*\n(?:#.*\n)*/m, '')
+    .replace(SHIPPED_LIMIT_RE, '')
     .replace(/^RewriteCond %\{DOCUMENT_ROOT\}.*\n/m, '')
     .replace(/^RewriteCond %\{THE_REQUEST\}.*\n/m, '')
     .replace(/^RewriteRule .*\n/m, '');
@@ -157,7 +168,7 @@ ${s.baseUri === '' ? `Alias / ${pub}/` : `Alias ${s.baseUri} ${pub}`}
     Require all granted
 </Directory>
 ${common.trimEnd()}
-${bodyLimitRule(`^${uriRe}(/.*)?$`, sizeBytes(s.maxBodySize))}# ${s.baseUri || '/'} and below: what is no file under public/ goes to the app
+${bodyLimitRule(`^${uriRe}(/.*)?$`, sizeBytes(s.maxBodySize), on)}# ${s.baseUri || '/'} and below: what is no file under public/ goes to the app
 # as the client sent it (see the shipped snippet), marked as this app's.
 RewriteCond %{REQUEST_URI} ^${uriRe}(/.*)?$
 RewriteCond ${pub}%1 !-f

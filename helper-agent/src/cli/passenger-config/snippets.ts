@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { APP_OPTION_SPECS, DEFAULT_AGENT_SOCKET, parseArgv, usageOfOptions, type FlagSpec, type Options } from '../../config';
 import { PACKAGE_ROOT } from '../../version';
 import { die } from '../common';
-import { apacheAppSnippet, bodyLimitRule, checkAppRoot, checkBaseUri, nginxAppSnippet, sizeBytes } from './app-snippet';
+import { SHIPPED_LIMIT_ON, SHIPPED_LIMIT_RE, apacheAppSnippet, bodyLimitRule, checkAppRoot, checkBaseUri, nginxAppSnippet, sizeBytes } from './app-snippet';
 import type { Command } from './command';
 
 const DEFAULT_MAX_BODY = '1024m';
@@ -71,7 +71,7 @@ Examples:
       const file = path.join(dir, values.http ? 'passenger-http.conf' : values.keepalive ? 'passenger-keepalive.conf' : 'passenger.conf');
       let text = fs.readFileSync(file, 'utf8').split(DEFAULT_AGENT_SOCKET).join(socket);
       text = text.replace(/^client_max_body_size \S+;$/m, `client_max_body_size ${maxBody};`)
-        .replace(/^RewriteCond expr "%\{HTTP:Content-Length\} -gt \d+"\nRewriteRule .*\n/m, bodyLimitRule('', sizeBytes(maxBody)));
+        .replace(SHIPPED_LIMIT_RE, bodyLimitRule('', sizeBytes(maxBody), SHIPPED_LIMIT_ON));
       const appRoot = values.appRoot as string | undefined;
       if (appRoot === undefined) {
         const appFlag = APP_OPTION_SPECS.find((s) => s.prop in options)?.flag ?? (values.baseUri !== undefined ? '--base-uri' : undefined);

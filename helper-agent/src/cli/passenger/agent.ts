@@ -44,6 +44,8 @@ export async function agent(argv: string[]): Promise<number> {
   if (o.socketMode && !/^0?[0-7]{3}$/.test(o.socketMode)) throw new ConfigError(`--socket-mode: expected an octal mode like 0660, got ${o.socketMode}`);
   if (o.socketOwner && uidOf(o.socketOwner) === null) throw new ConfigError(`--socket-owner ${o.socketOwner}: no such user`);
   if (o.socketGroup && gidOf(o.socketGroup) === null) throw new ConfigError(`--socket-group ${o.socketGroup}: no such group`);
+  // Apps behind a web server may set sticky_sessions or max_request_time in their own files, which reply-from lacks.
+  if (o.forwarder === 'reply-from') throw new ConfigError('--forwarder reply-from is for passenger start only', 'behind a web server use builtin (the default) or node-http');
   checkAppUsers(o);
   try {
     fs.mkdirSync(path.dirname(o.socket), { recursive: true, mode: 0o755 });
