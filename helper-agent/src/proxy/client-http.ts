@@ -275,7 +275,7 @@ export class ClientHttpConnection implements BodySource, StreamOwner {
     this.currentBody = null;
     body?.end();
     if (!s.keepAlive) this.ended = true; // the client said it sends no more
-    // A body dropped past its limit is over: its 413 went out, the connection goes.
+    // A dropped body is over: its request was answered, the connection goes.
     if (body !== null && body.dropping) this.finish();
   }
 
@@ -305,6 +305,14 @@ export class ClientHttpConnection implements BodySource, StreamOwner {
     if (data !== undefined && data.length > 0) this.write(slot, data);
     slot.done = true;
     if (this.queue[0] === slot) this.advance();
+  }
+
+  /**
+   * The agent answers `slot` before its body is over: the rest of the body is
+   * read and dropped, and the connection closes at its end (finish()).
+   */
+  dropBody(slot: Slot): void {
+    if (this.current === slot) this.currentBody?.drop();
   }
 
   /** The response broke off: the client must see it cut short. */
@@ -384,11 +392,13 @@ export class ClientHttpConnection implements BodySource, StreamOwner {
     if (this.gone || this.queue.length > 0) return;
     const s = this.stream;
     if (s.destroyed) return;
-    // A body past its limit was answered 413 and is read to its end and
+    // A body whose request was answered before it was over (the agent's own
+    // answer: 413 past its limit, 503, 502, 403...) is read to its end and
     // dropped before the connection closes: a web server that sends all of
     // it before it reads the answer would otherwise find the connection
     // reset under its writes and answer 502. Its end calls here again; the
-    // idle sweep closes a connection whose body never ends.
+    // idle sweep closes a connection whose body has not ended within the
+    // keep-alive time, and a client that leaves meanwhile is closed at once.
     if (this.currentBody !== null && this.currentBody.dropping) {
       this.idleSince = Date.now();
       return;

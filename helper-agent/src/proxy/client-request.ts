@@ -74,8 +74,8 @@ const HELD_LIMIT = 64 * 1024;
  * (app-client.ts) takes them with one 'data' and one 'end' listener. While
  * the reader is paused or not there yet, slices are held, and past
  * HELD_LIMIT the connection stops reading the client. Past its limit (when
- * it has one) the reader hears no more of it, not even its end, and the
- * rest of it is read and dropped.
+ * it has one), or once its request was answered without it, the reader hears
+ * no more of it, not even its end, and the rest of it is read and dropped.
  */
 export class RequestBody {
   private onData: ((chunk: Buffer) => void) | null = null;
@@ -89,7 +89,7 @@ export class RequestBody {
   private seen = 0;
   private max = Infinity;
   private overflow: BodyOverflow | null = null;
-  /** It passed its limit: what comes is dropped. */
+  /** It passed its limit, or its request was answered without it: what comes is dropped. */
   dropping = false;
 
   constructor(private readonly source: BodySource) {}
@@ -133,6 +133,7 @@ export class RequestBody {
 
   /** From the parser: the next slice. */
   push(chunk: Buffer): void {
+    if (this.dropping) return;
     if ((this.seen += chunk.length) > this.max) {
       this.over();
       return;
@@ -155,8 +156,19 @@ export class RequestBody {
     this.flush();
   }
 
-  /** Past the limit: the reader is let go of, what was held goes, and the connection reads on (to drop the rest). */
+  /** Past the limit: the rest is dropped, and the one told of the overflow answers. */
   private over(): void {
+    if (this.dropping) return;
+    this.drop();
+    this.overflow?.bodyTooLarge(this.max);
+  }
+
+  /**
+   * The request was answered before its body was over: the reader is let go
+   * of (it hears no more, not even the end), what was held goes, and the
+   * connection reads on, dropping the rest.
+   */
+  drop(): void {
     if (this.dropping) return;
     this.dropping = true;
     this.onData = null;
@@ -167,7 +179,6 @@ export class RequestBody {
       this.full = false;
       this.source.bodyFree(this);
     }
-    this.overflow?.bodyTooLarge(this.max);
   }
 
   private flush(): void {

@@ -26,7 +26,9 @@ const JOIN_LIMIT = 8192;
 function agentAnswer(conn: ClientHttpConnection, slot: Slot, err: Error, group: Group | null): void {
   if (conn.destroyed) return;
   const r = agentErrorResponse(err, group);
-  // A body not read to its end leaves nothing to read the next request from.
+  // A body not read to its end leaves nothing to read the next request
+  // from: the rest of it is dropped, and the connection closes after it.
+  if (!slot.bodyDone) conn.dropBody(slot);
   slot.keepAlive &&= slot.bodyDone && !r.close;
   conn.end(slot, plainResponse(r.status, slot.keepAlive, `content-type: ${r.type}\r\n`, r.body, slot.req.method === 'HEAD'));
 }

@@ -11,6 +11,7 @@ import { PassengerError } from '../errors';
 import type { Group } from '../pool/group';
 import type { AppRequest } from './app-client';
 import { connectionOf, tookLast, type ClientConnection } from './client-connection';
+import { CLIENT_TIMEOUTS } from './client-timeouts';
 import { agentErrorResponse } from './error-pages';
 import type { RequestSnapshot } from '../admin/protocol';
 import { AppClientExchange } from './app-client-exchange';
@@ -80,8 +81,7 @@ class NodeHttpExchange extends AppClientExchange {
   // The request core's hooks.
 
   protected answer(err: Error): void {
-    if ((err as { code?: string }).code === 'E_BODY_TOO_LARGE') answerTooLarge(this.req as IncomingMessage, this.res, err, this.group);
-    else sendAgentResponse(this.res, err, this.group);
+    sendAgentResponse(this.req as IncomingMessage, this.res, err, this.group, this.withBody);
   }
 
   protected clientGone(): boolean {
@@ -167,7 +167,7 @@ export class NodeHttpForwarder {
   private readonly forward = (req: IncomingMessage, res: ServerResponse): void => {
     const g = this.ctx.groupFor(req);
     if (g instanceof PassengerError) {
-      sendAgentResponse(res, g, null);
+      sendAgentResponse(req, res, g, null, hasBody(req.headers));
       return;
     }
     const ex = new NodeHttpExchange(this, req, res as TrackedResponse, g, (res as TrackedResponse)[kConnection] as ClientConnection, this.ctx.bodyLimitOf);
@@ -185,33 +185,33 @@ export class NodeHttpForwarder {
   }
 }
 
-/** A client whose body passed its limit and never ends is let go after this. */
-const LINGER_MS = 65_000;
-
 /**
- * The 413 for a body past its limit goes out at once, but its response ends
- * (and node:http closes the connection) only once the rest of the body was
- * read and dropped: a web server that sends all of it before it reads the
- * answer would otherwise find the connection reset under its writes and
- * answer 502. As the parser side does (client-http.ts).
+ * The agent's own answer. One given before the request's body is over goes
+ * out at once, but its response ends (and node:http closes the connection)
+ * only once the rest of the body was read and dropped: a web server that
+ * sends all of it before it reads the answer would otherwise find the
+ * connection reset under its writes and answer 502. As the parser side does
+ * (client-http.ts): a body that has not ended within the keep-alive time is
+ * cut off, and a client that leaves meanwhile closes the response at once.
  */
-function answerTooLarge(req: IncomingMessage, res: ServerResponse, err: Error, group: Group | null): void {
+function sendAgentResponse(req: IncomingMessage, res: ServerResponse, err: Error, group: Group | null, withBody: boolean): void {
   if (res.headersSent || res.destroyed) return;
   const r = agentErrorResponse(err, group);
-  res.writeHead(r.status, { 'content-type': r.type, 'content-length': Buffer.byteLength(r.body), connection: 'close' });
-  if (req.complete) {
+  const early = withBody && !req.complete;
+  const length = Buffer.byteLength(r.body);
+  res.writeHead(r.status, r.close || early ? { 'content-type': r.type, 'content-length': length, connection: 'close' } : { 'content-type': r.type, 'content-length': length });
+  if (!early) {
     res.end(r.body);
     return;
   }
   res.write(r.body);
-  const timer = setTimeout(() => { res.destroy(); }, LINGER_MS);
+  const timer = setTimeout(cutLinger, CLIENT_TIMEOUTS.keepAliveMs, res);
   req.once('end', () => { res.end(); });
   res.once('close', () => { clearTimeout(timer); });
+  // Whatever read the body before (the app's side) has let go of it, maybe paused: it flows, unread.
+  req.resume();
 }
 
-function sendAgentResponse(res: ServerResponse, err: Error, group: Group | null): void {
-  if (res.headersSent || res.destroyed) return;
-  const r = agentErrorResponse(err, group);
-  res.writeHead(r.status, r.close ? { 'content-type': r.type, 'content-length': Buffer.byteLength(r.body), connection: 'close' } : { 'content-type': r.type, 'content-length': Buffer.byteLength(r.body) });
-  res.end(r.body);
+function cutLinger(res: ServerResponse): void {
+  res.destroy();
 }
