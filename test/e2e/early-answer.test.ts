@@ -1,0 +1,79 @@
+// Behind a real web server, an answer the agent gives before a large request
+// body has arrived (a full queue, a refused app root) reaches the client as
+// that answer: the agent reads the rest of the body and drops it before it
+// closes, so the web server, still writing the body, finds no reset under its
+// writes and passes the answer on instead of a 502 of its own. (Apache's
+// mod_proxy answered 502 before; nginx with the one-line snippet passed the
+// answer on either way, and is checked alongside.)
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { eventually, poolStatus, stopAfter, type HttpResult } from '../helpers';
+import { APACHE, NGINX, sharedDir, startAgent, startApache, startNginx, webApp, type Agent } from './web-servers';
+
+const BODY = 5 << 20;
+
+/** A POST of `bytes` in 64 KB slices, with a Content-Length or chunked. */
+function upload(port: number, urlPath: string, bytes: number, chunked: boolean): Promise<HttpResult> {
+  return new Promise((resolve, reject) => {
+    const headers = chunked ? { 'transfer-encoding': 'chunked' } : { 'content-length': String(bytes) };
+    const req = http.request({ host: '127.0.0.1', port, path: urlPath, method: 'POST', agent: false, headers }, (res) => {
+      const got: Buffer[] = [];
+      res.on('data', (c: Buffer) => got.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(got).toString(), headers: res.headers }));
+      res.on('error', reject);
+    });
+    req.setTimeout(60_000, () => req.destroy(new Error(`timeout on ${urlPath}`)));
+    req.on('error', reject);
+    const slice = Buffer.alloc(64 * 1024, 'b');
+    let left = bytes;
+    const pump = (): void => {
+      while (left > 0) {
+        const n = Math.min(left, slice.length);
+        left -= n;
+        if (!req.write(n === slice.length ? slice : slice.subarray(0, n))) return void req.once('drain', pump);
+      }
+      req.end();
+    };
+    pump();
+  });
+}
+
+/** A request to the agent's socket that keeps its app process busy until the test ends. */
+function busy(t: TestContext, agent: Agent, app: string): void {
+  const s = net.connect(agent.socket);
+  s.on('error', () => undefined);
+  s.write(`GET /sleep?ms=120000 HTTP/1.1\r\nHost: x\r\nX-Passenger-Document-Root: ${path.join(app, 'public')}\r\n\r\n`);
+  stopAfter(t, () => s.destroy());
+}
+
+for (const server of ['apache', 'nginx'] as const) {
+  const missing = server === 'apache' ? !APACHE : !NGINX;
+  test(`${server}: a multi-MB upload answered early by the agent (queue full, app root refused) gets that answer, not 502`, { skip: missing ? `${server} is not installed` : false }, async (t) => {
+    const dir = sharedDir(t, `ptest-early-${server}-`);
+    fs.mkdirSync(path.join(dir, 'ok'), { mode: 0o755 });
+    fs.mkdirSync(path.join(dir, 'no'), { mode: 0o755 });
+    const app = webApp(t, path.join(dir, 'ok'));
+    const refused = webApp(t, path.join(dir, 'no'));
+    // One process taking one request at a time, one request waiting for it: the next gets 503 at once.
+    const agent = await startAgent(t, dir, path.join(dir, 'ok'), ['--min-instances', '1', '--max-pool-size', '1',
+      '--force-max-concurrent-requests-per-process', '1', '--max-request-queue-size', '1']);
+    const web = server === 'apache' ? await startApache(t, dir, agent.socket, [app, refused]) : await startNginx(t, dir, agent.socket, [app, refused]);
+    const [port, refusedPort] = web.ports;
+
+    busy(t, agent, app);
+    busy(t, agent, app);
+    await eventually(async () => (await poolStatus(agent.registry)).groups[0]?.queue === 1, 30_000, 'one request to wait in the queue');
+    for (const chunked of [false, true]) {
+      const full = await upload(port, '/upload', BODY, chunked);
+      assert.equal(full.status, 503, `queue full, ${chunked ? 'chunked' : 'with a length'}: ${full.status} ${full.body.slice(0, 300)}`);
+      assert.match(full.body, /under heavy load/);
+      const denied = await upload(refusedPort, '/upload', BODY, chunked);
+      assert.equal(denied.status, 403, `app root refused, ${chunked ? 'chunked' : 'with a length'}: ${denied.status} ${denied.body.slice(0, 300)}`);
+    }
+    assert.ok(!/AH01084|AH01097|reset by peer|prematurely closed/.test(web.errorLog()), `the web server wrote no request body into a closed connection:\n${web.errorLog()}`);
+  });
+}
