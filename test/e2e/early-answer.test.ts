@@ -64,7 +64,11 @@ for (const server of ['apache', 'nginx'] as const) {
     const web = server === 'apache' ? await startApache(t, dir, agent.socket, [app, refused]) : await startNginx(t, dir, agent.socket, [app, refused]);
     const [port, refusedPort] = web.ports;
 
+    // The first request spawns the process and waits for it; only once the
+    // process has it does the second wait in the queue (sent together, the
+    // second found the first still queued, and was refused in its place).
     busy(t, agent, app);
+    await eventually(async () => (await poolStatus(agent.registry)).groups[0]?.processes[0]?.sessions === 1, 30_000, 'the process to take the first request');
     busy(t, agent, app);
     await eventually(async () => (await poolStatus(agent.registry)).groups[0]?.queue === 1, 30_000, 'one request to wait in the queue');
     for (const chunked of [false, true]) {
