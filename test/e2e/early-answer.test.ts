@@ -81,3 +81,30 @@ for (const server of ['apache', 'nginx'] as const) {
     assert.ok(!/AH01084|AH01097|reset by peer|prematurely closed/.test(web.errorLog()), `the web server wrote no request body into a closed connection:\n${web.errorLog()}`);
   });
 }
+
+// The app's own answer before it read the body (an upload refused up front,
+// as an Express app answering 401 or 413 without reading it): the agent
+// sends it whole with Connection: close and reads and drops the rest of the
+// body before it closes, on both request sides. Through Apache the client
+// got 502 before (the builtin side closed at once; the node-http side stopped
+// reading the body, and Apache gave up after its timeout).
+for (const server of ['apache', 'nginx'] as const) {
+  for (const side of ['builtin', 'node-http'] as const) {
+    const missing = server === 'apache' ? !APACHE : !NGINX;
+    test(`${server}, ${side}: a multi-MB upload the app answers without reading gets the app's answer, not 502`, { skip: missing ? `${server} is not installed` : false }, async (t) => {
+      const dir = sharedDir(t, `ptest-appearly-${server}-`);
+      fs.mkdirSync(path.join(dir, 'apps'), { mode: 0o755 });
+      const app = webApp(t, path.join(dir, 'apps'));
+      const agent = await startAgent(t, dir, path.join(dir, 'apps'), ['--forwarder', side, '--min-instances', '1', '--max-pool-size', '1']);
+      const web = server === 'apache' ? await startApache(t, dir, agent.socket, [app]) : await startNginx(t, dir, agent.socket, [app]);
+      for (const chunked of [false, true]) {
+        const denied = await upload(web.port, '/deny', BODY, chunked);
+        assert.equal(denied.status, 401, `${chunked ? 'chunked' : 'with a length'}: ${denied.status} ${denied.body.slice(0, 300)}`);
+        assert.equal(denied.body, 'denied\n');
+      }
+      const whole = await upload(web.port, '/upload', BODY, true);
+      assert.equal(whole.body, String(BODY), 'the app still takes whole uploads');
+      assert.ok(!/AH01084|AH01097|reset by peer|prematurely closed/.test(web.errorLog()), `the web server wrote no request body into a closed connection:\n${web.errorLog()}`);
+    });
+  }
+}

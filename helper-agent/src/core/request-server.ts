@@ -64,10 +64,11 @@ export async function nodeHttpServer(listener: http.RequestListener, listens: bo
 
 /** The node:http server with its forwarder and the upgrade forwarder. */
 async function nodeHttpSide(ctx: ForwardingContext, listens: boolean): Promise<NodeHttpSide> {
-  const { NodeHttpForwarder, capPipelining } = await import('../proxy/forward-node-http.js');
+  const { NodeHttpForwarder, capPipelining, refuseExpectation } = await import('../proxy/forward-node-http.js');
   const forwarder = new NodeHttpForwarder(ctx);
   const server = await nodeHttpServer(forwarder.handle, listens);
   server.on('connection', capPipelining);
+  server.on('checkExpectation', refuseExpectation);
   return { server, forwarder, upgrades: await upgradeForwarder(server, ctx) };
 }
 

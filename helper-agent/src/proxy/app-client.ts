@@ -36,6 +36,8 @@ export interface ResponseHandler {
   /** false: stop reading from the app until `resume` is called. */
   onData(chunk: Buffer): boolean;
   onComplete(): void;
+  /** Before onComplete(): the response is over and the app was not sent all of the request body; the rest of it is the handler's to let go of. */
+  onBodyLeft?(): void;
   onError(err: Error): void;
 }
 
@@ -260,6 +262,7 @@ class AppConnection {
       this.detachBody();
       this.client.forget(this);
       this.sock.destroy();
+      if (!this.bodyDone) h.onBodyLeft?.();
     }
     h.onComplete();
   }

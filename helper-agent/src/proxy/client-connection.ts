@@ -106,6 +106,11 @@ export class ClientConnection {
     return 'last';
   }
 
+  /** No request after the ones taken is taken (the last one's answer closes the connection). */
+  takeNoMore(): void {
+    this.full = true;
+  }
+
   /** The answer to a request take() took is over (sent or cut short). */
   answered(): void {
     this.unanswered--;

@@ -253,6 +253,8 @@ export class ClientHttpConnection implements BodySource, StreamOwner {
     const admitted = this.queue.length <= PIPELINE_DEPTH;
     if (!admitted) this.stopReading(HELD);
     if ((flags & EXPECT_OTHER) !== 0) {
+      // Refused before its body: the rest of it is read and dropped, then the connection closes (finish()).
+      body?.drop();
       slot.keepAlive = false;
       this.end(slot, plainResponse(417, false, '', '', false));
       return 0;
@@ -393,10 +395,11 @@ export class ClientHttpConnection implements BodySource, StreamOwner {
     const s = this.stream;
     if (s.destroyed) return;
     // A body whose request was answered before it was over (the agent's own
-    // answer: 413 past its limit, 503, 502, 403...) is read to its end and
-    // dropped before the connection closes: a web server that sends all of
-    // it before it reads the answer would otherwise find the connection
-    // reset under its writes and answer 502. Its end calls here again; the
+    // answer: 413 past its limit, 503, 502, 403, 417...; or the app's, given
+    // without reading it) is read to its end and dropped before the
+    // connection closes: a web server that sends all of it before it reads
+    // the answer would otherwise find the connection reset under its writes
+    // and answer 502. Its end calls here again; the
     // idle sweep closes a connection whose body has not ended within the
     // keep-alive time, and a client that leaves meanwhile is closed at once.
     if (this.currentBody !== null && this.currentBody.dropping) {

@@ -37,6 +37,7 @@ class BuiltinExchange extends AppClientExchange implements Responder {
   readonly withBody: boolean;
   private resume: (() => void) | null = null;
   protected readonly opts: AppRequest;
+  private readonly body: RequestBody | null;
   /** The response head, written with the first body bytes (or at the end). */
   private head: string | null = null;
   private chunked = false;
@@ -53,6 +54,7 @@ class BuiltinExchange extends AppClientExchange implements Responder {
   ) {
     super(req, group, forwarder.log);
     this.withBody = body !== null;
+    this.body = body;
     this.opts = { path: req.url, method: req.method, headers: appHeaders(req), body };
   }
 
@@ -97,6 +99,8 @@ class BuiltinExchange extends AppClientExchange implements Responder {
         slot.keepAlive = false;
       }
     }
+    // An answer before the body is over ends the connection (onBodyLeft()).
+    if (!slot.bodyDone) slot.keepAlive = false;
     head += slot.keepAlive ? 'connection: keep-alive\r\nkeep-alive: timeout=65\r\n\r\n' : 'connection: close\r\n\r\n';
     this.responding();
     this.resume = resume;
@@ -131,6 +135,15 @@ class BuiltinExchange extends AppClientExchange implements Responder {
     }
     if (!ok) this.waiting = true;
     return ok;
+  }
+
+  /**
+   * The app answered without taking all of the body: the rest is read and
+   * dropped, and a body still arriving ends the connection at its end, as
+   * after the agent's own early answers (client-http.ts).
+   */
+  onBodyLeft(): void {
+    this.body?.drop();
   }
 
   onComplete(): void {

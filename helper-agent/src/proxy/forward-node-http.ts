@@ -16,6 +16,7 @@ import { agentErrorResponse } from './error-pages';
 import type { RequestSnapshot } from '../admin/protocol';
 import { AppClientExchange } from './app-client-exchange';
 import { limitedBody } from './body-limit';
+import { RequestBody } from './client-request';
 import type { ForwardingContext } from './exchange';
 import { appHeaders, stripResponseHopByHop } from './headers';
 import { hasBody } from './retry';
@@ -57,6 +58,8 @@ class NodeHttpExchange extends AppClientExchange {
     if (cookie !== null) headers.push('set-cookie', cookie);
     this.responding();
     this.resume = resume;
+    // An answer before the body is over ends the connection (onBodyLeft()).
+    if (this.withBody && !(this.req as IncomingMessage).complete) this.res.shouldKeepAlive = false;
     this.res.writeHead(status, statusText || undefined, headers);
     return true;
   }
@@ -74,6 +77,10 @@ class NodeHttpExchange extends AppClientExchange {
     this.complete();
   }
 
+  onBodyLeft(): void {
+    answeredBeforeBody(this.req as IncomingMessage, this.res, this.opts.body, this.conn);
+  }
+
   onError(err: Error): void {
     this.upstreamFailed(err);
   }
@@ -81,7 +88,7 @@ class NodeHttpExchange extends AppClientExchange {
   // The request core's hooks.
 
   protected answer(err: Error): void {
-    sendAgentResponse(this.req as IncomingMessage, this.res, err, this.group, this.withBody);
+    sendAgentResponse(this.req as IncomingMessage, this.res, err, this.group, this.withBody, this.opts.body);
   }
 
   protected clientGone(): boolean {
@@ -185,16 +192,8 @@ export class NodeHttpForwarder {
   }
 }
 
-/**
- * The agent's own answer. One given before the request's body is over goes
- * out at once, but its response ends (and node:http closes the connection)
- * only once the rest of the body was read and dropped: a web server that
- * sends all of it before it reads the answer would otherwise find the
- * connection reset under its writes and answer 502. As the parser side does
- * (client-http.ts): a body that has not ended within the keep-alive time is
- * cut off, and a client that leaves meanwhile closes the response at once.
- */
-function sendAgentResponse(req: IncomingMessage, res: ServerResponse, err: Error, group: Group | null, withBody: boolean): void {
+/** The agent's own answer. One given before the request's body is over goes out at once with Connection: close, and ends after the body (endAfterBody()). */
+function sendAgentResponse(req: IncomingMessage, res: ServerResponse, err: Error, group: Group | null, withBody: boolean, body: AppRequest['body'] = null): void {
   if (res.headersSent || res.destroyed) return;
   const r = agentErrorResponse(err, group);
   const early = withBody && !req.complete;
@@ -205,13 +204,68 @@ function sendAgentResponse(req: IncomingMessage, res: ServerResponse, err: Error
     return;
   }
   res.write(r.body);
+  endAfterBody(req, res, body);
+}
+
+/**
+ * A response given before its request's body is over ends (and node:http,
+ * for one with Connection: close, closes the connection) only once the rest
+ * of the body was read and dropped: a web server that sends all of it before
+ * it reads the answer would otherwise find the connection reset under its
+ * writes and answer 502. As the parser side does (client-http.ts): a body
+ * that has not ended within the keep-alive time is cut off, and a client
+ * that leaves meanwhile closes the response at once.
+ */
+function endAfterBody(req: IncomingMessage, res: ServerResponse, body: AppRequest['body']): void {
+  if (res.destroyed) return;
   const timer = setTimeout(cutLinger, CLIENT_TIMEOUTS.keepAliveMs, res);
   req.once('end', () => { res.end(); });
   res.once('close', () => { clearTimeout(timer); });
-  // Whatever read the body before (the app's side) has let go of it, maybe paused: it flows, unread.
+  // Whatever read the body before (the app's side) has let go of it, maybe
+  // paused, maybe holding slices (a counted body): it flows, unread.
+  if (body instanceof RequestBody) body.drop();
   req.resume();
+}
+
+/** node:http's 'checkExpectation': an expectation other than 100-continue is refused, as on the parser side (417, then the connection closes after the body). */
+export function refuseExpectation(req: IncomingMessage, res: ServerResponse): void {
+  res.shouldKeepAlive = false;
+  res.writeHead(417, { 'content-length': 0 });
+  if (!hasBody(req.headers) || req.complete) {
+    res.end();
+    return;
+  }
+  res.flushHeaders();
+  endAfterBody(req, res, null);
 }
 
 function cutLinger(res: ServerResponse): void {
   res.destroy();
+}
+
+/**
+ * The app's answer is over (ending next) before the app took all of the
+ * body: the rest flows, unread. A body still arriving (its answer said
+ * Connection: close) is read to its end before the connection closes, as
+ * after the agent's own early answers; node:http would close it as soon as
+ * the answer is out, and the web server, still writing the body, would find
+ * it reset. The answer itself ends at once all the same: a chunked one's last
+ * chunk cannot wait for the body, which a web server may stop sending once it
+ * has an answer.
+ */
+function answeredBeforeBody(req: IncomingMessage, res: ServerResponse, body: AppRequest['body'], conn: ClientConnection): void {
+  if (body instanceof RequestBody) body.drop();
+  req.resume();
+  if (req.complete || res.destroyed) return;
+  const sock = req.socket;
+  // No request behind it is taken, and node:http keeps the connection open after the answer.
+  conn.takeNoMore();
+  (res as ServerResponse & { _last: boolean })._last = false;
+  const timer = setTimeout(cutSocket, CLIENT_TIMEOUTS.keepAliveMs, sock);
+  req.once('end', () => { sock.destroySoon(); });
+  sock.once('close', () => { clearTimeout(timer); });
+}
+
+function cutSocket(sock: Socket): void {
+  sock.destroy();
 }
