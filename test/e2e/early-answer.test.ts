@@ -7,40 +7,13 @@
 // answer on either way, and is checked alongside.)
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { eventually, poolStatus, stopAfter, type HttpResult } from '../helpers';
-import { APACHE, NGINX, sharedDir, startAgent, startApache, startNginx, webApp, type Agent } from './web-servers';
+import { eventually, poolStatus, stopAfter } from '../helpers';
+import { APACHE, NGINX, sharedDir, startAgent, startApache, startNginx, upload, webApp, type Agent } from './web-servers';
 
 const BODY = 5 << 20;
-
-/** A POST of `bytes` in 64 KB slices, with a Content-Length or chunked. */
-function upload(port: number, urlPath: string, bytes: number, chunked: boolean): Promise<HttpResult> {
-  return new Promise((resolve, reject) => {
-    const headers = chunked ? { 'transfer-encoding': 'chunked' } : { 'content-length': String(bytes) };
-    const req = http.request({ host: '127.0.0.1', port, path: urlPath, method: 'POST', agent: false, headers }, (res) => {
-      const got: Buffer[] = [];
-      res.on('data', (c: Buffer) => got.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(got).toString(), headers: res.headers }));
-      res.on('error', reject);
-    });
-    req.setTimeout(60_000, () => req.destroy(new Error(`timeout on ${urlPath}`)));
-    req.on('error', reject);
-    const slice = Buffer.alloc(64 * 1024, 'b');
-    let left = bytes;
-    const pump = (): void => {
-      while (left > 0) {
-        const n = Math.min(left, slice.length);
-        left -= n;
-        if (!req.write(n === slice.length ? slice : slice.subarray(0, n))) return void req.once('drain', pump);
-      }
-      req.end();
-    };
-    pump();
-  });
-}
 
 /** A request to the agent's socket that keeps its app process busy until the test ends. */
 function busy(t: TestContext, agent: Agent, app: string): void {
@@ -72,10 +45,10 @@ for (const server of ['apache', 'nginx'] as const) {
     busy(t, agent, app);
     await eventually(async () => (await poolStatus(agent.registry)).groups[0]?.queue === 1, 30_000, 'one request to wait in the queue');
     for (const chunked of [false, true]) {
-      const full = await upload(port, '/upload', BODY, chunked);
+      const full = await upload(port, '/upload', BODY, { chunked });
       assert.equal(full.status, 503, `queue full, ${chunked ? 'chunked' : 'with a length'}: ${full.status} ${full.body.slice(0, 300)}`);
       assert.match(full.body, /under heavy load/);
-      const denied = await upload(refusedPort, '/upload', BODY, chunked);
+      const denied = await upload(refusedPort, '/upload', BODY, { chunked });
       assert.equal(denied.status, 403, `app root refused, ${chunked ? 'chunked' : 'with a length'}: ${denied.status} ${denied.body.slice(0, 300)}`);
     }
     assert.ok(!/AH01084|AH01097|reset by peer|prematurely closed/.test(web.errorLog()), `the web server wrote no request body into a closed connection:\n${web.errorLog()}`);
@@ -98,11 +71,11 @@ for (const server of ['apache', 'nginx'] as const) {
       const agent = await startAgent(t, dir, path.join(dir, 'apps'), ['--forwarder', side, '--min-instances', '1', '--max-pool-size', '1']);
       const web = server === 'apache' ? await startApache(t, dir, agent.socket, [app]) : await startNginx(t, dir, agent.socket, [app]);
       for (const chunked of [false, true]) {
-        const denied = await upload(web.port, '/deny', BODY, chunked);
+        const denied = await upload(web.port, '/deny', BODY, { chunked });
         assert.equal(denied.status, 401, `${chunked ? 'chunked' : 'with a length'}: ${denied.status} ${denied.body.slice(0, 300)}`);
         assert.equal(denied.body, 'denied\n');
       }
-      const whole = await upload(web.port, '/upload', BODY, true);
+      const whole = await upload(web.port, '/upload', BODY, { chunked: true });
       assert.equal(whole.body, String(BODY), 'the app still takes whole uploads');
       assert.ok(!/AH01084|AH01097|reset by peer|prematurely closed/.test(web.errorLog()), `the web server wrote no request body into a closed connection:\n${web.errorLog()}`);
     });

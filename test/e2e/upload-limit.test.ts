@@ -4,29 +4,11 @@
 // comes from the snippet's X-Passenger-Max-Body-Size, which a client cannot
 // raise). The app never takes part of a body for all of it.
 import assert from 'node:assert/strict';
-import * as http from 'node:http';
 import { test } from 'node:test';
-import { eventually, type HttpResult } from '../helpers';
-import { APACHE, printedSnippet, sharedDir, startAgent, startApacheWith, webApp, type Agent } from './web-servers';
+import { eventually } from '../helpers';
+import { APACHE, printedSnippet, sharedDir, startAgent, startApacheWith, upload, webApp, type Agent } from './web-servers';
 
 const LIMIT = 10 * 1024;
-
-/** A POST whose body goes chunked (no Content-Length), in slices of at most 4 KB. */
-function chunkedPost(port: number, urlPath: string, bytes: number, headers: Record<string, string> = {}): Promise<HttpResult> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: urlPath, method: 'POST', agent: false, headers: { 'transfer-encoding': 'chunked', ...headers } }, (res) => {
-      const got: Buffer[] = [];
-      res.on('data', (c: Buffer) => got.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(got).toString(), headers: res.headers }));
-      res.on('error', reject);
-    });
-    req.setTimeout(60_000, () => req.destroy(new Error(`timeout on ${urlPath}`)));
-    req.on('error', reject);
-    const slice = Buffer.alloc(4096, 'b');
-    for (let left = bytes; left > 0; left -= slice.length) req.write(left >= slice.length ? slice : slice.subarray(0, left));
-    req.end();
-  });
-}
 
 /** Sizes of the bodies the app read to their end. */
 function ended(agent: Agent): number[] {
@@ -45,17 +27,17 @@ test('apache: a chunked upload past --max-body-size gets 413 and never reaches t
   const [plain, app] = web.ports;
   for (const [port, where] of [[plain, 'the shipped snippet'], [app, 'an app snippet']] as const) {
     // Under the limit: whole.
-    const small = await chunkedPost(port, '/upload-seen', 8192);
+    const small = await upload(port, '/upload-seen', 8192, { chunked: true, slice: 4096 });
     assert.deepEqual([small.status, small.body], [200, '8192'], where);
     // Past it: 50 KB (Apache streams it on, chunked), 12 KB (Apache reads it
     // first and sends it with a Content-Length), 5 MB (the agent reads the
     // rest and drops it, so Apache reads the 413 instead of failing its writes).
     for (const bytes of [50_000, 12_000, 5 << 20]) {
-      const big = await chunkedPost(port, '/upload-seen', bytes);
+      const big = await upload(port, '/upload-seen', bytes, { chunked: true, slice: 4096 });
       assert.equal(big.status, 413, `${where}, ${bytes} bytes: ${big.status} ${big.body.slice(0, 200)}`);
     }
     // A client's own header is replaced by the snippet's.
-    const forged = await chunkedPost(port, '/upload-seen', 50_000, { 'X-Passenger-Max-Body-Size': String(1 << 30) });
+    const forged = await upload(port, '/upload-seen', 50_000, { chunked: true, slice: 4096, headers: { 'X-Passenger-Max-Body-Size': String(1 << 30) } });
     assert.equal(forged.status, 413, `${where}, forged limit: ${forged.status} ${forged.body.slice(0, 200)}`);
   }
   await eventually(() => ended(agent).length === 2, 15_000, 'the two small uploads in the app log');

@@ -3,10 +3,11 @@
 // the system's web servers is read or changed.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import type { TestContext } from 'node:test';
-import { BIN, ROOT, alivePids, eventually, freePort, isAlive, killEverything, poolStatus, stopAfter, tmpDir } from '../helpers';
+import { BIN, ROOT, alivePids, eventually, freePort, isAlive, killEverything, poolStatus, stopAfter, tmpDir, type HttpResult } from '../helpers';
 
 export const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((f) => fs.existsSync(f)) ?? null;
 export const APACHE = ['/usr/sbin/apache2', '/usr/sbin/httpd'].find((f) => fs.existsSync(f)) ?? null;
@@ -238,4 +239,34 @@ ${bodies.map((body, i) => `<VirtualHost 127.0.0.1:${ports[i]}>
 
 export async function appPidsOf(registry: string): Promise<number[]> {
   return alivePids(await poolStatus(registry));
+}
+
+/**
+ * A POST of `bytes` to 127.0.0.1:`port`, chunked or with a Content-Length,
+ * written in `slice`-byte writes as the socket takes them; resolves with the
+ * answer (a minute at most).
+ */
+export function upload(port: number, urlPath: string, bytes: number, opts: { chunked: boolean; headers?: Record<string, string>; slice?: number }): Promise<HttpResult> {
+  return new Promise((resolve, reject) => {
+    const framing = opts.chunked ? { 'transfer-encoding': 'chunked' } : { 'content-length': String(bytes) };
+    const req = http.request({ host: '127.0.0.1', port, path: urlPath, method: 'POST', agent: false, headers: { ...framing, ...opts.headers } }, (res) => {
+      const got: Buffer[] = [];
+      res.on('data', (c: Buffer) => got.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(got).toString(), headers: res.headers }));
+      res.on('error', reject);
+    });
+    req.setTimeout(60_000, () => req.destroy(new Error(`timeout on ${urlPath}`)));
+    req.on('error', reject);
+    const slice = Buffer.alloc(opts.slice ?? 64 * 1024, 'b');
+    let left = bytes;
+    const pump = (): void => {
+      while (left > 0) {
+        const n = Math.min(left, slice.length);
+        left -= n;
+        if (!req.write(n === slice.length ? slice : slice.subarray(0, n))) return void req.once('drain', pump);
+      }
+      req.end();
+    };
+    pump();
+  });
 }
