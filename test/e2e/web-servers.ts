@@ -4,7 +4,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import type { TestContext } from 'node:test';
 import { BIN, ROOT, alivePids, eventually, freePort, isAlive, killEverything, poolStatus, stopAfter, tmpDir, type HttpResult } from '../helpers';
@@ -40,12 +39,46 @@ export function webApp(t: TestContext, under: string, fixture = 'basic'): string
   return dir;
 }
 
-function waitPort(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
+/** The inodes of the sockets listening on 127.0.0.1:`port` (/proc/net/tcp). */
+function listenerInodes(port: number): string[] {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const out: string[] = [];
+  for (const line of fs.readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[1] === local && f[3] === '0A') out.push(f[9]);
+  }
+  return out;
+}
+
+/** Whether process `pid` holds a socket listening on each of `ports`, not some other program. */
+function listensOn(pid: number, ports: number[]): boolean {
+  let held: Set<string>;
+  try {
+    held = new Set(fs.readdirSync(`/proc/${pid}/fd`).map((fd) => { try { return fs.readlinkSync(`/proc/${pid}/fd/${fd}`); } catch { return ''; } }));
+  } catch { return false; }
+  return ports.every((port) => listenerInodes(port).some((inode) => held.has(`socket:[${inode}]`)));
+}
+
+/**
+ * Starts a web server (`start` spawns its master for the given ports, its
+ * stderr piped) and
+ * waits until that master holds every listening socket. A free port can be
+ * taken by a test running beside this one before the server binds it, and a
+ * connect would then reach the other program: so ownership is checked, and a
+ * failed bind means new ports and another start (three at most).
+ */
+async function listenOnFreePorts(t: TestContext, name: string, count: number, given: number[] | undefined, start: (ports: number[]) => ChildProcess, errorLog: () => string): Promise<{ child: ChildProcess; ports: number[] }> {
+  for (let attempt = 1; ; attempt++) {
+    const ports = given ?? await Promise.all(Array.from({ length: count }, () => freePort()));
+    const child = start(ports);
+    let stderr = '';
+    child.stderr?.on('data', (d) => { stderr += d; });
+    stopAfter(t, () => stopWebServer(child, name));
+    const up = await eventually(() => child.exitCode !== null ? 'exited' : listensOn(child.pid as number, ports) && 'listening', 15_000, `${name} to listen on ${ports.join(', ')}`);
+    if (up === 'listening') return { child, ports };
+    const log = `${stderr}${errorLog()}`;
+    if (given || attempt === 3 || !/Address already in use/.test(log)) throw new Error(`${name} exited: ${log}`);
+  }
 }
 
 export interface Agent {
@@ -146,11 +179,12 @@ export async function startNginx(t: TestContext, dir: string, socket: string, ap
 /** nginx with one server block per body (its directives), on the given ports or free ones. */
 export async function startNginxWith(t: TestContext, dir: string, bodies: string[], opts: { httpLevel?: string; ports?: number[] } = {}): Promise<WebServer & { ports: number[] }> {
   if (!NGINX) throw new Error('nginx is not installed');
-  const ports = opts.ports ?? await Promise.all(bodies.map(() => freePort()));
   const tmp = path.join(dir, 'nginx-tmp');
   fs.mkdirSync(tmp);
   const conf = path.join(dir, 'nginx.conf');
-  fs.writeFileSync(conf, `user www-data;
+  const errorLog = (): string => { try { return fs.readFileSync(path.join(dir, 'nginx-error.log'), 'utf8'); } catch { return ''; } };
+  const { child, ports } = await listenOnFreePorts(t, 'nginx', bodies.length, opts.ports, (ports) => {
+    fs.writeFileSync(conf, `user www-data;
 worker_processes 2;
 daemon off;
 pid ${dir}/nginx.pid;
@@ -165,18 +199,14 @@ ${opts.httpLevel ?? ''}${bodies.map((body, i) => `  server {
   }`).join('\n')}
 }
 `);
-  const child = spawn(NGINX, ['-c', conf, '-p', dir, '-e', path.join(dir, 'nginx-error.log')], { stdio: 'ignore' });
-  stopAfter(t, () => stopWebServer(child, 'nginx'));
-  await eventually(async () => {
-    if (child.exitCode !== null) throw new Error(`nginx exited: ${fs.readFileSync(path.join(dir, 'nginx-error.log'), 'utf8')}`);
-    return waitPort(ports[0]);
-  }, 15_000, 'nginx to listen');
+    return spawn(NGINX, ['-c', conf, '-p', dir, '-e', path.join(dir, 'nginx-error.log')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  }, errorLog);
   const masterPid = child.pid as number;
   return {
     port: ports[0], ports, masterPid,
     reload: () => { process.kill(masterPid, 'SIGHUP'); },
     workerPids: () => childrenOf(masterPid),
-    errorLog: () => { try { return fs.readFileSync(path.join(dir, 'nginx-error.log'), 'utf8'); } catch { return ''; } },
+    errorLog,
   };
 }
 
@@ -193,11 +223,17 @@ export async function startApache(t: TestContext, dir: string, socket: string, a
 /** A private Apache with one VirtualHost per body (its directives), on the given ports or free ones. */
 export async function startApacheWith(t: TestContext, dir: string, bodies: string[], opts: { ports?: number[] } = {}): Promise<WebServer & { ports: number[] }> {
   if (!APACHE) throw new Error('apache2 is not installed');
-  const ports = opts.ports ?? await Promise.all(bodies.map(() => freePort()));
   for (const sub of ['apache-run', 'apache-lock', 'apache-log']) fs.mkdirSync(path.join(dir, sub));
   const mods = ['mpm_event', 'authz_core', 'mime', 'dir', 'alias', 'proxy', 'proxy_http', 'headers', 'rewrite'];
   const conf = path.join(dir, 'apache2.conf');
-  fs.writeFileSync(conf, `ServerRoot ${dir}
+  const env = {
+    ...process.env,
+    APACHE_RUN_DIR: path.join(dir, 'apache-run'), APACHE_PID_FILE: path.join(dir, 'apache-run', 'apache2.pid'),
+    APACHE_LOCK_DIR: path.join(dir, 'apache-lock'), APACHE_LOG_DIR: path.join(dir, 'apache-log'),
+  };
+  const errorLog = (): string => { try { return fs.readFileSync(path.join(dir, 'apache-log', 'error.log'), 'utf8'); } catch { return ''; } };
+  const { child, ports } = await listenOnFreePorts(t, 'apache', bodies.length, opts.ports, (ports) => {
+    fs.writeFileSync(conf, `ServerRoot ${dir}
 DefaultRuntimeDir ${dir}/apache-run
 PidFile ${dir}/apache-run/apache2.pid
 Mutex file:${dir}/apache-lock default
@@ -215,18 +251,8 @@ ${bodies.map((body, i) => `<VirtualHost 127.0.0.1:${ports[i]}>
   ${body}
 </VirtualHost>`).join('\n')}
 `);
-  const env = {
-    ...process.env,
-    APACHE_RUN_DIR: path.join(dir, 'apache-run'), APACHE_PID_FILE: path.join(dir, 'apache-run', 'apache2.pid'),
-    APACHE_LOCK_DIR: path.join(dir, 'apache-lock'), APACHE_LOG_DIR: path.join(dir, 'apache-log'),
-  };
-  const child = spawn(APACHE, ['-f', conf, '-k', 'start', '-DFOREGROUND'], { stdio: 'ignore', env });
-  const errorLog = (): string => { try { return fs.readFileSync(path.join(dir, 'apache-log', 'error.log'), 'utf8'); } catch { return ''; } };
-  stopAfter(t, () => stopWebServer(child, 'apache'));
-  await eventually(async () => {
-    if (child.exitCode !== null) throw new Error(`apache exited: ${errorLog()}`);
-    return waitPort(ports[0]);
-  }, 15_000, 'apache to listen');
+    return spawn(APACHE, ['-f', conf, '-k', 'start', '-DFOREGROUND'], { stdio: ['ignore', 'ignore', 'pipe'], env });
+  }, errorLog);
   const masterPid = child.pid as number;
   return {
     port: ports[0], ports, masterPid,
