@@ -1,16 +1,16 @@
-// How long the request side waits on a client, on both of its sides: the
-// parser side (client-http-server.ts) and the node:http one (the fallback,
-// and where the parser side hands static files), each run in this process
-// on a loopback port with a keep-alive time of a fraction of a second,
-// against raw client sockets. A head that does not complete in time gets 408
-// and the connection closes; an idle connection closes without a byte; a
-// request being answered is never cut, and a connection used again in time
-// is served.
+// How long the request side waits on a client, on each of its sides: the
+// parser side (client-http-server.ts), the node:http one (the fallback, and
+// where the parser side hands static files) and reply-from's fastify server,
+// each run in this process on a loopback port with a keep-alive time of a
+// fraction of a second, against raw client sockets. A head that does not
+// complete in time gets 408 and the connection closes; an idle connection
+// closes without a byte; a request being answered is never cut, and a
+// connection used again in time is served.
 import assert from 'node:assert/strict';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import * as net from 'node:net';
 import { test, type TestContext } from 'node:test';
-import { nodeHttpServer } from '../../helper-agent/src/core/request-server';
+import { fastifyServer, nodeHttpServer } from '../../helper-agent/src/core/request-server';
 import { ClientHttpServer } from '../../helper-agent/src/proxy/client-http-server';
 import type { ClientHttpConnection } from '../../helper-agent/src/proxy/client-http';
 import { plainResponse, type ClientHttpHandler, type Slot } from '../../helper-agent/src/proxy/client-slot';
@@ -75,6 +75,17 @@ const SIDES = {
     const server = await nodeHttp(t, keepAliveMs, true);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     return (server.address() as net.AddressInfo).port;
+  },
+  // `--forwarder reply-from`: its fastify server, with a route in place of the forwarding.
+  'reply-from': async (t: TestContext, keepAliveMs: number): Promise<number> => {
+    const app = await fastifyServer(clientTimeouts(keepAliveMs));
+    app.get('/*', (req, reply) => { nodeHttpListener(req.raw, reply.hijack().raw); });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    t.after(() => {
+      app.server.closeAllConnections();
+      return app.close();
+    });
+    return (app.server.address() as net.AddressInfo).port;
   },
 };
 

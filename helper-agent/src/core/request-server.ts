@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import type * as http from 'node:http';
 import type * as net from 'node:net';
 import type { Socket } from 'node:net';
+import type { FastifyInstance } from 'fastify';
 import type { Options } from '../config';
 import type { AppProcess } from '../pool/process';
 import type { UpgradeForwarder } from '../proxy/forward-upgrade';
@@ -60,6 +61,17 @@ export async function nodeHttpServer(listener: http.RequestListener, listens: bo
   server.on('clientError', onNodeHttpClientError);
   if (!listens) server.emit('listening');
   return server;
+}
+
+/** The fastify server of `--forwarder reply-from`, its routes not yet added, with the node:http side's client timeouts. */
+export async function fastifyServer(timeouts: ClientTimeouts = CLIENT_TIMEOUTS): Promise<FastifyInstance> {
+  const { default: Fastify } = await import('fastify');
+  const app = Fastify({
+    logger: false, http: nodeHttpOptions(timeouts), keepAliveTimeout: timeouts.keepAliveMs, requestTimeout: 0,
+    clientErrorHandler: onNodeHttpClientError, return503OnClosing: false, forceCloseConnections: 'idle',
+  });
+  app.server.on('timeout', onNodeHttpTimeout);
+  return app;
 }
 
 /** The node:http server with its forwarder and the upgrade forwarder. */
@@ -115,14 +127,8 @@ function socketFd(sock: Socket): number {
 
 export async function createRequestServer(o: Options, listenFd: number | null, ctx: ForwardingContext, onConnection?: (fd: number) => void): Promise<RequestServer> {
   if (o.forwarder === 'reply-from') {
-    const { default: Fastify } = await import('fastify');
     const { registerReplyFromForwarding } = await import('../proxy/forward-reply-from.js');
-    // The same client timeouts as the node:http side (client-timeouts.ts).
-    const app = Fastify({
-      logger: false, http: nodeHttpOptions(CLIENT_TIMEOUTS), keepAliveTimeout: CLIENT_TIMEOUTS.keepAliveMs, requestTimeout: 0,
-      clientErrorHandler: onNodeHttpClientError, return503OnClosing: false, forceCloseConnections: 'idle',
-    });
-    app.server.on('timeout', onNodeHttpTimeout);
+    const app = await fastifyServer();
     await registerReplyFromForwarding(app, ctx);
     const upgrades = await upgradeForwarder(app.server, ctx);
     const { capPipelining } = await import('../proxy/forward-node-http.js');

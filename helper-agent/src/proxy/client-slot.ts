@@ -93,8 +93,13 @@ export function httpDate(): string {
   return dateText;
 }
 
+/** How long an idle keep-alive client connection is kept, as answers say it (client-timeouts.ts keeps to it). */
+export const KEEP_ALIVE_SECONDS = 65;
+/** The connection fields of an answer that keeps its connection. */
+export const KEEP_ALIVE_FIELDS = `connection: keep-alive\r\nkeep-alive: timeout=${KEEP_ALIVE_SECONDS}`;
+
 /** A complete response the connection or the agent answers with (never from the app). */
 export function plainResponse(status: number, keepAlive: boolean, headers: string, body: string, headOnly: boolean): string {
   return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${headers}content-length: ${Buffer.byteLength(body)}\r\ndate: ${httpDate()}\r\n`
-    + `connection: ${keepAlive ? 'keep-alive\r\nkeep-alive: timeout=65' : 'close'}\r\n\r\n${headOnly ? '' : body}`;
+    + `${keepAlive ? KEEP_ALIVE_FIELDS : 'connection: close'}\r\n\r\n${headOnly ? '' : body}`;
 }

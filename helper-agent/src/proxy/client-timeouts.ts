@@ -7,7 +7,7 @@
 // whose request is being answered is never timed out.
 import type { ServerOptions, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { plainResponse } from './client-slot';
+import { KEEP_ALIVE_SECONDS, plainResponse } from './client-slot';
 
 export interface ClientTimeouts {
   /** An idle keep-alive connection closes after this; a head must be complete within it. */
@@ -21,8 +21,8 @@ export function clientTimeouts(keepAliveMs: number): ClientTimeouts {
   return { keepAliveMs, sweepMs: Math.min(5_000, Math.ceil(keepAliveMs / 4)) };
 }
 
-/** What the request side runs with (`keep-alive: timeout=65` in its answers says so). */
-export const CLIENT_TIMEOUTS = clientTimeouts(65_000);
+/** What the request side runs with, as its answers' `keep-alive: timeout=` says. */
+export const CLIENT_TIMEOUTS = clientTimeouts(KEEP_ALIVE_SECONDS * 1000);
 
 /**
  * node:http's options for them. Its head timeout counts from a head's first

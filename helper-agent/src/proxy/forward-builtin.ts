@@ -12,7 +12,7 @@ import type { Group } from '../pool/group';
 import type { RequestSnapshot } from '../admin/protocol';
 import type { AppRequest } from './app-client';
 import type { ClientHttpConnection } from './client-http';
-import { httpDate, plainResponse, type ClientHttpHandler, type Responder, type Slot } from './client-slot';
+import { KEEP_ALIVE_FIELDS, httpDate, plainResponse, type ClientHttpHandler, type Responder, type Slot } from './client-slot';
 import type { ClientRequest, RequestBody } from './client-request';
 import { agentErrorResponse } from './error-pages';
 import { AppClientExchange } from './app-client-exchange';
@@ -101,7 +101,7 @@ class BuiltinExchange extends AppClientExchange implements Responder {
     }
     // An answer before the body is over ends the connection (onBodyLeft()).
     if (!slot.bodyDone) slot.keepAlive = false;
-    head += slot.keepAlive ? 'connection: keep-alive\r\nkeep-alive: timeout=65\r\n\r\n' : 'connection: close\r\n\r\n';
+    head += slot.keepAlive ? `${KEEP_ALIVE_FIELDS}\r\n\r\n` : 'connection: close\r\n\r\n';
     this.responding();
     this.resume = resume;
     this.head = head;
