@@ -37,7 +37,12 @@ class Handler implements ClientHttpHandler {
   constructor(private readonly toNode: Server | null) {}
   request(conn: ClientHttpConnection, slot: Slot): void {
     const answer = (body: string): void => conn.end(slot, plainResponse(200, slot.keepAlive, '', body, false));
-    if (slot.req.url === '/slow') setTimeout(answer, SLOW_MS, 'slow');
+    if (slot.req.url === '/refuse') {
+      // As the forwarder answers before a body is over: the rest is dropped, the connection closes after it.
+      conn.dropBody(slot);
+      slot.keepAlive = false;
+      conn.end(slot, plainResponse(401, false, '', 'no', false));
+    } else if (slot.req.url === '/slow') setTimeout(answer, SLOW_MS, 'slow');
     else answer('ok');
   }
   handsOver(req: { url: string }): boolean {
@@ -230,6 +235,23 @@ for (const [side, start] of Object.entries(SIDES)) {
     assert.equal(answers(c.text())[ROUNDS - 1].end, c.text().length);
   });
 }
+
+test('builtin: a body refused before its end is read and dropped for the keep-alive time at most: one that ends is followed by the close at once, one that trickles on is closed', async (t) => {
+  const post = (bytes: number): string => `POST /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: ${bytes}\r\n\r\n`;
+  // Its keep-alive time is well past the close deadline: the end of the body closes the connection, not the sweep.
+  const ends = raw(t, await SIDES.builtin(t, 5 * CLOSE_DEADLINE_MS), `${post(10)}12345`);
+  ends.onAnswers(1, () => ends.sock.write('67890'));
+  const endless = raw(t, await SIDES.builtin(t, SHORT_MS), post(1e9));
+  endless.onAnswers(1, () => endless.trickle('x'.repeat(10_000), SHORT_MS / 10));
+  await Promise.all([ends.closed(), endless.closed()]);
+  for (const c of [ends, endless]) {
+    assert.deepEqual(answers(c.text()).map((a) => [a.status, a.body]), [[401, 'no']], c.text());
+    assert.equal(answers(c.text())[0].end, c.text().length, 'nothing after the answer');
+    assert.match(c.text(), /\r\nconnection: close\r\n/i);
+  }
+  // The trickle went on past the answer and was cut by the keep-alive time, not by its own end.
+  assert.ok(endless.sock.bytesWritten > post(1e9).length, 'body bytes were sent after the answer');
+});
 
 test('builtin: a connection handed on to node:http (a static file) keeps the same timeouts there', async (t) => {
   const timeouts = clientTimeouts(SHORT_MS);
