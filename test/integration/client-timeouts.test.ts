@@ -15,6 +15,8 @@ import { ClientHttpServer } from '../../helper-agent/src/proxy/client-http-serve
 import type { ClientHttpConnection } from '../../helper-agent/src/proxy/client-http';
 import { plainResponse, type ClientHttpHandler, type Slot } from '../../helper-agent/src/proxy/client-slot';
 import { clientTimeouts } from '../../helper-agent/src/proxy/client-timeouts';
+import { NodeHttpForwarder, capPipelining } from '../../helper-agent/src/proxy/forward-node-http';
+import { PassengerError } from '../../helper-agent/src/errors';
 
 /** The keep-alive time of most cases here. */
 const SHORT_MS = 400;
@@ -251,6 +253,40 @@ test('builtin: a body refused before its end is read and dropped for the keep-al
   }
   // The trickle went on past the answer and was cut by the keep-alive time, not by its own end.
   assert.ok(endless.sock.bytesWritten > post(1e9).length, 'body bytes were sent after the answer');
+});
+
+test('node-http: a body answered before its end by the agent (a refused app, a refused Expect) is read and dropped for the keep-alive time at most', async (t) => {
+  // The forwarder of the node:http side, routing nothing: every request is refused before its body is read.
+  const start = async (keepAliveMs: number): Promise<number> => {
+    const forwarder = new NodeHttpForwarder({ groupFor: () => new PassengerError('E_APP_ROOT_DENIED', 'refused'), log: { warn: () => undefined } }, clientTimeouts(keepAliveMs));
+    const server = await nodeHttpServer(forwarder.handle, true, clientTimeouts(keepAliveMs));
+    server.on('connection', capPipelining);
+    server.on('checkExpectation', forwarder.refuseExpectation);
+    t.after(() => {
+      server.closeAllConnections();
+      server.close();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return (server.address() as net.AddressInfo).port;
+  };
+  const post = (bytes: number, extra = ''): string => `POST / HTTP/1.1\r\nHost: x\r\n${extra}Content-Length: ${bytes}\r\n\r\n`;
+  // Its keep-alive time is well past the close deadline: the end of the body closes the connection, not a timer.
+  const ends = raw(t, await start(5 * CLOSE_DEADLINE_MS), `${post(10)}12345`);
+  ends.onAnswers(1, () => ends.sock.write('67890'));
+  const short = await start(SHORT_MS);
+  const endless = raw(t, short, post(1e9));
+  endless.onAnswers(1, () => endless.trickle('x'.repeat(10_000), SHORT_MS / 10));
+  const expect = raw(t, short, post(1e9, 'Expect: something-else\r\n'));
+  expect.onAnswers(1, () => expect.trickle('x'.repeat(10_000), SHORT_MS / 10));
+  await Promise.all([ends.closed(), endless.closed(), expect.closed()]);
+  for (const [c, status] of [[ends, 403], [endless, 403], [expect, 417]] as const) {
+    assert.deepEqual(statuses(c), [status], c.text());
+    assert.equal(answers(c.text())[0].end, c.text().length, 'nothing after the answer');
+    assert.match(c.text(), /\r\nconnection: close\r\n/i);
+  }
+  // The trickles went on past the answers, and were cut by the keep-alive time.
+  assert.ok(endless.sock.bytesWritten > post(1e9).length, 'body bytes were sent after the 403');
+  assert.ok(expect.sock.bytesWritten > post(1e9, 'Expect: something-else\r\n').length, 'body bytes were sent after the 417');
 });
 
 test('builtin: a connection handed on to node:http (a static file) keeps the same timeouts there', async (t) => {

@@ -76,11 +76,11 @@ export async function fastifyServer(timeouts: ClientTimeouts = CLIENT_TIMEOUTS):
 
 /** The node:http server with its forwarder and the upgrade forwarder. */
 async function nodeHttpSide(ctx: ForwardingContext, listens: boolean): Promise<NodeHttpSide> {
-  const { NodeHttpForwarder, capPipelining, refuseExpectation } = await import('../proxy/forward-node-http.js');
+  const { NodeHttpForwarder, capPipelining } = await import('../proxy/forward-node-http.js');
   const forwarder = new NodeHttpForwarder(ctx);
   const server = await nodeHttpServer(forwarder.handle, listens);
   server.on('connection', capPipelining);
-  server.on('checkExpectation', refuseExpectation);
+  server.on('checkExpectation', forwarder.refuseExpectation);
   return { server, forwarder, upgrades: await upgradeForwarder(server, ctx) };
 }
 

@@ -19,6 +19,10 @@ import { AppClientExchange } from './app-client-exchange';
 import type { ForwardingContext } from './exchange';
 import { appHeaders, isResponseHopByHop } from './headers';
 
+/** The end of a response head, by whether the connection stays open (made once, not per response). */
+const HEAD_END_KEEP = `${KEEP_ALIVE_FIELDS}\r\n\r\n`;
+const HEAD_END_CLOSE = 'connection: close\r\n\r\n';
+
 /** Body slices up to this size go out in one string with the head (one write); larger ones in writes of their own. */
 const JOIN_LIMIT = 8192;
 
@@ -101,7 +105,7 @@ class BuiltinExchange extends AppClientExchange implements Responder {
     }
     // An answer before the body is over ends the connection (onBodyLeft()).
     if (!slot.bodyDone) slot.keepAlive = false;
-    head += slot.keepAlive ? `${KEEP_ALIVE_FIELDS}\r\n\r\n` : 'connection: close\r\n\r\n';
+    head += slot.keepAlive ? HEAD_END_KEEP : HEAD_END_CLOSE;
     this.responding();
     this.resume = resume;
     this.head = head;

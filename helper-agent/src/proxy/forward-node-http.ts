@@ -11,7 +11,7 @@ import { PassengerError } from '../errors';
 import type { Group } from '../pool/group';
 import type { AppRequest } from './app-client';
 import { connectionOf, tookLast, type ClientConnection } from './client-connection';
-import { CLIENT_TIMEOUTS } from './client-timeouts';
+import { CLIENT_TIMEOUTS, type ClientTimeouts } from './client-timeouts';
 import { agentErrorResponse } from './error-pages';
 import type { RequestSnapshot } from '../admin/protocol';
 import { AppClientExchange } from './app-client-exchange';
@@ -78,7 +78,7 @@ class NodeHttpExchange extends AppClientExchange {
   }
 
   onBodyLeft(): void {
-    answeredBeforeBody(this.req as IncomingMessage, this.res, this.opts.body, this.conn);
+    answeredBeforeBody(this.req as IncomingMessage, this.res, this.opts.body, this.conn, this.forwarder.lingerMs);
   }
 
   onError(err: Error): void {
@@ -88,7 +88,7 @@ class NodeHttpExchange extends AppClientExchange {
   // The request core's hooks.
 
   protected answer(err: Error): void {
-    sendAgentResponse(this.req as IncomingMessage, this.res, err, this.group, this.withBody, this.opts.body);
+    sendAgentResponse(this.req as IncomingMessage, this.res, err, this.group, this.withBody, this.forwarder.lingerMs, this.opts.body);
   }
 
   protected clientGone(): boolean {
@@ -151,9 +151,25 @@ export class NodeHttpForwarder {
   /** Requests in flight (held, queued or forwarded). */
   readonly inFlight = new Set<NodeHttpExchange>();
 
-  constructor(private readonly ctx: ForwardingContext) {
+  /** How long the rest of a body answered before its end is read and dropped at most: the keep-alive time. */
+  readonly lingerMs: number;
+
+  constructor(private readonly ctx: ForwardingContext, timeouts: ClientTimeouts = CLIENT_TIMEOUTS) {
     this.log = ctx.log;
+    this.lingerMs = timeouts.keepAliveMs;
   }
+
+  /** node:http's 'checkExpectation': an expectation other than 100-continue is refused, as on the parser side (417, then the connection closes after the body). */
+  readonly refuseExpectation = (req: IncomingMessage, res: ServerResponse): void => {
+    res.shouldKeepAlive = false;
+    res.writeHead(417, { 'content-length': 0 });
+    if (!hasBody(req.headers) || req.complete) {
+      res.end();
+      return;
+    }
+    res.flushHeaders();
+    endAfterBody(req, res, null, this.lingerMs);
+  };
 
   /** The request listener for the HTTP server. */
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
@@ -174,7 +190,7 @@ export class NodeHttpForwarder {
   private readonly forward = (req: IncomingMessage, res: ServerResponse): void => {
     const g = this.ctx.groupFor(req);
     if (g instanceof PassengerError) {
-      sendAgentResponse(req, res, g, null, hasBody(req.headers));
+      sendAgentResponse(req, res, g, null, hasBody(req.headers), this.lingerMs);
       return;
     }
     const ex = new NodeHttpExchange(this, req, res as TrackedResponse, g, (res as TrackedResponse)[kConnection] as ClientConnection, this.ctx.bodyLimitOf);
@@ -193,7 +209,7 @@ export class NodeHttpForwarder {
 }
 
 /** The agent's own answer. One given before the request's body is over goes out at once with Connection: close, and ends after the body (endAfterBody()). */
-function sendAgentResponse(req: IncomingMessage, res: ServerResponse, err: Error, group: Group | null, withBody: boolean, body: AppRequest['body'] = null): void {
+function sendAgentResponse(req: IncomingMessage, res: ServerResponse, err: Error, group: Group | null, withBody: boolean, lingerMs: number, body: AppRequest['body'] = null): void {
   if (res.headersSent || res.destroyed) return;
   const r = agentErrorResponse(err, group);
   const early = withBody && !req.complete;
@@ -204,7 +220,7 @@ function sendAgentResponse(req: IncomingMessage, res: ServerResponse, err: Error
     return;
   }
   res.write(r.body);
-  endAfterBody(req, res, body);
+  endAfterBody(req, res, body, lingerMs);
 }
 
 /**
@@ -216,27 +232,15 @@ function sendAgentResponse(req: IncomingMessage, res: ServerResponse, err: Error
  * that has not ended within the keep-alive time is cut off, and a client
  * that leaves meanwhile closes the response at once.
  */
-function endAfterBody(req: IncomingMessage, res: ServerResponse, body: AppRequest['body']): void {
+function endAfterBody(req: IncomingMessage, res: ServerResponse, body: AppRequest['body'], lingerMs: number): void {
   if (res.destroyed) return;
-  const timer = setTimeout(cutLinger, CLIENT_TIMEOUTS.keepAliveMs, res);
+  const timer = setTimeout(cutLinger, lingerMs, res);
   req.once('end', () => { res.end(); });
   res.once('close', () => { clearTimeout(timer); });
   // Whatever read the body before (the app's side) has let go of it, maybe
   // paused, maybe holding slices (a counted body): it flows, unread.
   if (body instanceof RequestBody) body.drop();
   req.resume();
-}
-
-/** node:http's 'checkExpectation': an expectation other than 100-continue is refused, as on the parser side (417, then the connection closes after the body). */
-export function refuseExpectation(req: IncomingMessage, res: ServerResponse): void {
-  res.shouldKeepAlive = false;
-  res.writeHead(417, { 'content-length': 0 });
-  if (!hasBody(req.headers) || req.complete) {
-    res.end();
-    return;
-  }
-  res.flushHeaders();
-  endAfterBody(req, res, null);
 }
 
 function cutLinger(res: ServerResponse): void {
@@ -253,7 +257,7 @@ function cutLinger(res: ServerResponse): void {
  * chunk cannot wait for the body, which a web server may stop sending once it
  * has an answer.
  */
-function answeredBeforeBody(req: IncomingMessage, res: ServerResponse, body: AppRequest['body'], conn: ClientConnection): void {
+function answeredBeforeBody(req: IncomingMessage, res: ServerResponse, body: AppRequest['body'], conn: ClientConnection, lingerMs: number): void {
   if (body instanceof RequestBody) body.drop();
   req.resume();
   if (req.complete || res.destroyed) return;
@@ -264,7 +268,7 @@ function answeredBeforeBody(req: IncomingMessage, res: ServerResponse, body: App
   // at the answer's end, as before.
   conn.takeNoMore();
   (res as ServerResponse & { _last: boolean })._last = false;
-  const timer = setTimeout(cutSocket, CLIENT_TIMEOUTS.keepAliveMs, sock);
+  const timer = setTimeout(cutSocket, lingerMs, sock);
   req.once('end', () => { sock.destroySoon(); });
   sock.once('close', () => { clearTimeout(timer); });
 }
