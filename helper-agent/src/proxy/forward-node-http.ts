@@ -88,7 +88,7 @@ class NodeHttpExchange extends AppClientExchange {
   // The request core's hooks.
 
   protected answer(err: Error): void {
-    sendAgentResponse(this.req as IncomingMessage, this.res, err, this.group, this.withBody, this.forwarder.lingerMs, this.opts.body);
+    sendAgentResponse(this.req as IncomingMessage, this.res, err, this.group, this.forwarder.lingerMs, this.opts.body);
   }
 
   protected clientGone(): boolean {
@@ -190,7 +190,7 @@ export class NodeHttpForwarder {
   private readonly forward = (req: IncomingMessage, res: ServerResponse): void => {
     const g = this.ctx.groupFor(req);
     if (g instanceof PassengerError) {
-      sendAgentResponse(req, res, g, null, hasBody(req.headers), this.lingerMs);
+      sendAgentResponse(req, res, g, null, this.lingerMs);
       return;
     }
     const ex = new NodeHttpExchange(this, req, res as TrackedResponse, g, (res as TrackedResponse)[kConnection] as ClientConnection, this.ctx.bodyLimitOf);
@@ -209,10 +209,10 @@ export class NodeHttpForwarder {
 }
 
 /** The agent's own answer. One given before the request's body is over goes out at once with Connection: close, and ends after the body (endAfterBody()). */
-function sendAgentResponse(req: IncomingMessage, res: ServerResponse, err: Error, group: Group | null, withBody: boolean, lingerMs: number, body: AppRequest['body'] = null): void {
+function sendAgentResponse(req: IncomingMessage, res: ServerResponse, err: Error, group: Group | null, lingerMs: number, body: AppRequest['body'] = null): void {
   if (res.headersSent || res.destroyed) return;
   const r = agentErrorResponse(err, group);
-  const early = withBody && !req.complete;
+  const early = hasBody(req.headers) && !req.complete;
   const length = Buffer.byteLength(r.body);
   res.writeHead(r.status, r.close || early ? { 'content-type': r.type, 'content-length': length, connection: 'close' } : { 'content-type': r.type, 'content-length': length });
   if (!early) {
@@ -234,17 +234,23 @@ function sendAgentResponse(req: IncomingMessage, res: ServerResponse, err: Error
  */
 function endAfterBody(req: IncomingMessage, res: ServerResponse, body: AppRequest['body'], lingerMs: number): void {
   if (res.destroyed) return;
-  const timer = setTimeout(cutLinger, lingerMs, res);
+  const timer = setTimeout(destroy, lingerMs, res);
   req.once('end', () => { res.end(); });
   res.once('close', () => { clearTimeout(timer); });
-  // Whatever read the body before (the app's side) has let go of it, maybe
-  // paused, maybe holding slices (a counted body): it flows, unread.
+  letBodyFlow(req, body);
+}
+
+/**
+ * Whatever read the body before (the app's side) lets go of it, maybe
+ * paused, maybe holding slices (a counted body): it flows, unread.
+ */
+function letBodyFlow(req: IncomingMessage, body: AppRequest['body']): void {
   if (body instanceof RequestBody) body.drop();
   req.resume();
 }
 
-function cutLinger(res: ServerResponse): void {
-  res.destroy();
+function destroy(what: { destroy(): unknown }): void {
+  what.destroy();
 }
 
 /**
@@ -258,8 +264,7 @@ function cutLinger(res: ServerResponse): void {
  * has an answer.
  */
 function answeredBeforeBody(req: IncomingMessage, res: ServerResponse, body: AppRequest['body'], conn: ClientConnection, lingerMs: number): void {
-  if (body instanceof RequestBody) body.drop();
-  req.resume();
+  letBodyFlow(req, body);
   if (req.complete || res.destroyed) return;
   const sock = req.socket;
   // No request behind it is taken, and node:http keeps the connection open
@@ -268,11 +273,7 @@ function answeredBeforeBody(req: IncomingMessage, res: ServerResponse, body: App
   // at the answer's end, as before.
   conn.takeNoMore();
   (res as ServerResponse & { _last: boolean })._last = false;
-  const timer = setTimeout(cutSocket, lingerMs, sock);
+  const timer = setTimeout(destroy, lingerMs, sock);
   req.once('end', () => { sock.destroySoon(); });
   sock.once('close', () => { clearTimeout(timer); });
-}
-
-function cutSocket(sock: Socket): void {
-  sock.destroy();
 }
