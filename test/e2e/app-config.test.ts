@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { BIN, ROOT, eventually, freePort, idsOf, request, runCli, steadyLoad, type StatusDoc } from '../helpers';
+import { BIN, ROOT, eventually, idsOf, request, runCli, steadyLoad, type StatusDoc } from '../helpers';
 import {
-  APACHE, NGINX, chmodTree, printedSnippet, sharedDir, startAgent, startApacheWith, startNginxWith, type Agent, type WebServer,
+  APACHE, NGINX, agentSocket, chmodTree, printedSnippet, sharedDir, startAgent, startApacheWith, startNginxWith, type WebServer,
 } from './web-servers';
 
 type Kind = 'nginx' | 'apache';
@@ -42,18 +42,18 @@ async function status(registry: string): Promise<StatusDoc> {
 /** Server blocks (nginx) or VirtualHosts (Apache): each a list of printed snippets, or the shipped one for a document root. */
 type Site = { snippets: string[][] } | { docRoot: string };
 
-async function startWeb(t: TestContext, kind: Kind, dir: string, agent: Agent, sites: Site[], ports?: number[]): Promise<WebServer & { ports: number[] }> {
+async function startWeb(t: TestContext, kind: Kind, dir: string, socket: string, sites: Site[]): Promise<WebServer & { ports: number[] }> {
   let n = 0;
   const bodies = sites.map((site) => {
     if ('docRoot' in site) {
-      const shipped = printedSnippet(kind, agent.socket, dir, `shipped-${n++}`, []);
+      const shipped = printedSnippet(kind, socket, dir, `shipped-${n++}`, []);
       return kind === 'nginx'
         ? `root ${site.docRoot};\n    include ${shipped};`
         : `DocumentRoot ${site.docRoot}\n  <Directory ${site.docRoot}>\n    Require all granted\n  </Directory>\n  Include ${shipped}`;
     }
-    return site.snippets.map((args) => `${kind === 'nginx' ? 'include' : 'Include'} ${printedSnippet(kind, agent.socket, dir, `app-${n++}`, args)}${kind === 'nginx' ? ';' : ''}`).join('\n    ');
+    return site.snippets.map((args) => `${kind === 'nginx' ? 'include' : 'Include'} ${printedSnippet(kind, socket, dir, `app-${n++}`, args)}${kind === 'nginx' ? ';' : ''}`).join('\n    ');
   });
-  return kind === 'nginx' ? startNginxWith(t, dir, bodies, { ports }) : startApacheWith(t, dir, bodies, { ports });
+  return kind === 'nginx' ? startNginxWith(t, dir, bodies) : startApacheWith(t, dir, bodies);
 }
 
 for (const kind of ['nginx', 'apache'] as const) {
@@ -65,7 +65,7 @@ for (const kind of ['nginx', 'apache'] as const) {
     const b = infoApp(path.join(dir, 'b'), 'b', 'server.js');
     const c = infoApp(path.join(dir, 'c'), 'c');
     const agent = await startAgent(t, dir, dir, ['--max-pool-size', '6']);
-    const web = await startWeb(t, kind, dir, agent, [
+    const web = await startWeb(t, kind, dir, agent.socket, [
       { snippets: [
         ['--app-root', a, '--base-uri', '/a', '--envvar', 'GREETING=from a $HOME %{x}e \'"', '--min-instances', '1'],
         ['--app-root', b, '--base-uri', '/b/', '--startup-file', 'server.js', '--min-instances', '1'],
@@ -120,7 +120,7 @@ for (const kind of ['nginx', 'apache'] as const) {
     const dir = sharedDir(t, `ptest-appconf-user-${kind}-`);
     const u = infoApp(path.join(dir, 'u'), 'u');
     const agent = await startAgent(t, dir, dir, ['--max-pool-size', '2']);
-    const web = await startWeb(t, kind, dir, agent, [
+    const web = await startWeb(t, kind, dir, agent.socket, [
       { snippets: [['--app-root', u, '--base-uri', '/u', '--user', 'daemon', '--group', 'www-data', '--min-instances', '1']] },
     ]);
     const iu = await info(web.ports[0], '/u/');
@@ -140,7 +140,7 @@ for (const kind of ['nginx', 'apache'] as const) {
     // A link inside the allowed directory that leads out of it.
     fs.symlinkSync(outside, path.join(allowed, 'sneaky'));
     const agent = await startAgent(t, dir, allowed);
-    const web = await startWeb(t, kind, dir, agent, [{ snippets: [
+    const web = await startWeb(t, kind, dir, agent.socket, [{ snippets: [
       ['--app-root', outside, '--base-uri', '/out'],
       ['--app-root', path.join(allowed, 'sneaky'), '--base-uri', '/sneaky'],
       ['--app-root', inside, '--base-uri', '/in'],
@@ -171,7 +171,7 @@ for (const kind of ['nginx', 'apache'] as const) {
       fs.renameSync(tmp, current);
     };
     const agent = await startAgent(t, dir, site);
-    const web = await startWeb(t, kind, dir, agent, [{ docRoot: path.join(current, 'public') }]);
+    const web = await startWeb(t, kind, dir, agent.socket, [{ docRoot: path.join(current, 'public') }]);
     assert.equal((await info(web.port, '/')).cwd, r1);
     const procs = async (): Promise<number[]> => (await status(agent.registry)).groups.flatMap((g) => g.processes.filter((p) => p.state === 'alive').map((p) => p.pid));
     await eventually(async () => (await procs()).length === 2, 30_000, 'two processes');
@@ -204,7 +204,7 @@ for (const kind of ['nginx', 'apache'] as const) {
     fs.chmodSync(pfile, 0o644);
     const agent = await startAgent(t, dir, dir);
     const args = (greeting: string): string[] => ['--app-root', app, '--base-uri', '/app', '--envvar', `GREETING=${greeting}`];
-    const web = await startWeb(t, kind, dir, agent, [{ snippets: [args('web one')] }]);
+    const web = await startWeb(t, kind, dir, agent.socket, [{ snippets: [args('web one')] }]);
     const first = await info(web.port, '/app/');
     assert.deepEqual([first.fileVar, first.greeting], ['one', 'web one']);
 
@@ -231,12 +231,12 @@ for (const kind of ['nginx', 'apache'] as const) {
     const dir = sharedDir(t, `ptest-appconf-prestart-${kind}-`);
     const byRoot = infoApp(path.join(dir, 'byroot'), 'byroot');
     const byUrl = infoApp(path.join(dir, 'byurl'), 'byurl');
-    const port = await freePort();
-    // The URL is requested through the web server, which starts after the agent.
-    const agent = await startAgent(t, dir, dir, ['--max-pool-size', '6', '--pre-start', byRoot, '--pre-start', `http://127.0.0.1:${port}/u/`]);
+    // The URL is requested through the web server, which is up first (on
+    // ports it has bound itself) and reaches the agent once it listens.
+    const web = await startWeb(t, kind, dir, agentSocket(dir), [{ snippets: [['--app-root', byUrl, '--base-uri', '/u']] }]);
+    const agent = await startAgent(t, dir, dir, ['--max-pool-size', '6', '--pre-start', byRoot, '--pre-start', `http://127.0.0.1:${web.port}/u/`]);
     const alive = async (): Promise<Map<string, number[]>> => new Map((await status(agent.registry)).groups.map((g) => [g.app_root, g.processes.filter((p) => p.state === 'alive').map((p) => p.pid)]));
     await eventually(async () => (await alive()).get(byRoot)?.length === 2, 30_000, `${byRoot} pre-started with 2 processes`);
-    await startWeb(t, kind, dir, agent, [{ snippets: [['--app-root', byUrl, '--base-uri', '/u']] }], [port]);
     await eventually(async () => (await alive()).get(byUrl)?.length === 2, 60_000, `${byUrl} pre-started through ${kind}`);
 
     // The core dies: the next one adopts the processes, knows the web server's settings, and pre-starts again.

@@ -161,7 +161,9 @@ for (const kind of ['nginx', 'apache'] as const) {
       const seen = JSON.parse(fs.readFileSync(fe, 'utf8')) as { pid: number; role: string }[];
       const pids = seen.map((x) => x.pid);
       return pids.includes(web.masterPid) && !oldWorkers.some((p) => pids.includes(p)) && web.workerPids().some((p) => pids.includes(p));
-    }, 20_000, 'frontends.json to follow the new workers');
+    }, 20_000, 'frontends.json to follow the new workers').catch((e: Error) => {
+      throw new Error(`${e.message}\ninstance dir: ${fs.readdirSync(agentFile).join(' ')}\nmaster ${web.masterPid}, workers ${web.workerPids().join(' ')} (before: ${oldWorkers.join(' ')})\nagent output:\n${s.output().slice(-3000)}`);
+    });
   });
 
   test(`${kind}: a document root outside --app-root-allow is refused with 403`, opts, async (t) => {

@@ -60,16 +60,15 @@ function listensOn(pid: number, ports: number[]): boolean {
 }
 
 /**
- * Starts a web server (`start` spawns its master for the given ports, its
- * stderr piped) and
- * waits until that master holds every listening socket. A free port can be
+ * Starts a web server (`start` spawns its master for the ports it is given,
+ * its stderr piped) and waits until that master holds every listening socket. A free port can be
  * taken by a test running beside this one before the server binds it, and a
  * connect would then reach the other program: so ownership is checked, and a
  * failed bind means new ports and another start (three at most).
  */
-async function listenOnFreePorts(t: TestContext, name: string, count: number, given: number[] | undefined, start: (ports: number[]) => ChildProcess, errorLog: () => string): Promise<{ child: ChildProcess; ports: number[] }> {
+async function listenOnFreePorts(t: TestContext, name: string, count: number, start: (ports: number[]) => ChildProcess, errorLog: () => string): Promise<{ child: ChildProcess; ports: number[] }> {
   for (let attempt = 1; ; attempt++) {
-    const ports = given ?? await Promise.all(Array.from({ length: count }, () => freePort()));
+    const ports = await Promise.all(Array.from({ length: count }, () => freePort()));
     const child = start(ports);
     let stderr = '';
     child.stderr?.on('data', (d) => { stderr += d; });
@@ -77,7 +76,7 @@ async function listenOnFreePorts(t: TestContext, name: string, count: number, gi
     const up = await eventually(() => child.exitCode !== null ? 'exited' : listensOn(child.pid as number, ports) && 'listening', 15_000, `${name} to listen on ${ports.join(', ')}`);
     if (up === 'listening') return { child, ports };
     const log = `${stderr}${errorLog()}`;
-    if (given || attempt === 3 || !/Address already in use/.test(log)) throw new Error(`${name} exited: ${log}`);
+    if (attempt === 3 || !/Address already in use/.test(log)) throw new Error(`${name} exited: ${log}`);
   }
 }
 
@@ -89,9 +88,14 @@ export interface Agent {
   instanceDir(): string;
 }
 
-/** `passenger agent` on a private socket, allowing app roots under `allow`. */
+/** Where startAgent() has the agent for `dir` listen: a web server may be set up for it before it starts. */
+export function agentSocket(dir: string): string {
+  return path.join(dir, 'run', 'agent.sock');
+}
+
+/** `passenger agent` on a private socket (agentSocket(dir)), allowing app roots under `allow`. */
 export async function startAgent(t: TestContext, dir: string, allow: string, extra: string[] = []): Promise<Agent> {
-  const socket = path.join(dir, 'run', 'agent.sock');
+  const socket = agentSocket(dir);
   const registry = path.join(dir, 'reg');
   fs.mkdirSync(registry, { mode: 0o755 });
   const child = spawn(process.execPath, [BIN.passenger, 'agent', '--socket', socket, '--app-root-allow', allow,
@@ -176,14 +180,14 @@ export async function startNginx(t: TestContext, dir: string, socket: string, ap
   return startNginxWith(t, dir, appRoots.map((root) => `root ${root}/public;\n    include ${inc};`), { httpLevel });
 }
 
-/** nginx with one server block per body (its directives), on the given ports or free ones. */
-export async function startNginxWith(t: TestContext, dir: string, bodies: string[], opts: { httpLevel?: string; ports?: number[] } = {}): Promise<WebServer & { ports: number[] }> {
+/** nginx with one server block per body (its directives), on free ports. */
+export async function startNginxWith(t: TestContext, dir: string, bodies: string[], opts: { httpLevel?: string } = {}): Promise<WebServer & { ports: number[] }> {
   if (!NGINX) throw new Error('nginx is not installed');
   const tmp = path.join(dir, 'nginx-tmp');
   fs.mkdirSync(tmp);
   const conf = path.join(dir, 'nginx.conf');
   const errorLog = (): string => { try { return fs.readFileSync(path.join(dir, 'nginx-error.log'), 'utf8'); } catch { return ''; } };
-  const { child, ports } = await listenOnFreePorts(t, 'nginx', bodies.length, opts.ports, (ports) => {
+  const { child, ports } = await listenOnFreePorts(t, 'nginx', bodies.length, (ports) => {
     fs.writeFileSync(conf, `user www-data;
 worker_processes 2;
 daemon off;
@@ -220,8 +224,8 @@ export async function startApache(t: TestContext, dir: string, socket: string, a
   Include ${inc}`));
 }
 
-/** A private Apache with one VirtualHost per body (its directives), on the given ports or free ones. */
-export async function startApacheWith(t: TestContext, dir: string, bodies: string[], opts: { ports?: number[] } = {}): Promise<WebServer & { ports: number[] }> {
+/** A private Apache with one VirtualHost per body (its directives), on free ports. */
+export async function startApacheWith(t: TestContext, dir: string, bodies: string[]): Promise<WebServer & { ports: number[] }> {
   if (!APACHE) throw new Error('apache2 is not installed');
   for (const sub of ['apache-run', 'apache-lock', 'apache-log']) fs.mkdirSync(path.join(dir, sub));
   const mods = ['mpm_event', 'authz_core', 'mime', 'dir', 'alias', 'proxy', 'proxy_http', 'headers', 'rewrite'];
@@ -232,7 +236,7 @@ export async function startApacheWith(t: TestContext, dir: string, bodies: strin
     APACHE_LOCK_DIR: path.join(dir, 'apache-lock'), APACHE_LOG_DIR: path.join(dir, 'apache-log'),
   };
   const errorLog = (): string => { try { return fs.readFileSync(path.join(dir, 'apache-log', 'error.log'), 'utf8'); } catch { return ''; } };
-  const { child, ports } = await listenOnFreePorts(t, 'apache', bodies.length, opts.ports, (ports) => {
+  const { child, ports } = await listenOnFreePorts(t, 'apache', bodies.length, (ports) => {
     fs.writeFileSync(conf, `ServerRoot ${dir}
 DefaultRuntimeDir ${dir}/apache-run
 PidFile ${dir}/apache-run/apache2.pid
