@@ -32,6 +32,7 @@ export async function eventually<T>(fn: () => T | Promise<T>, timeoutMs = 20_000
     try {
       const v = await fn();
       if (v) return v as Exclude<T, null | undefined | false | 0 | ''>;
+      last = null; // an earlier attempt's error no longer says why
     } catch (e) {
       last = e;
     }

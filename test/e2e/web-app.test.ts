@@ -151,19 +151,23 @@ for (const kind of ['nginx', 'apache'] as const) {
     await eventually(() => { const w = web.workerPids(); return w.length > 0 && w.every((p) => !oldWorkers.includes(p)); }, 20_000, 'new workers');
     const after = load.count();
     await eventually(() => load.count() > after + 100, 20_000, 'load after the reload');
-    const { count, failures } = await load.stop();
-    assert.deepEqual(failures, [], `${failures.length} of ${count} requests failed`);
-    assert.ok(isAlive(corePid), 'the agent core lives on');
-    assert.deepEqual(await appPidsOf(s.registry), apps, 'the app processes are the same');
-    // The front-end PIDs the agent recorded follow the new workers.
+    // The front-end PIDs the agent recorded follow the new workers. Checked
+    // while the load runs: the server may start more workers after the
+    // reload, and one that never takes a request never meets the agent.
     const fe = path.join(agentFile, 'frontends.json');
     await eventually(() => {
       const seen = JSON.parse(fs.readFileSync(fe, 'utf8')) as { pid: number; role: string }[];
       const pids = seen.map((x) => x.pid);
       return pids.includes(web.masterPid) && !oldWorkers.some((p) => pids.includes(p)) && web.workerPids().some((p) => pids.includes(p));
     }, 20_000, 'frontends.json to follow the new workers').catch((e: Error) => {
-      throw new Error(`${e.message}\ninstance dir: ${fs.readdirSync(agentFile).join(' ')}\nmaster ${web.masterPid}, workers ${web.workerPids().join(' ')} (before: ${oldWorkers.join(' ')})\nagent output:\n${s.output().slice(-3000)}`);
+      let recorded: string;
+      try { recorded = fs.readFileSync(fe, 'utf8'); } catch (r) { recorded = (r as Error).message; }
+      throw new Error(`${e.message}\nfrontends.json: ${recorded}\nmaster ${web.masterPid}, workers ${web.workerPids().join(' ')} (before: ${oldWorkers.join(' ')})\nagent output:\n${s.output().slice(-3000)}`);
     });
+    const { count, failures } = await load.stop();
+    assert.deepEqual(failures, [], `${failures.length} of ${count} requests failed`);
+    assert.ok(isAlive(corePid), 'the agent core lives on');
+    assert.deepEqual(await appPidsOf(s.registry), apps, 'the app processes are the same');
   });
 
   test(`${kind}: a document root outside --app-root-allow is refused with 403`, opts, async (t) => {
