@@ -60,11 +60,12 @@ function listensOn(pid: number, ports: number[]): boolean {
 }
 
 /**
- * Starts a web server (`start` spawns its master for the ports it is given,
- * its stderr piped) and waits until that master holds every listening socket. A free port can be
- * taken by a test running beside this one before the server binds it, and a
- * connect would then reach the other program: so ownership is checked, and a
- * failed bind means new ports and another start (three at most).
+ * Starts a web server on free ports (`start` spawns its master for the ports
+ * it is given, its stderr piped) and waits until that master holds every
+ * listening socket. A free port can be taken by a test running beside this
+ * one before the server binds it, and a connect would then reach the other
+ * program: so ownership is checked, and a failed bind means new ports and
+ * another start (three at most).
  */
 async function listenOnFreePorts(t: TestContext, name: string, count: number, start: (ports: number[]) => ChildProcess, errorLog: () => string): Promise<{ child: ChildProcess; ports: number[] }> {
   for (let attempt = 1; ; attempt++) {

@@ -10,12 +10,11 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import * as net from 'node:net';
 import { test, type TestContext } from 'node:test';
-import { fastifyServer, nodeHttpServer } from '../../helper-agent/src/core/request-server';
+import { fastifyServer, nodeHttpServer, nodeHttpSide } from '../../helper-agent/src/core/request-server';
 import { ClientHttpServer } from '../../helper-agent/src/proxy/client-http-server';
 import type { ClientHttpConnection } from '../../helper-agent/src/proxy/client-http';
 import { plainResponse, type ClientHttpHandler, type Slot } from '../../helper-agent/src/proxy/client-slot';
 import { clientTimeouts } from '../../helper-agent/src/proxy/client-timeouts';
-import { NodeHttpForwarder, capPipelining } from '../../helper-agent/src/proxy/forward-node-http';
 import { PassengerError } from '../../helper-agent/src/errors';
 
 /** The keep-alive time of most cases here. */
@@ -258,10 +257,7 @@ test('builtin: a body refused before its end is read and dropped for the keep-al
 test('node-http: a body answered before its end by the agent (a refused app, a refused Expect) is read and dropped for the keep-alive time at most', async (t) => {
   // The forwarder of the node:http side, routing nothing: every request is refused before its body is read.
   const start = async (keepAliveMs: number): Promise<number> => {
-    const forwarder = new NodeHttpForwarder({ groupFor: () => new PassengerError('E_APP_ROOT_DENIED', 'refused'), log: { warn: () => undefined } }, clientTimeouts(keepAliveMs));
-    const server = await nodeHttpServer(forwarder.handle, true, clientTimeouts(keepAliveMs));
-    server.on('connection', capPipelining);
-    server.on('checkExpectation', forwarder.refuseExpectation);
+    const { server } = await nodeHttpSide({ groupFor: () => new PassengerError('E_APP_ROOT_DENIED', 'refused'), log: { warn: () => undefined } }, true, clientTimeouts(keepAliveMs));
     t.after(() => {
       server.closeAllConnections();
       server.close();

@@ -39,7 +39,7 @@ function listenOptions(o: Options, listenFd: number | null): { fd: number } | { 
   return { host: o.address, port: o.port };
 }
 
-interface NodeHttpSide {
+export interface NodeHttpSide {
   /** Never listened on by the default side, which hands it connections. */
   server: http.Server;
   forwarder: NodeHttpForwarder;
@@ -74,11 +74,11 @@ export async function fastifyServer(timeouts: ClientTimeouts = CLIENT_TIMEOUTS):
   return app;
 }
 
-/** The node:http server with its forwarder and the upgrade forwarder. */
-async function nodeHttpSide(ctx: ForwardingContext, listens: boolean): Promise<NodeHttpSide> {
+/** The node:http server with its forwarder and the upgrade forwarder, both keeping to `timeouts`. */
+export async function nodeHttpSide(ctx: ForwardingContext, listens: boolean, timeouts: ClientTimeouts = CLIENT_TIMEOUTS): Promise<NodeHttpSide> {
   const { NodeHttpForwarder, capPipelining } = await import('../proxy/forward-node-http.js');
-  const forwarder = new NodeHttpForwarder(ctx);
-  const server = await nodeHttpServer(forwarder.handle, listens);
+  const forwarder = new NodeHttpForwarder(ctx, timeouts);
+  const server = await nodeHttpServer(forwarder.handle, listens, timeouts);
   server.on('connection', capPipelining);
   server.on('checkExpectation', forwarder.refuseExpectation);
   return { server, forwarder, upgrades: await upgradeForwarder(server, ctx) };
