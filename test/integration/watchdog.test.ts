@@ -2,9 +2,11 @@
 // processes, and requests that arrive meanwhile wait instead of failing.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { BIN, appCopy, eventually, isAlive, request, runCli, startServer, steadyLoad } from '../helpers';
+import { CORE_SESSION_NICE, sessionNiceOf } from '../../helper-agent/src/platform/cpu-share';
+import { BIN, IS_ROOT, appCopy, eventually, isAlive, request, runCli, startServer, steadyLoad } from '../helpers';
 
 test('kill -9 of the agent core: a new core adopts the apps; requests meanwhile are held, not failed', async (t) => {
   const s = await startServer(t, appCopy(t, 'basic'), ['--min-instances', '2', '--max-pool-size', '2', '--sticky-sessions']);
@@ -38,6 +40,32 @@ test('kill -9 of the agent core: a new core adopts the apps; requests meanwhile 
   // And stopped with the server.
   assert.equal(await s.stop(), 0);
   await eventually(() => apps.every((p) => !isAlive(p)), 10_000, 'the adopted apps to stop');
+});
+
+const AUTOGROUP = fs.existsSync('/proc/self/autogroup');
+
+test("the core's session weighs more than an app's on a contended CPU, a restarted core's too", { skip: !IS_ROOT ? 'lowering a nice value needs root' : !AUTOGROUP && 'no autogroup scheduling in this kernel' }, async (t) => {
+  const s = await startServer(t, appCopy(t, 'basic'), ['--min-instances', '2', '--max-pool-size', '2']);
+  const apps = await eventually(async () => { const p = await s.appPids(); return p.length === 2 ? p : null; }, 20_000, 'two processes');
+  const pidFile = path.join(s.instanceDir(), 'core.pid');
+  const core = Number(fs.readFileSync(pidFile, 'utf8'));
+  const group = (pid: number): string => fs.readFileSync(`/proc/${pid}/autogroup`, 'utf8').split(' ')[0];
+  assert.equal(sessionNiceOf(core), CORE_SESSION_NICE);
+  assert.equal(os.getPriority(core), 0, "the core's own nice value is left alone");
+  for (const pid of apps) {
+    assert.equal(sessionNiceOf(pid), 0, 'an app starts at the default weight');
+    assert.equal(os.getPriority(pid), 0);
+    assert.notEqual(group(pid), group(core), 'each app leads a session of its own');
+  }
+  assert.notEqual(sessionNiceOf(s.child.pid as number), CORE_SESSION_NICE, "the watchdog's session is the caller's, left as it was");
+
+  process.kill(core, 'SIGKILL');
+  const again = await eventually(() => {
+    const p = Number(fs.readFileSync(pidFile, 'utf8'));
+    return p !== core && isAlive(p) ? p : null;
+  }, 20_000, 'a new core');
+  assert.equal(sessionNiceOf(again), CORE_SESSION_NICE);
+  for (const pid of apps) assert.equal(sessionNiceOf(pid), 0, 'the adopted apps keep theirs');
 });
 
 test('kill -9 of the core with an app_start_command app: the app is stopped and spawned anew', async (t) => {
