@@ -277,13 +277,41 @@ export async function startServer(t: TestContext, appDir: string, args: string[]
     const broken = /pool invariant violated: .*/.exec(out);
     if (broken) throw new Error(`the agent found a broken invariant: ${broken[0]}`);
   });
-  if (opts.waitFor !== 'none') {
-    await eventually(() => {
-      if (child.exitCode !== null) throw new Error(`server exited (${child.exitCode}):\n${out}`);
-      return out.includes('Accessible via');
-    }, 30_000, `the server to start; output so far:\n${out}`);
-  }
+  if (opts.waitFor !== 'none') await untilPrinted(child, () => out, 'Accessible via', 'the server to start');
   return server;
+}
+
+/**
+ * Resolves once `child` has printed `marker` (`output()` holds all it
+ * printed); rejects with that output as soon as it exits instead, or after
+ * `timeoutMs`.
+ */
+export function untilPrinted(child: ChildProcess, output: () => string, marker: string, what: string, timeoutMs = 30_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (err?: Error): void => {
+      clearTimeout(timer);
+      child.stdout?.off('data', check);
+      child.stderr?.off('data', check);
+      child.off('exit', exited);
+      if (err) reject(err); else resolve();
+    };
+    // Listeners added after the caller's own: output() already holds the chunk.
+    const check = (): void => { if (output().includes(marker)) done(); };
+    // Its last words may still be in the pipes: they are read first (for up to a second).
+    const exited = (code: number | null, signal: string | null): void => {
+      const fail = (): void => done(new Error(`exited (${signal ?? code}) before ${what}:\n${output()}`));
+      const pipes = [child.stdout, child.stderr].filter((p) => p !== null && !p.readableEnded);
+      let open = pipes.length;
+      for (const p of pipes) p!.once('end', () => { if (--open === 0) fail(); });
+      if (open === 0) fail(); else setTimeout(fail, 1000).unref();
+    };
+    const timer = setTimeout(() => done(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; output so far:\n${output()}`)), timeoutMs);
+    child.stdout?.on('data', check);
+    child.stderr?.on('data', check);
+    child.on('exit', exited);
+    if (child.exitCode !== null || child.signalCode !== null) exited(child.exitCode, child.signalCode);
+    else check();
+  });
 }
 
 process.on('exit', () => {

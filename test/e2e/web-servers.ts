@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import type { TestContext } from 'node:test';
-import { BIN, ROOT, alivePids, eventually, freePort, isAlive, killEverything, poolStatus, stopAfter, tmpDir, type HttpResult } from '../helpers';
+import { BIN, ROOT, alivePids, eventually, freePort, isAlive, killEverything, poolStatus, stopAfter, tmpDir, untilPrinted, type HttpResult } from '../helpers';
 
 export const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((f) => fs.existsSync(f)) ?? null;
 export const APACHE = ['/usr/sbin/apache2', '/usr/sbin/httpd'].find((f) => fs.existsSync(f)) ?? null;
@@ -118,10 +118,7 @@ export async function startAgent(t: TestContext, dir: string, allow: string, ext
     const broken = /pool invariant violated: .*/.exec(out);
     if (broken) throw new Error(`the agent found a broken invariant: ${broken[0]}`);
   });
-  await eventually(() => {
-    if (child.exitCode !== null) throw new Error(`agent exited:\n${out}`);
-    return out.includes('serving on');
-  }, 30_000, 'the agent to start');
+  await untilPrinted(child, () => out, 'serving on', 'the agent to start');
   return agent;
 }
 
