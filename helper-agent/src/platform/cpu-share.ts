@@ -1,12 +1,12 @@
 // The core's share of a busy machine's CPU. Linux's autogroup scheduler
-// (kernel.sched_autogroup_enabled, on by default in Debian's kernels, for
-// every process not placed in a CPU cgroup of its own) splits contended CPU
-// time equally between sessions, not processes. The core is a session of its
-// own, and so is each app process it starts (each leads its own), as is the
-// web server in front: with N app processes busy, the core, which carries
-// every request of all of them, would get one share in N + 2. Its session
-// gets a little more weight than one app's instead. A leaf module: imports
-// nothing of ours.
+// (kernel.sched_autogroup_enabled, on by default where the kernel has it,
+// for every process not placed in a CPU cgroup of its own) splits contended
+// CPU time equally between sessions, not processes. The core is a session
+// of its own, and so is each app process it starts (each leads its own), as
+// is the web server in front: with N app processes busy, the core, which
+// carries every request of all of them, would get one share in N + 2. Its
+// session gets a little more weight than one app's instead. A leaf module:
+// imports nothing of ours.
 import * as fs from 'node:fs';
 
 /**
