@@ -2,8 +2,9 @@
 // `npm run bench:ws`: WebSockets side by side, in one run, on 127.0.0.1 only
 // and bounded in time. The same dependency-free echo app (bench/ws-app) under
 // `direct` (one plain Node process), `ours` (passenger start, proxy mode, 2
-// processes), `ours-direct-mode` (the same with --direct-mode) and `nginx-direct`
-// (nginx proxying to 2 plain Node processes).
+// processes), `ours-direct-mode` (the same with --direct-mode), `nginx-direct`
+// (nginx proxying to 2 plain Node processes) and `passenger` (Phusion
+// Passenger standalone, builtin engine, 2 processes).
 //   echo: N connections, each sending a 32-byte message and waiting for its
 //         echo, back to back, for S seconds: messages/s and round-trip p50/p99.
 //   idle: M idle WebSockets through `ours`: the agent's private dirty memory
@@ -11,7 +12,7 @@
 //         must still echo.
 // Ratios against `direct` are what count (the machine is shared).
 //
-//   npm run bench:ws -- [--conns 50] [--seconds 10] [--idle 10000] [--targets direct,ours,ours-direct-mode,nginx-direct] [--scenarios echo,idle]
+//   npm run bench:ws -- [--conns 50] [--seconds 10] [--idle 10000] [--targets direct,ours,ours-direct-mode,nginx-direct,passenger] [--scenarios echo,idle]
 'use strict';
 const crypto = require('crypto');
 const fs = require('fs');
@@ -26,7 +27,7 @@ const PASSENGER = path.join(ROOT, 'dist', 'helper-agent', 'src', 'cli', 'passeng
 const APP = path.join(__dirname, 'ws-app', 'app.js');
 
 function parseArgs(argv) {
-  const a = { conns: 50, seconds: 10, idle: 10000, targets: ['direct', 'ours', 'ours-direct-mode', 'nginx-direct'], scenarios: ['echo', 'idle'] };
+  const a = { conns: 50, seconds: 10, idle: 10000, targets: ['direct', 'ours', 'ours-direct-mode', 'nginx-direct', 'passenger'], scenarios: ['echo', 'idle'] };
   for (let i = 0; i < argv.length; i++) {
     const [k, v] = argv[i].includes('=') ? argv[i].split('=') : [argv[i], argv[++i]];
     if (k === '--conns') a.conns = Number(v);
@@ -176,6 +177,54 @@ http {
     await waitUp(port, 'nginx');
     return { port, agentPids: () => [], stop: async () => { await stopPids([ng.pid]); await stopPids(apps.map((x) => x.pid)); fs.rmSync(dir, { recursive: true, force: true }); } };
   },
+};
+
+/** The pids the app's `/` names ("hello from PID"), `n` requests at once. */
+function appPids(port, n) {
+  return Promise.all(Array.from({ length: n }, () => new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false, timeout: 2000 }, (res) => {
+      let body = '';
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve(Number((/hello from (\d+)/.exec(body) || [])[1]) || 0));
+    });
+    req.on('error', () => resolve(0));
+    req.on('timeout', () => req.destroy());
+  }))).then((pids) => new Set(pids.filter(Boolean)));
+}
+
+// Phusion Passenger standalone (builtin engine), with the pool flags `ours` has.
+TARGETS.passenger = async () => {
+  const bin = ['/usr/bin/passenger', '/usr/local/bin/passenger'].find((f) => fs.existsSync(f));
+  if (!bin) throw new Error('Phusion Passenger is not installed');
+  const port = await freePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-ws-psg-'));
+  fs.chmodSync(dir, 0o755);
+  const appDir = path.join(dir, 'app');
+  fs.mkdirSync(appDir);
+  fs.copyFileSync(APP, path.join(appDir, 'app.js'));
+  fs.mkdirSync(path.join(dir, 'tmp'));
+  const launcher = spawn(bin, ['start', appDir, '--engine=builtin', '--app-type', 'node', '--startup-file', 'app.js', '--port', String(port),
+    '--address', '127.0.0.1', '--min-instances', '2', '--max-pool-size', '2', '--environment', 'production', '--log-file', path.join(dir, 'log'),
+    '--pid-file', path.join(dir, 'passenger.pid'), '--disable-security-update-check', '--disable-anonymous-telemetry'],
+  // Its --startup-file is found from the working directory.
+  { cwd: appDir, stdio: 'ignore', env: { ...process.env, TMPDIR: path.join(dir, 'tmp') } });
+  // One SIGTERM to the launcher stops its watchdog, core and apps.
+  const stop = async () => { await stopPids([launcher.pid]); fs.rmSync(dir, { recursive: true, force: true }); };
+  try {
+    await waitUp(port, 'passenger');
+    // It spawns the second process after the first request: wait until both answer.
+    const end = Date.now() + 60_000;
+    while ((await appPids(port, 16)).size < 2) {
+      if (Date.now() > end) throw new Error('passenger did not start its second process within 60 s');
+      await sleep(200);
+    }
+  } catch (e) {
+    let tail = '';
+    try { tail = fs.readFileSync(path.join(dir, 'log'), 'utf8').trim().split('\n').slice(-5).join('\n'); } catch { /* no log */ }
+    await stop();
+    throw new Error(`${e.message}${tail ? `; its log ended:\n${tail}` : ''}`);
+  }
+  return { port, agentPids: () => [], stop };
 };
 TARGETS['ours-direct-mode'] = TARGETS.ours(['--direct-mode']);
 TARGETS.ours = TARGETS.ours();
