@@ -7,7 +7,7 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import WebSocket from 'ws';
-import { BIN, ROOT, appCopy, eventually, request, runCli, startServer, type Server } from '../helpers';
+import { BIN, ROOT, appCopy, eventually, request, runCli, sleep, startServer, type Server } from '../helpers';
 import { wsHandshake } from '../websocket-client';
 
 async function processes(s: Server): Promise<{ pid: number; sessions: number; websockets: number }[]> {
@@ -202,5 +202,57 @@ test('100 MB through a WebSocket both ways without the agent holding them', asyn
   assert.equal(got, total * chunk.length);
   t.diagnostic(`agent private dirty memory: ${before.toFixed(1)} MB before, ${peak.toFixed(1)} MB at most`);
   assert.ok(peak - before < 100, `agent private memory grew by ${(peak - before).toFixed(1)} MB while 200 MB passed`);
+  await ws.close();
+});
+
+/** Bytes process `pid` has read with read(2) and its kind (/proc/PID/io's rchar), in MB. */
+function readMB(pid: number): number {
+  return Number(/^rchar: (\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/io`, 'utf8'))![1]) / (1024 * 1024);
+}
+
+test('a client that stops reading: the agent stops reading the app, and all arrives in order once it reads', async (t) => {
+  const s = await startServer(t, appCopy(t, 'websocket'), ['--min-instances', '1']);
+  const [appPid] = await eventually(async () => { const p = await s.appPids(); return p.length === 1 ? p : null; }, 20_000, 'a process');
+  const corePid = Number(fs.readFileSync(path.join(s.instanceDir(), 'core.pid'), 'utf8'));
+  const h = await wsHandshake(s.port, '/');
+  assert.equal(h.status, 101);
+  const ws = h.ws!;
+  const appBefore = privateDirtyMB(appPid);
+  const readBefore = readMB(corePid);
+  ws.socket.pause();
+  // 64 numbered 1 MB messages, sent as fast as they are taken; the app
+  // echoes each at once, whether or not its echoes are taken.
+  const total = 64;
+  for (let i = 0; i < total; i++) {
+    const m = Buffer.alloc(1024 * 1024, i);
+    m.writeUInt32BE(i, 0);
+    ws.send(m);
+    if (ws.socket.writableNeedDrain) await new Promise((r) => ws.socket.once('drain', r));
+  }
+  // The echoes the agent did not read wait in the app, and the agent reads no more.
+  let last = -1;
+  const read = await eventually(async () => {
+    const now = readMB(corePid) - readBefore;
+    const still = Math.abs(now - last) < 0.05 && privateDirtyMB(appPid) - appBefore > 48;
+    last = now;
+    if (!still) await sleep(250);
+    return still && now;
+  }, 60_000, 'the app to hold the echoes and the agent to stop reading');
+  // It read the 64 MB sent, and of the 64 MB echoed no more than the socket buffers on the way to the client hold.
+  t.diagnostic(`the agent read ${read.toFixed(1)} MB while the client read nothing`);
+  assert.ok(read < 64 + 24, `the agent read ${read.toFixed(1)} MB: it went on reading the app for a client that does not read`);
+  ws.socket.resume();
+  let next = 0;
+  let bytes = 0;
+  while (bytes < total * 1024 * 1024) {
+    const m = await ws.next(60_000);
+    assert.ok(m !== null, 'the connection stayed open');
+    // The app echoes each message as one frame.
+    assert.equal(m.data.readUInt32BE(0), next, 'in order');
+    assert.equal(m.data[m.data.length - 1], next & 0xff, 'unchanged');
+    next++;
+    bytes += m.data.length;
+  }
+  assert.equal(next, total);
   await ws.close();
 });

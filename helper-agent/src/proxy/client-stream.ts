@@ -21,9 +21,14 @@ export interface StreamOwner {
   closed(): void;
 }
 
+/** Whom a queued write's completion is told: a client connection, or a tunnel's side (tunnel-relay.ts). */
+export interface WriteOwner {
+  written(bytes: number, status: number): void;
+}
+
 interface WriteReq {
   oncomplete: (this: WriteReq, status: number) => void;
-  stream: ClientStream | null;
+  stream: WriteOwner | null;
   bytes: number;
   /** A Buffer being written is kept alive until its write completes. */
   buffer: Buffer | null;
@@ -68,7 +73,7 @@ const UV_EOF = (process as unknown as { binding(name: string): { UV_EOF: number 
 const state = binding.streamBaseState;
 
 /** Bytes written and not yet taken by the kernel past which write() says to wait (net.Socket's default). */
-const HIGH_WATER = 16 * 1024;
+export const HIGH_WATER = 16 * 1024;
 
 // Handle and request callbacks shared by every connection: `this` names it.
 function onRead(this: StreamHandle, buf?: ArrayBuffer): void {
@@ -110,6 +115,32 @@ function newWriteReq(): WriteReq {
 let spareReq = newWriteReq();
 
 /**
+ * In a handle's read callback: the bytes read (a view of `buf`), or, when
+ * there are none, 0 or a libuv error (UV_EOF at the end of input).
+ */
+export function readResult(buf?: ArrayBuffer): Buffer | number {
+  const n = state[binding.kReadBytesOrError];
+  return n > 0 ? Buffer.from(buf as ArrayBuffer, state[binding.kArrayBufferOffset], n) : n;
+}
+
+/**
+ * Writes `b` to `handle`: 0 when the kernel took all of it, a positive
+ * count of bytes when they are queued (`owner.written()` is told when they
+ * are out, and `b` is kept until then), < 0 a libuv error.
+ */
+export function writeBufferTo(handle: Pick<StreamHandle, 'writeBuffer'>, b: Buffer, owner: WriteOwner): number {
+  const req = spareReq;
+  const err = handle.writeBuffer(req, b);
+  if (err !== 0) return err;
+  if (state[binding.kLastWriteWasAsync] === 0) return 0;
+  spareReq = newWriteReq();
+  req.stream = owner;
+  req.bytes = state[binding.kBytesWritten];
+  req.buffer = b;
+  return req.bytes;
+}
+
+/**
  * Writes a latin1 string straight to a stream handle no ClientStream owns (a
  * connection to an app, whose net.Socket keeps reading and closing it): 0 when
  * the kernel took all of it, 1 when it is queued (its completion is not
@@ -124,7 +155,7 @@ export function writeLatin1To(handle: Pick<StreamHandle, 'writeLatin1String'>, s
   return 1;
 }
 
-export class ClientStream {
+export class ClientStream implements WriteOwner {
   destroyed = false;
   /** Bytes of queued writes not yet complete. */
   private pending = 0;

@@ -21,7 +21,8 @@ import type { RequestSnapshot } from '../admin/protocol';
 import { Exchange, type ForwardingContext } from './exchange';
 import { appHeaders, clientOf, stripResponseHopByHop, type RequestHead } from './headers';
 import { FrameBoundaries, GOING_AWAY } from './websocket-frames';
-import { appDrained, clientDrained, destroyOnError, endThenDestroy, fromApp, fromClient, headLines, kUpgrade, sendAgentResponse, sideClosed, type Side, type TunnelOwner } from './tunnel-ends';
+import { destroyOnError, endThenDestroy, headLines, kUpgrade, sendAgentResponse, sideClosed, type Side, type TunnelOwner } from './tunnel-ends';
+import { TunnelSide, type SideOwner } from './tunnel-relay';
 
 /** Stands for the handshake's request once a WebSocket is open, so the request itself can go. */
 const HANDSHAKE_DONE = { method: '?', url: '?', headers: {}, rawHeaders: [], socket: {} } as unknown as RequestHead;
@@ -29,7 +30,7 @@ const HANDSHAKE_DONE = { method: '?', url: '?', headers: {}, rawHeaders: [], soc
 const CLOSING_MS = 5000;
 
 /** One upgrade request, from the client's handshake to the end of its tunnel. */
-class Upgrade extends Exchange implements TunnelOwner {
+class Upgrade extends Exchange implements TunnelOwner, SideOwner {
   /** The body of an upgrade request is the tunnel's first bytes, never resent. */
   readonly withBody = false;
   private appReq: http.ClientRequest | null = null;
@@ -37,6 +38,9 @@ class Upgrade extends Exchange implements TunnelOwner {
   private appRes: http.IncomingMessage | null = null;
   /** The app's side of the tunnel, once upgraded (read by the shared listeners). */
   appSock: Socket | null = null;
+  /** The tunnel's two sides, once upgraded: how each is read and written. */
+  private appSide: TunnelSide | null = null;
+  private clientSide: TunnelSide | null = null;
   /** Frames from the app to the client (WebSockets only): where a close frame may go. */
   private frames: FrameBoundaries | null = null;
   /** The process is leaving: the close frame goes at the next boundary, and the sockets outlive the exchange until then. */
@@ -103,33 +107,41 @@ class Upgrade extends Exchange implements TunnelOwner {
     client.on('end', sideClosed);
     // Each side pauses while the other cannot take more. The app's side of
     // a WebSocket is read frame by frame, so that it can be closed cleanly.
-    sock.on('data', fromApp);
-    client.on('data', fromClient);
-    sock.on('drain', appDrained);
-    client.on('drain', clientDrained);
+    this.appSide = new TunnelSide(sock, this);
+    this.clientSide = new TunnelSide(client, this);
     // Its process began to leave while the handshake was under way.
     if (p.life !== 'alive' && this.group.options.abortWebsocketsOnProcessShutdown) this.abort();
   }
 
+  read(side: TunnelSide, chunk: Buffer): void {
+    if (side === this.appSide) this.relayFromApp(chunk);
+    else this.relayFromClient(chunk);
+  }
+
+  drained(side: TunnelSide): void {
+    (side === this.appSide ? this.clientSide : this.appSide)?.resume();
+  }
+
   /** Bytes from the app, for the client. */
-  relayFromApp(chunk: Buffer): void {
+  private relayFromApp(chunk: Buffer): void {
     const frames = this.frames;
+    const client = this.clientSide as TunnelSide;
     if (this.closing) {
       if (frames === null) return; // not a WebSocket, or its close frame has gone
       chunk = chunk.subarray(0, frames.feed(chunk, true));
-      if (chunk.length > 0) this.client.write(chunk);
+      if (chunk.length > 0) client.write(chunk);
       if (frames.atBoundary()) this.sendGoingAway();
       return;
     }
     if (this.state === 'closed') return; // the client's side is ending
     frames?.feed(chunk);
-    if (!this.client.write(chunk)) this.appSock?.pause();
+    if (!client.write(chunk)) this.appSide?.pause();
   }
 
   /** Bytes from the client, for the app. */
-  relayFromClient(chunk: Buffer): void {
+  private relayFromClient(chunk: Buffer): void {
     if (this.closing || this.state === 'closed') return;
-    if (this.appSock !== null && !this.appSock.write(chunk)) this.client.pause();
+    if (this.appSide !== null && !this.appSide.write(chunk)) this.clientSide?.pause();
   }
 
   /**
@@ -147,7 +159,7 @@ class Upgrade extends Exchange implements TunnelOwner {
     this.close();
     const client = this.client;
     // What the client sends from now on (its answer to the close frame) is read and dropped.
-    client.resume();
+    this.clientSide?.resume();
     const cut = setTimeout(() => { client.destroy(); sock.destroy(); }, CLOSING_MS);
     cut.unref();
     client.once('close', () => clearTimeout(cut));
@@ -157,7 +169,7 @@ class Upgrade extends Exchange implements TunnelOwner {
       return;
     }
     // Until the app's current frame is through: read on, whatever the client's pace.
-    sock.resume();
+    this.appSide?.resume();
     // An app that goes in the middle of a frame leaves nothing clean to do.
     sock.once('close', () => { if (this.frames !== null) endThenDestroy(client); });
     if (this.frames.atBoundary()) this.sendGoingAway();

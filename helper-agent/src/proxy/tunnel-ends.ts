@@ -1,5 +1,6 @@
 // The two ends of a WebSocket tunnel (the client's socket and the app's):
-// the listeners every tunnel shares, and how an end is closed or answered.
+// the listeners every tunnel shares for its end, and how an end is closed or
+// answered (tunnel-relay.ts moves the bytes between them).
 import * as http from 'node:http';
 import type { Socket } from 'node:net';
 import type { Group } from '../pool/group';
@@ -7,10 +8,6 @@ import { agentErrorResponse } from './error-pages';
 
 /** What the shared listeners reach through a socket: the exchange it belongs to (forward-upgrade.ts). */
 export interface TunnelOwner {
-  readonly client: Socket;
-  readonly appSock: Socket | null;
-  relayFromApp(chunk: Buffer): void;
-  relayFromClient(chunk: Buffer): void;
   close(): void;
 }
 
@@ -18,24 +15,6 @@ export interface TunnelOwner {
 // cost the agent as little memory as can be. Each socket names its exchange.
 export const kUpgrade = Symbol('passenger.upgrade');
 export type Side = Socket & { [kUpgrade]?: TunnelOwner };
-
-export function fromApp(this: Side, chunk: Buffer): void {
-  this[kUpgrade]?.relayFromApp(chunk);
-}
-
-export function fromClient(this: Side, chunk: Buffer): void {
-  this[kUpgrade]?.relayFromClient(chunk);
-}
-
-/** The app's side took what was written: the client may send more. */
-export function appDrained(this: Side): void {
-  this[kUpgrade]?.client.resume();
-}
-
-/** The client's side took what was written: the app may send more. */
-export function clientDrained(this: Side): void {
-  this[kUpgrade]?.appSock?.resume();
-}
 
 /** Either side closing (or ending) ends the exchange: both go, and its session or WebSocket is freed at once. */
 export function sideClosed(this: Side): void {
