@@ -101,6 +101,16 @@ function nodeApp(port) {
 
 // ------------------------------------------------------------------ targets
 
+/** A new temp dir (readable by the apps' user) holding app/app.js, the echo app. */
+function appCopy(prefix) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  fs.chmodSync(dir, 0o755);
+  const appDir = path.join(dir, 'app');
+  fs.mkdirSync(appDir);
+  fs.copyFileSync(APP, path.join(appDir, 'app.js'));
+  return { dir, appDir };
+}
+
 const TARGETS = {
   async direct() {
     const port = await freePort();
@@ -110,11 +120,7 @@ const TARGETS = {
   },
   ours: (extra = []) => async () => {
     const port = await freePort();
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-ws-'));
-    fs.chmodSync(dir, 0o755);
-    const appDir = path.join(dir, 'app');
-    fs.mkdirSync(appDir);
-    fs.copyFileSync(APP, path.join(appDir, 'app.js'));
+    const { dir, appDir } = appCopy('bench-ws-');
     const reg = path.join(dir, 'reg');
     fs.mkdirSync(reg);
     const w = spawn(process.execPath, [PASSENGER, 'start', appDir, '--port', String(port), '--address', '127.0.0.1', '--min-instances', '2',
@@ -197,11 +203,7 @@ TARGETS.passenger = async () => {
   const bin = ['/usr/bin/passenger', '/usr/local/bin/passenger'].find((f) => fs.existsSync(f));
   if (!bin) throw new Error('Phusion Passenger is not installed');
   const port = await freePort();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-ws-psg-'));
-  fs.chmodSync(dir, 0o755);
-  const appDir = path.join(dir, 'app');
-  fs.mkdirSync(appDir);
-  fs.copyFileSync(APP, path.join(appDir, 'app.js'));
+  const { dir, appDir } = appCopy('bench-ws-psg-');
   fs.mkdirSync(path.join(dir, 'tmp'));
   const launcher = spawn(bin, ['start', appDir, '--engine=builtin', '--app-type', 'node', '--startup-file', 'app.js', '--port', String(port),
     '--address', '127.0.0.1', '--min-instances', '2', '--max-pool-size', '2', '--environment', 'production', '--log-file', path.join(dir, 'log'),

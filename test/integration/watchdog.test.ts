@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { CORE_SESSION_NICE, sessionNiceOf } from '../../helper-agent/src/platform/cpu-share';
+import { CORE_SESSION_NICE } from '../../helper-agent/src/platform/cpu-share';
 import { BIN, IS_ROOT, appCopy, eventually, isAlive, request, runCli, startServer, steadyLoad } from '../helpers';
 
 test('kill -9 of the agent core: a new core adopts the apps; requests meanwhile are held, not failed', async (t) => {
@@ -43,6 +43,11 @@ test('kill -9 of the agent core: a new core adopts the apps; requests meanwhile 
 });
 
 const AUTOGROUP = fs.existsSync('/proc/self/autogroup');
+
+/** The nice value of process `pid`'s session group (/proc/PID/autogroup: "/autogroup-N nice V"). */
+function sessionNiceOf(pid: number): number {
+  return Number(/nice (-?\d+)/.exec(fs.readFileSync(`/proc/${pid}/autogroup`, 'utf8'))![1]);
+}
 
 test("the core's session weighs more than an app's on a contended CPU, a restarted core's too", { skip: !IS_ROOT ? 'lowering a nice value needs root' : !AUTOGROUP && 'no autogroup scheduling in this kernel' }, async (t) => {
   const s = await startServer(t, appCopy(t, 'basic'), ['--min-instances', '2', '--max-pool-size', '2']);

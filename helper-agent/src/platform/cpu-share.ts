@@ -30,13 +30,3 @@ export function setSessionNice(nice: number = CORE_SESSION_NICE): string | null 
     return err.code === 'ENOENT' ? 'the kernel has no autogroup scheduling' : err.message;
   }
 }
-
-/** The nice value of process `pid`'s session group, or null where there is none (no autogroup, no such process). */
-export function sessionNiceOf(pid: number): number | null {
-  try {
-    const m = /nice (-?\d+)/.exec(fs.readFileSync(`/proc/${pid}/autogroup`, 'utf8'));
-    return m ? Number(m[1]) : null;
-  } catch {
-    return null;
-  }
-}

@@ -62,7 +62,8 @@ interface StreamHandle { isStreamBase?: boolean; _consumed?: boolean; reading?: 
  */
 const writeNow: ((h: StreamHandle, s: string) => number) | null = (() => {
   try {
-    return (require('./client-stream') as typeof import('./client-stream')).writeLatin1To as unknown as (h: StreamHandle, s: string) => number;
+    const { writeTo } = require('./client-stream') as typeof import('./client-stream');
+    return (h, s) => writeTo(h as unknown as Parameters<typeof writeTo>[0], s, null);
   } catch {
     return null;
   }

@@ -124,35 +124,23 @@ export function readResult(buf?: ArrayBuffer): Buffer | number {
 }
 
 /**
- * Writes `b` to `handle`: 0 when the kernel took all of it, a positive
- * count of bytes when they are queued (`owner.written()` is told when they
- * are out, and `b` is kept until then), < 0 a libuv error.
+ * Writes to `handle` (a string as latin1): 0 when the kernel took all of it,
+ * the count of bytes queued otherwise (`owner`, if any, is told once they
+ * are out, and a Buffer is kept until then; libuv keeps the order of
+ * writes), < 0 a libuv error. Also for handles no ClientStream owns: a
+ * connection to an app, whose net.Socket keeps reading and closing it, and
+ * a tunnel's sides (tunnel-relay.ts).
  */
-export function writeBufferTo(handle: Pick<StreamHandle, 'writeBuffer'>, b: Buffer, owner: WriteOwner): number {
+export function writeTo(handle: Pick<StreamHandle, 'writeLatin1String' | 'writeBuffer'>, data: string | Buffer, owner: WriteOwner | null): number {
   const req = spareReq;
-  const err = handle.writeBuffer(req, b);
+  const err = typeof data === 'string' ? handle.writeLatin1String(req, data) : handle.writeBuffer(req, data);
   if (err !== 0) return err;
   if (state[binding.kLastWriteWasAsync] === 0) return 0;
   spareReq = newWriteReq();
   req.stream = owner;
   req.bytes = state[binding.kBytesWritten];
-  req.buffer = b;
+  if (typeof data !== 'string') req.buffer = data;
   return req.bytes;
-}
-
-/**
- * Writes a latin1 string straight to a stream handle no ClientStream owns (a
- * connection to an app, whose net.Socket keeps reading and closing it): 0 when
- * the kernel took all of it, 1 when it is queued (its completion is not
- * reported: libuv keeps the order of writes), < 0 a libuv error.
- */
-export function writeLatin1To(handle: Pick<StreamHandle, 'writeLatin1String'>, s: string): number {
-  const req = spareReq;
-  const err = handle.writeLatin1String(req, s);
-  if (err !== 0) return err;
-  if (state[binding.kLastWriteWasAsync] === 0) return 0;
-  spareReq = newWriteReq();
-  return 1;
 }
 
 export class ClientStream implements WriteOwner {
@@ -182,20 +170,13 @@ export class ClientStream implements WriteOwner {
   /** Writes bytes (a string is latin1); false: wait for the owner's drain() before writing more. */
   write(data: string | Buffer): boolean {
     if (this.destroyed || this.ending) return false;
-    const req = spareReq;
-    const err = typeof data === 'string' ? this.handle.writeLatin1String(req, data) : this.handle.writeBuffer(req, data);
-    if (err !== 0) {
+    const n = writeTo(this.handle, data, this);
+    if (n < 0) {
       this.destroy();
       return false;
     }
-    if (state[binding.kLastWriteWasAsync] !== 0) {
-      spareReq = newWriteReq();
-      req.stream = this;
-      req.bytes = state[binding.kBytesWritten];
-      if (typeof data !== 'string') req.buffer = data;
-      this.pending += req.bytes;
-      if (this.pending >= HIGH_WATER) this.waiting = true;
-    }
+    this.pending += n;
+    if (this.pending >= HIGH_WATER) this.waiting = true;
     return !this.waiting;
   }
 

@@ -36,8 +36,8 @@ class Upgrade extends Exchange implements TunnelOwner, SideOwner {
   private appReq: http.ClientRequest | null = null;
   /** The app's answer when it was not a 101, while it is relayed. */
   private appRes: http.IncomingMessage | null = null;
-  /** The app's side of the tunnel, once upgraded (read by the shared listeners). */
-  appSock: Socket | null = null;
+  /** The app's side of the tunnel, once upgraded. */
+  private appSock: Socket | null = null;
   /** The tunnel's two sides, once upgraded: how each is read and written. */
   private appSide: TunnelSide | null = null;
   private clientSide: TunnelSide | null = null;

@@ -6,7 +6,7 @@
 // (handed to their own callback), closing, and any write made while their
 // own stream still holds output (which must go out first).
 import type { Socket } from 'node:net';
-import { HIGH_WATER, readResult, writeBufferTo, type StreamHandle, type WriteOwner } from './client-stream';
+import { HIGH_WATER, readResult, writeTo, type StreamHandle, type WriteOwner } from './client-stream';
 
 const kSide = Symbol('passenger.tunnelSide');
 
@@ -68,7 +68,7 @@ export class TunnelSide implements WriteOwner {
     const sock = this.sock;
     // The stream's own queue goes first, and an ended or closed socket answers as it would.
     if (h === null || sock.writableLength > 0 || sock.writableEnded || sock.destroyed) return sock.write(chunk);
-    const n = writeBufferTo(h, chunk, this);
+    const n = writeTo(h, chunk, this);
     if (n < 0) {
       sock.destroy();
       return false;
