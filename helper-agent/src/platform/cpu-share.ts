@@ -16,6 +16,30 @@ import * as fs from 'node:fs';
  */
 export const CORE_SESSION_NICE = -2;
 
+/** A process's session group in the autogroup scheduler. */
+export interface SessionGroup {
+  /** Its name, `/autogroup-N`: one per session. */
+  group: string;
+  nice: number;
+}
+
+/**
+ * The session group of `pid` (or this process), from /proc/PID/autogroup.
+ * Null where the session has none: a kernel without autogroup scheduling,
+ * or a session the kernel could not give a group of its own (it then shares
+ * the machine's default one, and the file reads empty).
+ */
+export function sessionGroupOf(pid: number | 'self' = 'self'): SessionGroup | null {
+  let text: string;
+  try {
+    text = fs.readFileSync(`/proc/${pid}/autogroup`, 'utf8');
+  } catch {
+    return null;
+  }
+  const m = /^(\/autogroup-\d+) nice (-?\d+)/.exec(text);
+  return m ? { group: m[1], nice: Number(m[2]) } : null;
+}
+
 /**
  * Gives this process's session the weight of `nice` in the autogroup
  * scheduler. Only a privileged process may lower it; new sessions (the apps
@@ -24,9 +48,12 @@ export const CORE_SESSION_NICE = -2;
 export function setSessionNice(nice: number = CORE_SESSION_NICE): string | null {
   try {
     fs.writeFileSync('/proc/self/autogroup', String(nice));
-    return null;
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     return err.code === 'ENOENT' ? 'the kernel has no autogroup scheduling' : err.message;
   }
+  // The write succeeds even for a session left in the default group, where it weighs nothing.
+  const now = sessionGroupOf();
+  if (now === null) return 'this session has no autogroup of its own';
+  return now.nice === nice ? null : `the kernel kept nice ${now.nice}`;
 }
