@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { CORE_SESSION_NICE, sessionGroupOf } from '../../helper-agent/src/platform/cpu-share';
+import { CORE_SESSION_NICE, CORE_THREAD_NICE, sessionGroupOf } from '../../helper-agent/src/platform/cpu-share';
 import { BIN, IS_ROOT, appCopy, eventually, isAlive, request, runCli, startServer, steadyLoad } from '../helpers';
 
 test('kill -9 of the agent core: a new core adopts the apps; requests meanwhile are held, not failed', async (t) => {
@@ -60,28 +60,55 @@ function sessionNiceOf(pid: number): number {
   return g.nice;
 }
 
-test("the core's session weighs more than an app's on a contended CPU, a restarted core's too", { skip: !IS_ROOT ? 'lowering a nice value needs root' : !newSessionsGetAGroup() && 'new sessions get no autogroup of their own here' }, async (t) => {
+/** The nice value of each thread of process `pid` (field 19 of /proc/PID/task/TID/stat): its main thread's, and the others'. */
+function threadNices(pid: number): { main: number; others: number[] } {
+  const niceOf = (tid: string): number => {
+    const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+  };
+  const others = fs.readdirSync(`/proc/${pid}/task`).filter((tid) => tid !== String(pid));
+  return { main: niceOf(String(pid)), others: others.map(niceOf) };
+}
+
+test("the core's event loop thread and session weigh more than an app's on a contended CPU, a restarted core's too", { skip: !IS_ROOT && 'lowering a nice value needs root' }, async (t) => {
+  const sessions = newSessionsGetAGroup();
+  if (!sessions) t.diagnostic('new sessions get no autogroup of their own here: session weights are not checked');
   const s = await startServer(t, appCopy(t, 'basic'), ['--min-instances', '2', '--max-pool-size', '2']);
   const apps = await eventually(async () => { const p = await s.appPids(); return p.length === 2 ? p : null; }, 20_000, 'two processes');
   const pidFile = path.join(s.instanceDir(), 'core.pid');
+  const weighed = (core: number): void => {
+    const { main, others } = threadNices(core);
+    assert.equal(main, CORE_THREAD_NICE, "the core's event loop thread");
+    assert.ok(others.length > 0, 'the core has other threads');
+    assert.deepEqual(others.filter((n) => n !== 0), [], "the core's other threads keep the default");
+    if (sessions) assert.equal(sessionNiceOf(core), CORE_SESSION_NICE);
+  };
+  const atDefault = (pid: number, what: string): void => {
+    const { main, others } = threadNices(pid);
+    assert.deepEqual([main, ...others].filter((n) => n !== 0), [], `${what}: every thread at the default weight`);
+    if (sessions) assert.equal(sessionNiceOf(pid), 0, `${what}: its session at the default weight`);
+  };
   const core = Number(fs.readFileSync(pidFile, 'utf8'));
-  const group = (pid: number): string | undefined => sessionGroupOf(pid)?.group;
-  assert.equal(sessionNiceOf(core), CORE_SESSION_NICE);
-  assert.equal(os.getPriority(core), 0, "the core's own nice value is left alone");
-  for (const pid of apps) {
-    assert.equal(sessionNiceOf(pid), 0, 'an app starts at the default weight');
-    assert.equal(os.getPriority(pid), 0);
-    assert.notEqual(group(pid), group(core), 'each app leads a session of its own');
+  weighed(core);
+  // Started by the weighed thread, the apps still begin at 0.
+  for (const pid of apps) atDefault(pid, `app ${pid}`);
+  if (sessions) {
+    for (const pid of apps) assert.notEqual(sessionGroupOf(pid)?.group, sessionGroupOf(core)?.group, 'each app leads a session of its own');
   }
   assert.notEqual(sessionGroupOf(s.child.pid as number)?.nice, CORE_SESSION_NICE, "the watchdog's session is the caller's, left as it was");
+  assert.equal(os.getPriority(s.child.pid as number), 0, "the watchdog's own thread is left as it was");
 
   process.kill(core, 'SIGKILL');
   const again = await eventually(() => {
     const p = Number(fs.readFileSync(pidFile, 'utf8'));
     return p !== core && isAlive(p) ? p : null;
   }, 20_000, 'a new core');
-  assert.equal(sessionNiceOf(again), CORE_SESSION_NICE);
-  for (const pid of apps) assert.equal(sessionNiceOf(pid), 0, 'the adopted apps keep theirs');
+  weighed(again);
+  for (const pid of apps) atDefault(pid, `adopted app ${pid}`);
+  // An app the new core starts begins at 0 too.
+  process.kill(apps[0], 'SIGKILL');
+  const [fresh] = await eventually(async () => { const p = await s.appPids(); return p.length === 2 && !p.includes(apps[0]) ? p.filter((q) => q !== apps[1]) : null; }, 20_000, 'a replacement');
+  atDefault(fresh, 'the replacement');
 });
 
 test('kill -9 of the core with an app_start_command app: the app is stopped and spawned anew', async (t) => {

@@ -6,7 +6,7 @@ import type { Options } from '../config';
 import { InstanceDir } from '../instance/instance-dir';
 import { AdminSocket } from '../admin/admin-socket';
 import { setCloexec } from '../platform/native';
-import { CORE_SESSION_NICE, setSessionNice } from '../platform/cpu-share';
+import { CORE_SESSION_NICE, CORE_THREAD_NICE, setLoopThreadNice, setSessionNice } from '../platform/cpu-share';
 import { Logger } from '../log';
 import { LoaderChannel } from '../spawn/loader-channel';
 import { createPool, serveApps, type CoreApps } from './core-apps';
@@ -45,6 +45,8 @@ async function main(): Promise<void> {
   handleLogRotationAndCrashes(log);
   const unshared = setSessionNice();
   if (unshared !== null) log.debug(`the core's session keeps the default CPU share (nice ${CORE_SESSION_NICE} refused: ${unshared})`);
+  const unweighed = setLoopThreadNice();
+  if (unweighed !== null) log.debug(`the core's event loop thread keeps the default CPU share (nice ${CORE_THREAD_NICE} refused: ${unweighed})`);
   const stop = new CoreStop(o, inst, log, cfg.listenFd);
   stop.listen();
 

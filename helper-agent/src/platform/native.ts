@@ -31,6 +31,7 @@ interface Addon {
   removeTree(parent: string, name: string, ownerUid: number): void;
   setCloexec(fd: number): void;
   trimMemory(): boolean;
+  setThreadNice(nice: number): void;
   lookupUser(key: string | number, gid?: number): UserEntry | null;
   lookupGroup(key: string | number): GroupEntry | null;
 }
@@ -77,6 +78,14 @@ export function setCloexec(fd: number): void {
 /** Returns the C heap's free pages to the system (malloc_trim(3)); true if any went. */
 export function trimMemory(): boolean {
   return load().trimMemory();
+}
+
+/**
+ * Gives the calling thread alone the nice value `nice`; the processes and
+ * threads it starts from then on begin at 0. Throws an errno error.
+ */
+export function setThreadNice(nice: number): void {
+  load().setThreadNice(nice);
 }
 
 /**
