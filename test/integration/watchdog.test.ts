@@ -111,6 +111,16 @@ test("the core's event loop thread and session weigh more than an app's on a con
   atDefault(fresh, 'the replacement');
 });
 
+test('an app process that dies while no core runs: the new core adopts the live one and brings the group back to min_instances', async (t) => {
+  const s = await startServer(t, appCopy(t, 'basic'), ['--min-instances', '2', '--max-pool-size', '2']);
+  const apps = await eventually(async () => { const p = await s.appPids(); return p.length === 2 ? p : null; }, 20_000, 'two processes');
+  const core = Number(fs.readFileSync(path.join(s.instanceDir(), 'core.pid'), 'utf8'));
+  process.kill(core, 'SIGKILL');
+  process.kill(apps[0], 'SIGKILL');
+  await eventually(() => /adopted 1 live app process\(es\)/.test(s.output()), 20_000, 'a new core to adopt the live process');
+  await eventually(async () => { const p = await s.appPids(); return p.length === 2 && p.includes(apps[1]) && !p.includes(apps[0]); }, 20_000, 'a second process again, with no request asking for it');
+});
+
 test('kill -9 of the core with an app_start_command app: the app is stopped and spawned anew', async (t) => {
   const s = await startServer(t, appCopy(t, 'generic'), ['--app-start-command', `${process.execPath} server.js`]);
   const [pid] = await eventually(async () => { const p = await s.appPids(); return p.length === 1 ? p : null; }, 20_000, 'a process');

@@ -139,13 +139,16 @@ function appUsers(o: Options, inst: InstanceDir, log: Logger): Pick<SpawnerConfi
  * loader outlive it); records of dead or unadoptable ones are dropped.
  */
 function adoptProcesses(pool: Pool, records: ProcessRecord[], optionsFor: (appRoot: string, web?: WebSettings) => GroupOptions | null, inst: InstanceDir, channel: LoaderChannel, log: Logger): void {
+  const adopted = new Set<Group>();
   for (const r of records) {
     const options = r.token !== undefined && AppHandle.isLive(r) ? optionsFor(r.group, r.web) : null;
     if (options === null) {
       fs.rmSync(path.join(inst.processesDir, String(r.pid)), { force: true });
       continue;
     }
-    pool.adopt(options, AppHandle.adopt(r, channel, (m) => log.warn(m)), r.id, r.spawnedAt);
+    adopted.add(pool.adopt(options, AppHandle.adopt(r, channel, (m) => log.warn(m)), r.id, r.spawnedAt).group);
   }
   if (records.length > 0) log.notice(`adopted ${pool.processCount()} live app process(es) from the previous agent core`);
+  // A process that died while no core watched leaves its group short of min_instances.
+  for (const g of adopted) pool.spawnIfNeeded(g);
 }
