@@ -121,6 +121,17 @@ test('an app process that dies while no core runs: the new core adopts the live 
   await eventually(async () => { const p = await s.appPids(); return p.length === 2 && p.includes(apps[1]) && !p.includes(apps[0]); }, 20_000, 'a second process again, with no request asking for it');
 });
 
+test('kill -9 of the core while an app process starts: the process is stopped, not left running where no core knows it', async (t) => {
+  const s = await startServer(t, appCopy(t, 'never-listens'), ['--start-timeout', '120']);
+  const records = path.join(s.instanceDir(), 'processes');
+  const pid = await eventually(() => { const names = fs.readdirSync(records); return names.length === 1 ? Number(names[0]) : null; }, 20_000, 'a starting process, recorded');
+  assert.equal(JSON.parse(fs.readFileSync(path.join(records, String(pid)), 'utf8')).starting, true);
+  assert.ok(isAlive(pid));
+  process.kill(Number(fs.readFileSync(path.join(s.instanceDir(), 'core.pid'), 'utf8')), 'SIGKILL');
+  await eventually(() => !isAlive(pid), 20_000, 'the starting process to be stopped');
+  assert.match(s.output(), new RegExp(`stopped app process ${pid} left behind by the agent core`));
+});
+
 test('kill -9 of the core with an app_start_command app: the app is stopped and spawned anew', async (t) => {
   const s = await startServer(t, appCopy(t, 'generic'), ['--app-start-command', `${process.execPath} server.js`]);
   const [pid] = await eventually(async () => { const p = await s.appPids(); return p.length === 1 ? p : null; }, 20_000, 'a process');

@@ -18,7 +18,7 @@ import { StaticFiles } from '../proxy/static-files';
 import { closeTransport, openTransport } from '../proxy/transport';
 import { AppHandle } from '../spawn/app-handle';
 import type { LoaderChannel } from '../spawn/loader-channel';
-import { AppSpawner, LOADER_PATH, type SpawnerConfig } from '../spawn/spawner';
+import { AppSpawner, LOADER_PATH, type SpawnerConfig, type StartingHooks } from '../spawn/spawner';
 import { FrontendRegistry } from './frontends';
 
 export interface CoreApps {
@@ -41,7 +41,16 @@ export interface PoolHooks {
  * deploy's `current`) switched at any time: each spawn checks again where it leads.
  */
 export function createPool(o: Options, inst: InstanceDir, channel: LoaderChannel, log: Logger, selfCheck: boolean, hooks: PoolHooks, listenFd: number | null): Omit<CoreApps, 'groupFor' | 'frontends' | 'staticFiles'> {
-  const appSpawner = new AppSpawner({ socketDir: inst.appsDir, channel, log, directListenFd: o.directMode ? listenFd : null, ...appUsers(o, inst, log) });
+  const recordOf = (pid: number): string => path.join(inst.processesDir, String(pid));
+  // Written at once (the full record, written when the process is ready, comes later and replaces it).
+  const starting: StartingHooks = {
+    began(pid, group, id, endpoint) {
+      const rec: ProcessRecord = { pid, startTicks: readStatSync(pid)?.startTicks ?? 0, group, id, spawnedAt: Date.now(), endpoint, starting: true };
+      try { fs.writeFileSync(recordOf(pid), JSON.stringify(rec)); } catch (e) { log.warn(`could not record starting process ${pid}: ${(e as Error).message}`); }
+    },
+    failed(pid) { fs.rmSync(recordOf(pid), { force: true }); },
+  };
+  const appSpawner = new AppSpawner({ socketDir: inst.appsDir, channel, log, directListenFd: o.directMode ? listenFd : null, starting, ...appUsers(o, inst, log) });
   const parts: { resolver: AppRootResolver | null } = { resolver: null };
   const spawner: Spawner = o.mode !== 'agent' ? appSpawner : {
     spawn: async (options, id) => {
@@ -72,12 +81,12 @@ export function createPool(o: Options, inst: InstanceDir, channel: LoaderChannel
           token: p.handle.channelToken, direct: p.handle.direct, uid: p.handle.user?.uid, gid: p.handle.user?.gid,
           web: parts.resolver?.webSettingsOf(p.group.name),
         };
-        fs.writeFile(path.join(inst.processesDir, String(p.pid)), JSON.stringify(rec), () => undefined);
+        fs.writeFile(recordOf(p.pid), JSON.stringify(rec), () => undefined);
       },
       processLeaving: (p) => hooks.processLeaving(p),
       processRemoved(p) {
         closeTransport(p);
-        fs.rm(path.join(inst.processesDir, String(p.pid)), { force: true }, () => undefined);
+        fs.rm(recordOf(p.pid), { force: true }, () => undefined);
       },
     },
   });
@@ -141,7 +150,7 @@ function appUsers(o: Options, inst: InstanceDir, log: Logger): Pick<SpawnerConfi
 function adoptProcesses(pool: Pool, records: ProcessRecord[], optionsFor: (appRoot: string, web?: WebSettings) => GroupOptions | null, inst: InstanceDir, channel: LoaderChannel, log: Logger): void {
   const adopted = new Set<Group>();
   for (const r of records) {
-    const options = r.token !== undefined && AppHandle.isLive(r) ? optionsFor(r.group, r.web) : null;
+    const options = r.token !== undefined && r.starting !== true && AppHandle.isLive(r) ? optionsFor(r.group, r.web) : null;
     if (options === null) {
       fs.rmSync(path.join(inst.processesDir, String(r.pid)), { force: true });
       continue;

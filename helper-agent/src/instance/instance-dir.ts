@@ -47,6 +47,12 @@ export interface ProcessRecord {
   gid?: number;
   /** Behind a web server: the settings it sent for the app (base URI, options), so a new core starts replacements alike. */
   web?: { baseUri?: string; options?: string };
+  /**
+   * Still starting: recorded the moment it exists, so that a core dying
+   * before it is ready leaves it to be stopped, never adopted (nobody knows
+   * whether it would ever be ready). Its full record replaces this one.
+   */
+  starting?: true;
 }
 
 export class InstanceDir {

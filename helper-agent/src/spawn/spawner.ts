@@ -41,6 +41,13 @@ export interface SpawnerConfig {
   users?: UserPolicy | null;
   /** The loader apps preload (a copy every app user can read, when users are switched). */
   loaderPath?: string;
+  /** Told of each process the moment it exists, and when its start failed (it was killed then). */
+  starting?: StartingHooks;
+}
+
+export interface StartingHooks {
+  began(pid: number, appRoot: string, id: number, endpoint: ProcessHandle['endpoint']): void;
+  failed(pid: number): void;
 }
 
 /** The command line that runs `cmd` as `who`: real, effective and saved ids, and the supplementary groups. */
@@ -189,6 +196,7 @@ export class AppSpawner implements Spawner {
         if (err) {
           if (handle) handle.kill();
           else killChildGroup(child);
+          if (child.pid !== undefined) this.cfg.starting?.failed(child.pid);
           reject(err);
         } else resolve(handle as AppHandle);
       };
@@ -204,6 +212,7 @@ export class AppSpawner implements Spawner {
           o.appStartCommand ? 'check app_start_command' : 'check that node is installed'));
       });
       if (child.pid === undefined) return;
+      this.cfg.starting?.began(child.pid, o.appRoot, id, endpoint);
       handle = AppHandle.ofChild(child, {
         endpoint, channel: this.cfg.channel, channelToken: o.appStartCommand ? undefined : token, direct,
         user: who ? { uid: who.uid, gid: who.gid } : undefined, warn: (m) => log.warn(m),

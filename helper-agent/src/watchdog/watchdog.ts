@@ -221,7 +221,7 @@ export function runWatchdog(o: Options, reporter: WatchdogReporter): WatchdogRun
 /** Kills (by exact pid) app process groups the core recorded and left behind; adoptable ones only if `all`. */
 function killLeftoverApps(inst: InstanceDir, log: Logger, all: boolean): void {
   for (const r of inst.processRecords()) {
-    if (!isAlive(r.pid, r.startTicks) || (r.token !== undefined && !all)) continue;
+    if (!isAlive(r.pid, r.startTicks) || (r.token !== undefined && r.starting !== true && !all)) continue;
     if (signalRecordedGroup(r, 'SIGKILL')) log.warn(`stopped app process ${r.pid} left behind by the agent core`);
     fs.rmSync(path.join(inst.processesDir, String(r.pid)), { force: true });
   }
