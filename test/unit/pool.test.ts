@@ -361,6 +361,22 @@ test('idle processes above min_instances are shut down after pool_idle_time', as
   assert.equal(g.processes.length, 1, 'one idle process shut down, min_instances kept');
 });
 
+test('an adopted process is idle from its adoption, not from its spawn: a new core does not shut down what its predecessor just used', async () => {
+  const { pool, options, check, advance } = setup({ minInstances: 1, poolIdleTime: 10 });
+  const spawnedAt = 1_000_000 - 60_000;
+  for (const pid of [2001, 2002]) pool.adopt(options, new FakeHandle(pid), pid, spawnedAt);
+  const g = pool.group(options);
+  check();
+  pool.reapIdle();
+  await flush();
+  assert.equal(g.processes.length, 2, 'both kept right after adoption');
+  advance(11_000);
+  pool.reapIdle();
+  await flush();
+  check();
+  assert.equal(g.processes.length, 1, 'idle for pool_idle_time since adoption: one goes, min_instances kept');
+});
+
 test('a detached process drains: it is told to leave only when its sessions end', async () => {
   const { pool, spawner, options, check } = setup({ minInstances: 1 });
   const g = pool.group(options);

@@ -46,7 +46,10 @@ export function createPool(o: Options, inst: InstanceDir, channel: LoaderChannel
   const starting: StartingHooks = {
     began(pid, group, id, endpoint) {
       const rec: ProcessRecord = { pid, startTicks: readStatSync(pid)?.startTicks ?? 0, group, id, spawnedAt: Date.now(), endpoint, starting: true };
-      try { fs.writeFileSync(recordOf(pid), JSON.stringify(rec)); } catch (e) { log.warn(`could not record starting process ${pid}: ${(e as Error).message}`); }
+      try {
+        fs.writeFileSync(`${recordOf(pid)}.new`, JSON.stringify(rec));
+        fs.renameSync(`${recordOf(pid)}.new`, recordOf(pid));
+      } catch (e) { log.warn(`could not record starting process ${pid}: ${(e as Error).message}`); }
     },
     failed(pid) { fs.rmSync(recordOf(pid), { force: true }); },
   };
@@ -81,7 +84,9 @@ export function createPool(o: Options, inst: InstanceDir, channel: LoaderChannel
           token: p.handle.channelToken, direct: p.handle.direct, uid: p.handle.user?.uid, gid: p.handle.user?.gid,
           web: parts.resolver?.webSettingsOf(p.group.name),
         };
-        fs.writeFile(recordOf(p.pid), JSON.stringify(rec), () => undefined);
+        // Written beside and renamed over the starting record: a core killed meanwhile leaves one whole record or the other.
+        const file = recordOf(p.pid);
+        fs.writeFile(`${file}.new`, JSON.stringify(rec), (err) => { if (!err) fs.rename(`${file}.new`, file, () => undefined); });
       },
       processLeaving: (p) => hooks.processLeaving(p),
       processRemoved(p) {

@@ -103,6 +103,8 @@ export class InstanceDir {
     try { names = fs.readdirSync(this.processesDir); } catch { return []; }
     const out: ProcessRecord[] = [];
     for (const n of names) {
+      // `<pid>` alone: `<pid>.new` is a record still being written.
+      if (!/^\d+$/.test(n)) continue;
       try {
         out.push(JSON.parse(fs.readFileSync(path.join(this.processesDir, n), 'utf8')));
       } catch { /* half-written or gone */ }

@@ -102,6 +102,8 @@ export class Pool {
     const g = this.group(options, false);
     this.nextProcessId = Math.max(this.nextProcessId, id + 1);
     const p = new AppProcess(id, g, handle, spawnedAt);
+    // When the dead core last used it is not known: its idle time starts now, not at its spawn.
+    p.lastUsed = this.now();
     this.track(g, p);
     this.log.info(`adopted process ${handle.pid} of ${g.name}`);
     return p;
