@@ -132,6 +132,25 @@ test('kill -9 of the core while an app process starts: the process is stopped, n
   assert.match(s.output(), new RegExp(`stopped app process ${pid} left behind by the agent core`));
 });
 
+test('kill -9 of the core while a process leaves: the new core sends it on its way, stops it at shutdown_timeout and never serves from it', async (t) => {
+  const s = await startServer(t, appCopy(t, 'stubborn'), ['--startup-file', 'server.js', '--min-instances', '1', '--shutdown-timeout', '3']);
+  const [old] = await eventually(async () => { const p = await s.appPids(); return p.length === 1 ? p : null; }, 20_000, 'a process');
+  const core = Number(fs.readFileSync(path.join(s.instanceDir(), 'core.pid'), 'utf8'));
+  const restart = runCli(BIN.config, ['restart-app', s.appDir, '--instance-registry-dir', s.registry]);
+  // It ignores being told to leave, so it is still leaving beside its replacement when the core dies.
+  const fresh = await eventually(async () => {
+    const procs = (await s.status()).groups[0].processes;
+    const leaving = procs.some((p) => p.pid === old && p.state !== 'alive');
+    return leaving ? procs.find((p) => p.pid !== old && p.state === 'alive')?.pid ?? null : null;
+  }, 20_000, 'the replacement beside the leaving process');
+  process.kill(core, 'SIGKILL');
+  await eventually(() => !isAlive(old), 20_000, 'the leaving process to be stopped');
+  assert.match(s.output(), new RegExp(`adopted process ${old} of .*, which was leaving`));
+  assert.deepEqual(await s.appPids(), [fresh], 'the replacement alone, and no process more');
+  for (let i = 0; i < 5; i++) assert.equal((await request(s.port, '/')).body.split(' ')[0], String(fresh));
+  await restart;
+});
+
 test('kill -9 of the core with an app_start_command app: the app is stopped and spawned anew', async (t) => {
   const s = await startServer(t, appCopy(t, 'generic'), ['--app-start-command', `${process.execPath} server.js`]);
   const [pid] = await eventually(async () => { const p = await s.appPids(); return p.length === 1 ? p : null; }, 20_000, 'a process');

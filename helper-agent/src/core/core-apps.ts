@@ -3,6 +3,7 @@
 // request finds its group (one app standalone; any allowed root behind a web
 // server).
 import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
 import type { RequestHead } from '../proxy/headers';
 import * as path from 'node:path';
 import { groupOptions, resolveOptions, type GroupOptions, type Options } from '../config';
@@ -53,6 +54,28 @@ export function createPool(o: Options, inst: InstanceDir, channel: LoaderChannel
     },
     failed(pid) { fs.rmSync(recordOf(pid), { force: true }); },
   };
+  const recordFor = (p: AppProcess): ProcessRecord => ({
+    pid: p.pid, startTicks: readStatSync(p.pid)?.startTicks ?? 0, group: p.group.name, id: p.id,
+    spawnedAt: p.spawnedAt, endpoint: p.handle.endpoint,
+    token: p.handle.channelToken, direct: p.handle.direct, uid: p.handle.user?.uid, gid: p.handle.user?.gid,
+    web: parts.resolver?.webSettingsOf(p.group.name),
+  });
+  // A process's record changes in the order its events came. Each version is
+  // written beside it and renamed over it: a core killed meanwhile leaves one
+  // whole record or the other.
+  const writes = new Map<number, Promise<void>>();
+  const inOrder = (pid: number, op: () => Promise<void>): void => {
+    const next = (writes.get(pid) ?? Promise.resolve()).then(op).catch(() => undefined);
+    writes.set(pid, next);
+    void next.then(() => { if (writes.get(pid) === next) writes.delete(pid); });
+  };
+  const writeRecord = (rec: ProcessRecord): void => {
+    const file = recordOf(rec.pid);
+    inOrder(rec.pid, async () => {
+      await fsp.writeFile(`${file}.new`, JSON.stringify(rec));
+      await fsp.rename(`${file}.new`, file);
+    });
+  };
   const appSpawner = new AppSpawner({ socketDir: inst.appsDir, channel, log, directListenFd: o.directMode ? listenFd : null, starting, ...appUsers(o, inst, log) });
   const parts: { resolver: AppRootResolver | null } = { resolver: null };
   const spawner: Spawner = o.mode !== 'agent' ? appSpawner : {
@@ -78,20 +101,17 @@ export function createPool(o: Options, inst: InstanceDir, channel: LoaderChannel
     events: {
       processAdded(p) {
         openTransport(p, o.forwarder);
-        const rec: ProcessRecord = {
-          pid: p.pid, startTicks: readStatSync(p.pid)?.startTicks ?? 0, group: p.group.name, id: p.id,
-          spawnedAt: p.spawnedAt, endpoint: p.handle.endpoint,
-          token: p.handle.channelToken, direct: p.handle.direct, uid: p.handle.user?.uid, gid: p.handle.user?.gid,
-          web: parts.resolver?.webSettingsOf(p.group.name),
-        };
-        // Written beside and renamed over the starting record: a core killed meanwhile leaves one whole record or the other.
-        const file = recordOf(p.pid);
-        fs.writeFile(`${file}.new`, JSON.stringify(rec), (err) => { if (!err) fs.rename(`${file}.new`, file, () => undefined); });
+        // Replaces the starting record.
+        writeRecord(recordFor(p));
       },
-      processLeaving: (p) => hooks.processLeaving(p),
+      processLeaving(p) {
+        // A new core sends it on its way again instead of taking it for a live one.
+        writeRecord({ ...recordFor(p), leaving: p.leaveReason ?? 'stop' });
+        hooks.processLeaving(p);
+      },
       processRemoved(p) {
         closeTransport(p);
-        fs.rm(recordOf(p.pid), { force: true }, () => undefined);
+        inOrder(p.pid, () => fsp.rm(recordOf(p.pid), { force: true }));
       },
     },
   });
@@ -154,13 +174,15 @@ function appUsers(o: Options, inst: InstanceDir, log: Logger): Pick<SpawnerConfi
  */
 function adoptProcesses(pool: Pool, records: ProcessRecord[], optionsFor: (appRoot: string, web?: WebSettings) => GroupOptions | null, inst: InstanceDir, channel: LoaderChannel, log: Logger): void {
   const adopted = new Set<Group>();
-  for (const r of records) {
+  // Live ones first: a group whose leaving process is adopted already counts them, and spawns no more than it lacks.
+  const inTurn = [...records].sort((a, b) => Number(a.leaving !== undefined) - Number(b.leaving !== undefined));
+  for (const r of inTurn) {
     const options = r.token !== undefined && r.starting !== true && AppHandle.isLive(r) ? optionsFor(r.group, r.web) : null;
     if (options === null) {
       fs.rmSync(path.join(inst.processesDir, String(r.pid)), { force: true });
       continue;
     }
-    adopted.add(pool.adopt(options, AppHandle.adopt(r, channel, (m) => log.warn(m)), r.id, r.spawnedAt).group);
+    adopted.add(pool.adopt(options, AppHandle.adopt(r, channel, (m) => log.warn(m)), r.id, r.spawnedAt, r.leaving).group);
   }
   if (records.length > 0) log.notice(`adopted ${pool.processCount()} live app process(es) from the previous agent core`);
   // A process that died while no core watched leaves its group short of min_instances.

@@ -3,6 +3,7 @@
 // admin and channel sockets, the app sockets and one record per app process.
 // The CLIs find servers through it.
 import * as fs from 'node:fs';
+import type { LeaveReason } from '../pool/process';
 import * as path from 'node:path';
 import { removeTree } from '../platform/native';
 import { isAlive, isLiveStat, readStatSync } from '../platform/procfs';
@@ -53,6 +54,12 @@ export interface ProcessRecord {
    * whether it would ever be ready). Its full record replaces this one.
    */
   starting?: true;
+  /**
+   * It was leaving, for this reason: a new core adopts it as leaving, tells
+   * it to leave again and stops it after shutdown_timeout, never takes it for
+   * a live process (its predecessor's timers died with it).
+   */
+  leaving?: LeaveReason;
 }
 
 export class InstanceDir {

@@ -6,7 +6,7 @@ import { Group } from './group';
 import { shuttingDown } from './queue';
 import { verifyInvariants } from './invariants';
 import { hurry, leave, replacementFailed } from './leaving';
-import { AppProcess, type ProcessHandle } from './process';
+import { AppProcess, type LeaveReason, type ProcessHandle } from './process';
 import { isStableUptime, retriesUnasked } from './spawn-backoff';
 
 export interface Spawner {
@@ -98,14 +98,16 @@ export class Pool {
    * core's crash). Call before the group is first used, so it counts toward
    * min_instances instead of being spawned anew.
    */
-  adopt(options: GroupOptions, handle: ProcessHandle, id: number, spawnedAt: number): AppProcess {
+  adopt(options: GroupOptions, handle: ProcessHandle, id: number, spawnedAt: number, leaving?: LeaveReason): AppProcess {
     const g = this.group(options, false);
     this.nextProcessId = Math.max(this.nextProcessId, id + 1);
     const p = new AppProcess(id, g, handle, spawnedAt);
     // When the dead core last used it is not known: its idle time starts now, not at its spawn.
     p.lastUsed = this.now();
     this.track(g, p);
-    this.log.info(`adopted process ${handle.pid} of ${g.name}`);
+    this.log.info(`adopted process ${handle.pid} of ${g.name}${leaving ? ', which was leaving' : ''}`);
+    // It was leaving: it leaves again, with the timers its old core took with it.
+    if (leaving !== undefined) leave(g, p, leaving);
     return p;
   }
 
