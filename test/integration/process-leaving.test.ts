@@ -76,6 +76,21 @@ test('restart-app: the app\'s SIGTERM handler runs to its end; its request in fl
   assert.notEqual((await request(s.port, '/pid')).body, String(pid));
 });
 
+test('app_start_command under a shell that does not exec it: the app\'s SIGTERM handler still runs to its end, on restart and on stop', async (t) => {
+  const { app, markers } = gracefulApp(t);
+  const s = await startServer(t, app, ['--app-start-command', `${process.execPath} app.js; true`, '--min-instances', '1', '--envvar', `MARKER_DIR=${markers}`]);
+  const first = Number((await request(s.port, '/pid')).body);
+  const r = await runCli(BIN.config, ['restart-app', s.appDir, '--instance-registry-dir', s.registry]);
+  assert.equal(r.code, 0, r.stderr);
+  await eventually(() => marker(markers, first), 20_000, 'the marker the SIGTERM handler writes');
+  assert.equal(marker(markers, first), 'sigterm');
+  const second = Number((await request(s.port, '/pid')).body);
+  assert.notEqual(second, first);
+  assert.equal(await s.stop(), 0);
+  assert.equal(marker(markers, second), 'sigterm');
+  assert.ok(!isAlive(second));
+});
+
 test('idle shutdown runs the app\'s SIGTERM handler', async (t) => {
   const { app, markers } = gracefulApp(t);
   const s = await startServer(t, app, ['--min-instances', '0', '--pool-idle-time', '1', '--envvar', `MARKER_DIR=${markers}`]);

@@ -13,6 +13,8 @@ import { reportOf, type LoaderChannel } from './loader-channel';
 import { removeAppSocket } from './app-socket';
 
 const POLL_MS = 250;
+/** How often a stopped process's group is looked at until what it left behind has exited. */
+const LEFTOVER_POLL_MS = 50;
 
 type ExitCb = (code: number | null, signal: string | null) => void;
 
@@ -44,7 +46,7 @@ export function killChildGroup(child: ChildProcess): void {
 }
 
 /** Signals a process group; false if it is gone. */
-export function signalGroup(pgid: number, sig: NodeJS.Signals): boolean {
+export function signalGroup(pgid: number, sig: NodeJS.Signals | 0): boolean {
   try {
     process.kill(-pgid, sig);
     return true;
@@ -77,7 +79,12 @@ export class AppHandle implements ProcessHandle {
   readonly user: { uid: number; gid: number } | undefined;
   /** The Node version the process reported when it was ready (not known for adopted processes). */
   nodeVersion: string | undefined;
+  /** It has exited, and, for an app_start_command process being stopped, what it left in its group too. */
   exited = false;
+  /** The process itself has exited. */
+  private leaderGone = false;
+  /** While it is being stopped: when shutdown_timeout is up. */
+  private stopDeadline = 0;
   private exitInfo: [number | null, string | null] = [null, null];
   private readonly exitCbs: ExitCb[] = [];
   private reportCb: ((r: ProcessReport) => void) | null = null;
@@ -120,12 +127,27 @@ export class AppHandle implements ProcessHandle {
     return isAlive(rec.pid, rec.startTicks);
   }
 
-  /** The process exited: what it left behind in its group goes with it, its socket and channel token too. */
+  /**
+   * The process exited: what it left behind in its group goes with it, its
+   * socket and channel token too. Not at once for an app_start_command
+   * process being stopped: it may be a shell that did not exec the app, and
+   * the app, left in its group, gets the rest of shutdown_timeout to finish.
+   * The process counts as exited once its group is empty.
+   */
   private gone(code: number | null, signal: string | null): void {
-    if (this.exited) return;
+    if (this.leaderGone) return;
+    this.leaderGone = true;
+    if (this.stopping !== null && this.channelToken === undefined && this.stopDeadline > 0) {
+      void this.leftoversGone(this.stopDeadline).then(() => this.ended(code, signal));
+      return;
+    }
+    killLeftovers(this.pid);
+    this.ended(code, signal);
+  }
+
+  private ended(code: number | null, signal: string | null): void {
     this.exited = true;
     this.exitInfo = [code, signal];
-    killLeftovers(this.pid);
     if ('socketPath' in this.endpoint) removeAppSocket(this.endpoint.socketPath);
     if (this.channelToken !== undefined) this.init.channel.forget(this.channelToken);
     for (const cb of this.exitCbs.splice(0)) cb(code, signal);
@@ -167,6 +189,7 @@ export class AppHandle implements ProcessHandle {
     if (this.stopping) return this.stopping;
     this.stopping = (async () => {
       if (this.exited) return;
+      this.stopDeadline = Date.now() + timeoutMs;
       const token = this.channelToken;
       const told = token !== undefined && this.init.channel.send(token, drainMs === undefined ? { type: 'leave' } : { type: 'leave', drainMs });
       const stdin = this.init.stdin ?? null;
@@ -178,6 +201,14 @@ export class AppHandle implements ProcessHandle {
       await this.waitExit(KILL_WAIT_MS);
     })();
     return this.stopping;
+  }
+
+  /** After the process exited: waits until its group is empty or `deadline` is past, then SIGKILLs what is left. */
+  private async leftoversGone(deadline: number): Promise<void> {
+    while (Date.now() < deadline && !pidInUse(this.pid) && signalGroup(this.pid, 0)) {
+      await new Promise((r) => setTimeout(r, LEFTOVER_POLL_MS));
+    }
+    killLeftovers(this.pid);
   }
 
   /** Kills the process group at once (a spawn that failed or was aborted). */
@@ -192,7 +223,8 @@ export class AppHandle implements ProcessHandle {
    * meanwhile; then it has exited, and nothing is signalled).
    */
   private signalOwn(sig: NodeJS.Signals): boolean {
-    if (this.exited) return false;
+    // Once the process itself is gone its PID may be somebody else's: leftoversGone() sees to its group.
+    if (this.leaderGone) return false;
     const rec = this.init.record;
     if (rec !== undefined && !AppHandle.isLive(rec)) {
       this.gone(null, null);
