@@ -42,17 +42,17 @@ export interface PoolHooks {
  * deploy's `current`) switched at any time: each spawn checks again where it leads.
  */
 export function createPool(o: Options, inst: InstanceDir, channel: LoaderChannel, log: Logger, selfCheck: boolean, hooks: PoolHooks, listenFd: number | null): Omit<CoreApps, 'groupFor' | 'frontends' | 'staticFiles'> {
-  const recordOf = (pid: number): string => path.join(inst.processesDir, String(pid));
   // Written at once (the full record, written when the process is ready, comes later and replaces it).
   const starting: StartingHooks = {
     began(pid, group, id, endpoint) {
       const rec: ProcessRecord = { pid, startTicks: readStatSync(pid)?.startTicks ?? 0, group, id, spawnedAt: Date.now(), endpoint, starting: true };
+      const file = inst.processRecordFile(pid);
       try {
-        fs.writeFileSync(`${recordOf(pid)}.new`, JSON.stringify(rec));
-        fs.renameSync(`${recordOf(pid)}.new`, recordOf(pid));
+        fs.writeFileSync(`${file}.new`, JSON.stringify(rec));
+        fs.renameSync(`${file}.new`, file);
       } catch (e) { log.warn(`could not record starting process ${pid}: ${(e as Error).message}`); }
     },
-    failed(pid) { fs.rmSync(recordOf(pid), { force: true }); },
+    failed(pid) { fs.rmSync(inst.processRecordFile(pid), { force: true }); },
   };
   const recordFor = (p: AppProcess): ProcessRecord => ({
     pid: p.pid, startTicks: readStatSync(p.pid)?.startTicks ?? 0, group: p.group.name, id: p.id,
@@ -70,7 +70,7 @@ export function createPool(o: Options, inst: InstanceDir, channel: LoaderChannel
     void next.then(() => { if (writes.get(pid) === next) writes.delete(pid); });
   };
   const writeRecord = (rec: ProcessRecord): void => {
-    const file = recordOf(rec.pid);
+    const file = inst.processRecordFile(rec.pid);
     inOrder(rec.pid, async () => {
       await fsp.writeFile(`${file}.new`, JSON.stringify(rec));
       await fsp.rename(`${file}.new`, file);
@@ -111,7 +111,7 @@ export function createPool(o: Options, inst: InstanceDir, channel: LoaderChannel
       },
       processRemoved(p) {
         closeTransport(p);
-        inOrder(p.pid, () => fsp.rm(recordOf(p.pid), { force: true }));
+        inOrder(p.pid, () => fsp.rm(inst.processRecordFile(p.pid), { force: true }));
       },
     },
   });
@@ -179,7 +179,7 @@ function adoptProcesses(pool: Pool, records: ProcessRecord[], optionsFor: (appRo
   for (const r of inTurn) {
     const options = r.token !== undefined && r.starting !== true && AppHandle.isLive(r) ? optionsFor(r.group, r.web) : null;
     if (options === null) {
-      fs.rmSync(path.join(inst.processesDir, String(r.pid)), { force: true });
+      fs.rmSync(inst.processRecordFile(r.pid), { force: true });
       continue;
     }
     adopted.add(pool.adopt(options, AppHandle.adopt(r, channel, (m) => log.warn(m)), r.id, r.spawnedAt, r.leaving).group);

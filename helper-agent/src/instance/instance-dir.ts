@@ -70,6 +70,8 @@ export class InstanceDir {
   get channelSocket(): string { return path.join(this.dir, 'channel.sock'); }
   get appsDir(): string { return path.join(this.dir, 'apps'); }
   get processesDir(): string { return path.join(this.dir, 'processes'); }
+  /** The record of app process `pid` (see ProcessRecord). */
+  processRecordFile(pid: number): string { return path.join(this.processesDir, String(pid)); }
   get watchdogPidFile(): string { return path.join(this.dir, 'watchdog.pid'); }
   get corePidFile(): string { return path.join(this.dir, 'core.pid'); }
   /** The web server processes the core saw on its socket (written by core/frontends.ts). */
@@ -113,7 +115,7 @@ export class InstanceDir {
       // `<pid>` alone: `<pid>.new` is a record still being written.
       if (!/^\d+$/.test(n)) continue;
       try {
-        out.push(JSON.parse(fs.readFileSync(path.join(this.processesDir, n), 'utf8')));
+        out.push(JSON.parse(fs.readFileSync(this.processRecordFile(Number(n)), 'utf8')));
       } catch { /* half-written or gone */ }
     }
     return out;

@@ -223,7 +223,7 @@ function killLeftoverApps(inst: InstanceDir, log: Logger, all: boolean): void {
   for (const r of inst.processRecords()) {
     if (!isAlive(r.pid, r.startTicks) || (r.token !== undefined && r.starting !== true && !all)) continue;
     if (signalRecordedGroup(r, 'SIGKILL')) log.warn(`stopped app process ${r.pid} left behind by the agent core`);
-    fs.rmSync(path.join(inst.processesDir, String(r.pid)), { force: true });
+    fs.rmSync(inst.processRecordFile(r.pid), { force: true });
   }
 }
 
