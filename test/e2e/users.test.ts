@@ -56,6 +56,6 @@ for (const kind of ['nginx', 'apache'] as const) {
       return p !== minePid ? p : null;
     }, 30_000, 'a new process');
     assert.ok(isMine(fresh), JSON.stringify(idsOf(fresh)));
-    assert.ok((await appPidsOf(agent.registry)).includes(rootedPid), 'the other app was left alone');
+    assert.ok((await appPidsOf(agent.registry)).includes(rootedPid), `the other app was left alone; agent output:\n${agent.output().slice(-3000)}`);
   });
 }

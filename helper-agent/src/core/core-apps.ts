@@ -42,15 +42,19 @@ export interface PoolHooks {
  * deploy's `current`) switched at any time: each spawn checks again where it leads.
  */
 export function createPool(o: Options, inst: InstanceDir, channel: LoaderChannel, log: Logger, selfCheck: boolean, hooks: PoolHooks, listenFd: number | null): Omit<CoreApps, 'groupFor' | 'frontends' | 'staticFiles'> {
+  // Each version of a process's record is written beside it and renamed over
+  // it: a core killed meanwhile leaves one whole record or the other.
+  const writeRecordNow = (rec: ProcessRecord): void => {
+    const file = inst.processRecordFile(rec.pid);
+    try {
+      fs.writeFileSync(`${file}.new`, JSON.stringify(rec));
+      fs.renameSync(`${file}.new`, file);
+    } catch (e) { log.warn(`could not record app process ${rec.pid}: ${(e as Error).message}`); }
+  };
   // Written at once (the full record, written when the process is ready, comes later and replaces it).
   const starting: StartingHooks = {
     began(pid, group, id, endpoint) {
-      const rec: ProcessRecord = { pid, startTicks: readStatSync(pid)?.startTicks ?? 0, group, id, spawnedAt: Date.now(), endpoint, starting: true };
-      const file = inst.processRecordFile(pid);
-      try {
-        fs.writeFileSync(`${file}.new`, JSON.stringify(rec));
-        fs.renameSync(`${file}.new`, file);
-      } catch (e) { log.warn(`could not record starting process ${pid}: ${(e as Error).message}`); }
+      writeRecordNow({ pid, startTicks: readStatSync(pid)?.startTicks ?? 0, group, id, spawnedAt: Date.now(), endpoint, starting: true });
     },
     failed(pid) { fs.rmSync(inst.processRecordFile(pid), { force: true }); },
   };
@@ -60,9 +64,7 @@ export function createPool(o: Options, inst: InstanceDir, channel: LoaderChannel
     token: p.handle.channelToken, direct: p.handle.direct, uid: p.handle.user?.uid, gid: p.handle.user?.gid,
     web: parts.resolver?.webSettingsOf(p.group.name),
   });
-  // A process's record changes in the order its events came. Each version is
-  // written beside it and renamed over it: a core killed meanwhile leaves one
-  // whole record or the other.
+  // Later versions are written in the order their events came, off the event loop.
   const writes = new Map<number, Promise<void>>();
   const inOrder = (pid: number, op: () => Promise<void>): void => {
     const next = (writes.get(pid) ?? Promise.resolve()).then(op).catch(() => undefined);
@@ -101,8 +103,10 @@ export function createPool(o: Options, inst: InstanceDir, channel: LoaderChannel
     events: {
       processAdded(p) {
         openTransport(p, o.forwarder);
-        // Replaces the starting record.
-        writeRecord(recordFor(p));
+        // Replaces the starting record before the process takes its first
+        // request: a core killed after that must find it live, to adopt, not
+        // starting, to stop. Its first version, so nothing is queued before it.
+        writeRecordNow(recordFor(p));
       },
       processLeaving(p) {
         // A new core sends it on its way again instead of taking it for a live one.
