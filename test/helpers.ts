@@ -1,5 +1,6 @@
 // Shared test helpers: start real servers from the built CLI, wait on
 // conditions (never fixed sleeps), talk HTTP, and clean up every process.
+import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -38,6 +39,19 @@ export async function eventually<T>(fn: () => T | Promise<T>, timeoutMs = 20_000
     }
     if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message ?? last}` : ''}`);
     await sleep(50);
+  }
+}
+
+/**
+ * Waits until what a server printed matches `re`. A line logged after an
+ * effect the test saw (a process stopped, an answer sent) can reach the
+ * test's pipe after it, so a log line is asserted this way, not at once.
+ */
+export async function assertLogged(output: () => string, re: RegExp, timeoutMs = 20_000): Promise<void> {
+  try {
+    await eventually(() => re.test(output()), timeoutMs, `the log to match ${re}`);
+  } catch {
+    assert.match(output(), re);
   }
 }
 

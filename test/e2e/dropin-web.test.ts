@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { eventually, request } from '../helpers';
+import { assertLogged, eventually, request } from '../helpers';
 import { NGINX, chmodTree, sharedDir, startAgent, startNginx, webApp } from './web-servers';
 
 test('behind nginx: app_log_file receives the app\'s lines; Passenger-only keys are accepted with a warning in the log', { skip: NGINX ? false : 'nginx is not installed' }, async (t) => {
@@ -23,5 +23,5 @@ test('behind nginx: app_log_file receives the app\'s lines; Passenger-only keys 
   const file = path.join(appDir, 'log', 'app.log');
   await eventually(() => fs.existsSync(file) && fs.readFileSync(file, 'utf8').includes(`App ${pid} (${appDir}) stdout: request /behind-nginx in ${pid}`), 20_000, 'the line in the app log');
   assert.doesNotMatch(agent.output(), /request \/behind-nginx/);
-  assert.match(agent.output(), /Passengerfile\.json: "engine" is accepted and ignored: the built-in HTTP server is the only engine/);
+  await assertLogged(() => agent.output(), /Passengerfile\.json: "engine" is accepted and ignored: the built-in HTTP server is the only engine/);
 });

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { BIN, checkoutSharedWithOthers, eventually, isAlive, request, runCli, startServer, steadyLoad } from '../helpers';
+import { BIN, assertLogged, checkoutSharedWithOthers, eventually, isAlive, request, runCli, startServer, steadyLoad } from '../helpers';
 import { APACHE, NGINX, appPidsOf, sharedDir, startAgent, startApache, startNginx, webApp, type WebServer } from './web-servers';
 
 interface Target {
@@ -185,7 +185,7 @@ for (const kind of ['nginx', 'apache'] as const) {
     // A client's own header cannot name another root.
     const forged = await request(web.ports[1], '/', { headers: { 'X-Passenger-Document-Root': path.join(goodApp, 'public') } });
     assert.equal(forged.status, 403);
-    assert.match(agent.output(), new RegExp(`refused a request for app root ${badApp}`));
+    await assertLogged(() => agent.output(), new RegExp(`refused a request for app root ${badApp}`));
     // Files under the refused app's public/ are still the web server's business.
     assert.equal((await request(web.ports[1], '/hello.txt')).status, 200);
   });
@@ -201,7 +201,7 @@ test('behind nginx, an app\'s Passengerfile.json sets its own options; server-wi
   const env = JSON.parse((await request(web.port, '/env')).body) as Record<string, string>;
   assert.equal(env.GREETING, 'from the file');
   assert.equal(env.NODE_ENV, 'production');
-  assert.match(agent.output(), /Passengerfile\.json: port, direct_mode apply to passenger start or the whole agent, not to one app behind a web server: ignored/);
+  await assertLogged(() => agent.output(), /Passengerfile\.json: port, direct_mode apply to passenger start or the whole agent, not to one app behind a web server: ignored/);
 });
 
 test('behind nginx, a full pool: the idle process of one app gives way to another app\'s first request', { skip: NGINX ? false : 'nginx is not installed' }, async (t) => {

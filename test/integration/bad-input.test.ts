@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { BIN, appCopy, eventually, isAlive, request, runCli, startServer, tmpDir } from '../helpers';
+import { BIN, appCopy, assertLogged, eventually, isAlive, request, runCli, startServer, tmpDir } from '../helpers';
 
 async function startFails(t: Parameters<typeof appCopy>[0], args: string[]): Promise<{ code: number | null; stderr: string }> {
   const reg = tmpDir(t, 'ptest-reg-');
@@ -77,8 +77,8 @@ test('an app that throws on boot: 500 in production, the log says why, passenger
   const r = await request(s.port, '/');
   assert.equal(r.status, 500);
   assert.doesNotMatch(r.body, /boom/, 'no details for visitors in production');
-  assert.match(s.output(), /boom: database unreachable/);
-  assert.match(s.output(), /could not start a process/);
+  await assertLogged(() => s.output(), /boom: database unreachable/);
+  await assertLogged(() => s.output(), /could not start a process/);
   const st = await runCli(BIN.status, ['--instance-registry-dir', s.registry]);
   assert.equal(st.code, 0, st.stderr);
   assert.match(st.stdout, /Last spawn error: the app exited \(exit code 1\) before it listened/);
@@ -91,7 +91,7 @@ test('an app that never listens: start_timeout ends its spawn with 500, the stuc
   const pid = Number(await eventually(() => /never-listens (\d+):/.exec(s.output())?.[1], 20_000, 'the app to boot'));
   const r = await request(s.port, '/');
   assert.equal(r.status, 500);
-  assert.match(s.output(), /did not listen within 1 s \(start_timeout\)/);
+  await assertLogged(() => s.output(), /did not listen within 1 s \(start_timeout\)/);
   await eventually(() => !isAlive(pid), 20_000, 'the stuck process to be killed');
   const st = await runCli(BIN.status, ['--instance-registry-dir', s.registry]);
   assert.equal(st.code, 0, st.stderr);
@@ -120,7 +120,7 @@ test('a startup file removed while running: spawn error, server stays up', async
   const [pid] = await s.appPids();
   process.kill(pid, 'SIGKILL');
   await eventually(async () => (await request(s.port, '/')).status === 500, 15_000, 'a 500 for the missing file');
-  assert.match(s.output(), /the startup file .*app\.js does not exist/);
+  await assertLogged(() => s.output(), /the startup file .*app\.js does not exist/);
   const st = await runCli(BIN.status, ['--instance-registry-dir', s.registry]);
   assert.equal(st.code, 0);
 });

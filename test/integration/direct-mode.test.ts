@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { BIN, appCopy, eventually, isAlive, request, runCli, startServer, tmpDir, type Server, steadyLoad } from '../helpers';
+import { BIN, appCopy, assertLogged, eventually, isAlive, request, runCli, startServer, tmpDir, type Server, steadyLoad } from '../helpers';
 
 async function twoProcesses(s: Server): Promise<number[]> {
   return eventually(async () => { const p = await s.appPids(); return p.length === 2 ? p : null; }, 20_000, 'two processes');
@@ -44,7 +44,7 @@ test('direct mode: a killed process is replaced; max_requests replaces a process
   const now = await s.appPids();
   for (let i = 0; i < 80; i++) assert.equal((await request(s.port, '/')).status, 200);
   await eventually(async () => { const p = await s.appPids(); return p.length === 2 && p.some((x) => !now.includes(x)); }, 20_000, 'a process replaced after max_requests');
-  assert.match(s.output(), /max_requests 30\): replacing it/);
+  await assertLogged(() => s.output(), /max_requests 30\): replacing it/);
 });
 
 async function aliveCount(s: Server): Promise<number> {
@@ -59,7 +59,7 @@ test('direct mode: the group scales on the load the processes report, and idle p
   await eventually(async () => (await aliveCount(s)) >= 2, 15_000, 'a second process under reported load');
   for (const r of await held) assert.equal(r.status, 200);
   await eventually(async () => (await aliveCount(s)) === 1, 20_000, 'the idle process to be shut down, down to min_instances');
-  assert.match(s.output(), /was idle for \d+ s: shutting it down/);
+  await assertLogged(() => s.output(), /was idle for \d+ s: shutting it down/);
 });
 
 test('direct mode: memory_limit and tmp/restart.txt replace processes', async (t) => {
@@ -69,12 +69,12 @@ test('direct mode: memory_limit and tmp/restart.txt replace processes', async (t
   const first = await eventually(async () => { const p = await s.appPids(); return p.length === 1 ? p[0] : null; }, 20_000, 'a process');
   assert.match((await request(s.port, '/grow?mb=120')).body, new RegExp(`holding 120 MB in ${first}`));
   const second = await eventually(async () => { const p = await s.appPids(); return p.length === 1 && p[0] !== first ? p[0] : null; }, 30_000, 'the replacement');
-  assert.match(s.output(), new RegExp(`process ${first} .*\\(memory_limit 80 MB\\): replacing it`));
+  await assertLogged(() => s.output(), new RegExp(`process ${first} .*\\(memory_limit 80 MB\\): replacing it`));
   await eventually(() => !isAlive(first), 20_000, 'the old process to leave');
 
   fs.writeFileSync(path.join(dir, 'tmp', 'restart.txt'), '');
   await eventually(async () => { const p = await s.appPids(); return p.length === 1 && p[0] !== second; }, 20_000, 'a restart');
-  assert.match(s.output(), /restart\.txt was touched: restarting/);
+  await assertLogged(() => s.output(), /restart\.txt was touched: restarting/);
   assert.equal((await request(s.port, '/')).status, 200);
 });
 

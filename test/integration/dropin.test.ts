@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { BIN, FIXTURES, appCopy, copyModules, eventually, freePort, isAlive, killEverything, request, runCli, startServer, stopAfter, tmpDir } from '../helpers';
+import { BIN, FIXTURES, appCopy, assertLogged, copyModules, eventually, freePort, isAlive, killEverything, request, runCli, startServer, stopAfter, tmpDir } from '../helpers';
 
 interface Report { pid: number; env: Record<string, string | undefined>; execPath: string; execArgv: string[]; version: string; remoteAddress: string | null }
 
@@ -41,7 +41,7 @@ test('NODE_ENV=production passenger start runs the app in production; PASSENGER_
   const r = await report(s.port);
   assert.equal(r.env.NODE_ENV, 'production');
   assert.equal(r.env.PASSENGER_APP_ENV, 'production');
-  assert.match(s.output(), /Environment: +production/);
+  await assertLogged(() => s.output(), /Environment: +production/);
   await eventually(async () => (await s.appPids()).length === 2, 30_000, 'PASSENGER_MIN_INSTANCES=2 to start two processes');
 });
 

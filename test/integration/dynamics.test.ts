@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { BIN, appCopy, eventually, isAlive, request, runCli, sleep, startServer, type Server, steadyLoad } from '../helpers';
+import { BIN, appCopy, assertLogged, eventually, isAlive, request, runCli, sleep, startServer, type Server, steadyLoad } from '../helpers';
 
 async function processCount(s: Server): Promise<number> {
   const doc = await s.status();
@@ -92,7 +92,7 @@ test('idle processes above min_instances are shut down after pool_idle_time; min
   for (const r of rs) assert.equal(r.status, 200);
   assert.equal(await processCount(s), 2);
   await eventually(async () => (await processCount(s)) === 0, 20_000, 'idle processes to be shut down');
-  assert.match(s.output(), /was idle for \d+ s: shutting it down/);
+  await assertLogged(() => s.output(), /was idle for \d+ s: shutting it down/);
 });
 
 test('sticky sessions: the cookie pins a client to its process; unknown ids fall back', async (t) => {
@@ -136,7 +136,7 @@ test('max_requests replaces a process after N requests, the new one ready before
   const [first] = await pidsOf(s, 1);
   for (let i = 0; i < 3; i++) assert.equal((await request(s.port, '/pid')).body, String(first));
   await eventually(async () => { const p = await s.appPids(); return p.length === 1 && p[0] !== first; }, 20_000, 'the replacement');
-  assert.match(s.output(), new RegExp(`process ${first} .*max_requests 3`));
+  await assertLogged(() => s.output(), new RegExp(`process ${first} .*max_requests 3`));
   await eventually(() => !isAlive(first), 10_000, 'the old process to exit');
 });
 
@@ -145,7 +145,7 @@ test('memory_limit replaces a process whose private memory passes it', async (t)
   const [first] = await pidsOf(s, 1);
   assert.match((await request(s.port, '/grow?mb=120')).body, /holding 120 MB/);
   await eventually(async () => { const p = await s.appPids(); return p.length === 1 && p[0] !== first; }, 30_000, 'the replacement');
-  assert.match(s.output(), new RegExp(`process ${first} .*\\(memory_limit 80 MB\\): replacing it`));
+  await assertLogged(() => s.output(), new RegExp(`process ${first} .*\\(memory_limit 80 MB\\): replacing it`));
 });
 
 test('max_request_time answers 504 and replaces the process', async (t) => {
@@ -164,7 +164,7 @@ test('tmp/restart.txt restarts the app; tmp/always_restart.txt gives every reque
   const [first] = await pidsOf(s, 1);
   fs.writeFileSync(path.join(dir, 'tmp', 'restart.txt'), '');
   await eventually(async () => { const p = await s.appPids(); return p.length === 1 && p[0] !== first; }, 20_000, 'a restart');
-  assert.match(s.output(), /restart\.txt was touched: restarting/);
+  await assertLogged(() => s.output(), /restart\.txt was touched: restarting/);
 
   fs.writeFileSync(path.join(dir, 'tmp', 'always_restart.txt'), '');
   await eventually(async () => {
@@ -240,7 +240,8 @@ test('app output reaches the log prefixed with the app and PID; --show=requests 
   const [pid] = await pidsOf(s, 1);
   await request(s.port, '/log?msg=hello-log');
   await eventually(() => s.output().includes(`App ${pid} (${s.appDir}) stderr: to stderr: hello-log`), 10_000, 'the stderr line');
-  assert.ok(s.output().includes(`App ${pid} (${s.appDir}) stdout: to stdout: hello-log`));
+  // Its stdout comes through a pipe of its own: that line may come later.
+  await eventually(() => s.output().includes(`App ${pid} (${s.appDir}) stdout: to stdout: hello-log`), 10_000, 'the stdout line');
 
   const held = request(s.port, '/sleep?ms=6000');
   const shown = await eventually(async () => {

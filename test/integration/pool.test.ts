@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { appCopy, eventually, isAlive, request, startServer } from '../helpers';
+import { appCopy, assertLogged, eventually, isAlive, request, startServer } from '../helpers';
 
 test('min_instances processes are spawned at start', async (t) => {
   const s = await startServer(t, appCopy(t, 'basic'), ['--min-instances', '3', '--max-pool-size', '4']);
@@ -29,7 +29,7 @@ for (const [signal, forwarder] of [['SIGKILL', 'builtin'], ['SIGTERM', 'builtin'
     }, 15_000, 'a replacement process');
     assert.ok(after.includes(before[1]), 'the survivor was left alone');
     // Whichever the agent noticed first: the exit, or a refused connection.
-    assert.match(s.output(), new RegExp(`process ${victim} .*(exited unexpectedly|refused a connection)`));
+    await assertLogged(() => s.output(), new RegExp(`process ${victim} .*(exited unexpectedly|refused a connection)`));
   });
 }
 
@@ -79,7 +79,7 @@ test('a request whose process refuses the connection is retried on another proce
   for (const f of fs.readdirSync(broken)) fs.rmSync(path.join(broken, f));
   const results = await Promise.all(Array.from({ length: 10 }, () => request(s.port, '/pid')));
   for (const r of results) assert.equal(r.status, 200, r.body);
-  assert.match(s.output(), /refused a connection \(ENOENT\); taking it out of rotation/);
+  await assertLogged(() => s.output(), /refused a connection \(ENOENT\); taking it out of rotation/);
   // The broken process is replaced.
   await eventually(async () => (await s.appPids()).length === 2, 20_000, 'a replacement');
 });

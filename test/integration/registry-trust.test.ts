@@ -14,7 +14,7 @@ import { AppHandle } from '../../helper-agent/src/spawn/app-handle';
 import type { LoaderChannel } from '../../helper-agent/src/spawn/loader-channel';
 import { SOFTWARE, VERSION } from '../../helper-agent/src/version';
 import { startAgent } from '../e2e/web-servers';
-import { BIN, appCopy, eventually, freePort, isAlive, runCli, startServer, stopAfter, tmpDir } from '../helpers';
+import { BIN, appCopy, assertLogged, eventually, freePort, isAlive, runCli, startServer, stopAfter, tmpDir } from '../helpers';
 
 const ROOT_ONLY = process.getuid?.() !== 0 ? 'needs root (another user plants the files)' : false;
 const NOBODY = 65534;
@@ -248,7 +248,7 @@ test('behind a web server: a root that leads outside the allowed ones through a 
   const doc = await runCli(BIN.status, ['--show=json', '--instance-registry-dir', agent.registry]);
   assert.equal(doc.code, 0, doc.stderr);
   assert.deepEqual(JSON.parse(doc.stdout).groups, [], 'no group was created');
-  assert.match(agent.output(), new RegExp(`refused a request for app root ${outside}`));
+  await assertLogged(() => agent.output(), new RegExp(`refused a request for app root ${outside}`));
 });
 
 test('an adopted process whose PID now runs another user\'s process: neither its stop nor its exit signals that process or its group', { skip: ROOT_ONLY }, async (t) => {

@@ -10,7 +10,7 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import {
-  BIN, FIXTURES, ROOT_ONLY, appCopy, checkoutSharedWithOthers, environOf, eventually, giveTo, idsOf, isAlive, request, runCli, startServer, testUser, tmpDir,
+  BIN, FIXTURES, ROOT_ONLY, appCopy, assertLogged, checkoutSharedWithOthers, environOf, eventually, giveTo, idsOf, isAlive, request, runCli, startServer, testUser, tmpDir,
 } from '../helpers';
 import { startAgent, type Agent } from '../e2e/web-servers';
 
@@ -208,7 +208,7 @@ test('passenger start --user: the watchdog, the core and the app run as that use
     assert.deepEqual(ids.groups, [u.gid, u.groupGid].sort((a, b) => a - b), `pid ${p}`);
   }
   assert.equal(fs.statSync(inst).uid, u.uid, 'the instance directory is the server user\'s');
-  assert.match(s.output(), new RegExp(`running as user ${u.name}`));
+  await assertLogged(() => s.output(), new RegExp(`running as user ${u.name}`));
   // Root's tools trust only root's registry entries: this one is the user's, named as ignored.
   const st = await runCli(BIN.status, ['--instance-registry-dir', s.registry]);
   assert.equal(st.code, 1);

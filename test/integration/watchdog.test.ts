@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { CORE_SESSION_NICE, CORE_THREAD_NICE, sessionGroupOf } from '../../helper-agent/src/platform/cpu-share';
-import { BIN, IS_ROOT, appCopy, eventually, isAlive, request, runCli, startServer, steadyLoad } from '../helpers';
+import { BIN, IS_ROOT, appCopy, assertLogged, eventually, isAlive, request, runCli, startServer, steadyLoad } from '../helpers';
 
 test('kill -9 of the agent core: a new core adopts the apps; requests meanwhile are held, not failed', async (t) => {
   const s = await startServer(t, appCopy(t, 'basic'), ['--min-instances', '2', '--max-pool-size', '2', '--sticky-sessions']);
@@ -29,8 +29,8 @@ test('kill -9 of the agent core: a new core adopts the apps; requests meanwhile 
   assert.ok(isAlive(s.child.pid as number), 'the watchdog lives on');
   assert.deepEqual(await s.appPids(), apps, 'the same app processes serve');
   for (const pid of apps) assert.ok(isAlive(pid));
-  assert.match(s.output(), /agent core .* died \(signal SIGKILL\); restarting it/);
-  assert.match(s.output(), /adopted 2 live app process\(es\)/);
+  await assertLogged(() => s.output(), /agent core .* died \(signal SIGKILL\); restarting it/);
+  await assertLogged(() => s.output(), /adopted 2 live app process\(es\)/);
   // A sticky client still reaches its process: ids survive adoption.
   assert.equal((await request(s.port, '/pid', { headers: { cookie: route } })).body, first.body);
   assert.ok(isAlive(newCore));
@@ -134,7 +134,7 @@ test('kill -9 of the core while an app process starts: the process is stopped, n
   assert.ok(isAlive(pid));
   process.kill(Number(fs.readFileSync(path.join(s.instanceDir(), 'core.pid'), 'utf8')), 'SIGKILL');
   await eventually(() => !isAlive(pid), 20_000, 'the starting process to be stopped');
-  assert.match(s.output(), new RegExp(`stopped app process ${pid} left behind by the agent core`));
+  await assertLogged(() => s.output(), new RegExp(`stopped app process ${pid} left behind by the agent core`));
 });
 
 test('kill -9 of the core while a process leaves: the new core sends it on its way, stops it at shutdown_timeout and never serves from it', async (t) => {
@@ -150,7 +150,7 @@ test('kill -9 of the core while a process leaves: the new core sends it on its w
   }, 20_000, 'the replacement beside the leaving process');
   process.kill(core, 'SIGKILL');
   await eventually(() => !isAlive(old), 20_000, 'the leaving process to be stopped');
-  assert.match(s.output(), new RegExp(`adopted process ${old} of .*, which was leaving`));
+  await assertLogged(() => s.output(), new RegExp(`adopted process ${old} of .*, which was leaving`));
   assert.deepEqual(await s.appPids(), [fresh], 'the replacement alone, and no process more');
   for (let i = 0; i < 5; i++) assert.equal((await request(s.port, '/')).body.split(' ')[0], String(fresh));
   await restart;
