@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import WebSocket from 'ws';
-import { BIN, ROOT, appCopy, eventually, isAlive, request, runCli, startServer, steadyLoad, tmpDir, type Server } from '../helpers';
+import { BIN, ROOT, appCopy, assertLogged, eventually, isAlive, request, runCli, startServer, steadyLoad, tmpDir, type Server } from '../helpers';
 
 /** The graceful fixture with `ws` beside it, and a directory any app user may write its markers in. */
 function gracefulApp(t: TestContext, passengerfile?: Record<string, unknown>): { app: string; markers: string } {
@@ -107,6 +107,28 @@ test('passenger stop runs the app\'s SIGTERM handler and exits by itself', async
   assert.equal(await s.stop(), 0);
   assert.equal(marker(markers, pid), 'sigterm');
   assert.ok(!isAlive(pid));
+});
+
+test('a stop that comes as the core dies still runs the app\'s SIGTERM handler; a second signal stops at once', async (t) => {
+  const { app, markers } = gracefulApp(t);
+  const s = await startServer(t, app, ['--min-instances', '1', '--envvar', `MARKER_DIR=${markers}`]);
+  const pid = await onePid(s);
+  // The stop reaches the watchdog before or just after it sees the core die,
+  // and before it starts the next core.
+  process.kill((await s.status()).instance.core_pid, 'SIGKILL');
+  assert.equal(await s.stop(), 0);
+  assert.equal(marker(markers, pid), 'sigterm', s.output().slice(-2000));
+  assert.ok(!isAlive(pid));
+
+  // An app that ignores SIGTERM is killed at once on a second signal, not after shutdown_timeout.
+  const stubborn = await startServer(t, appCopy(t, 'stubborn'), ['--startup-file', 'server.js', '--min-instances', '1', '--shutdown-timeout', '600']);
+  const held = await onePid(stubborn);
+  process.kill((await stubborn.status()).instance.core_pid, 'SIGKILL');
+  stubborn.child.kill('SIGTERM');
+  await assertLogged(() => stubborn.output(), /left 1 app process\(es\) running: sent them SIGTERM/);
+  assert.ok(isAlive(held), 'it ignores SIGTERM');
+  assert.equal(await stubborn.stop(), 0);
+  assert.ok(!isAlive(held));
 });
 
 test('an app that registered the loader API\'s exit event is told through it instead of SIGTERM', async (t) => {

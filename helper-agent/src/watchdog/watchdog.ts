@@ -91,6 +91,9 @@ export function runWatchdog(o: Options, reporter: WatchdogReporter): WatchdogRun
   let everReady = false;
   let stopping = false;
   let restartTimer: NodeJS.Timeout | null = null;
+  /** When the stop began; forced: the stop killed the core itself (a second signal, or past its bound). */
+  let stopStartedAt = 0;
+  let forced = false;
   let resolveDone: (code: number) => void = () => undefined;
   const done = new Promise<number>((r) => { resolveDone = r; });
 
@@ -108,6 +111,28 @@ export function runWatchdog(o: Options, reporter: WatchdogReporter): WatchdogRun
     for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeListener(s, onSignal);
     process.removeListener('SIGUSR1', onReopen);
     resolveDone(code);
+  };
+
+  /**
+   * The stop's end. A core that died without stopping its apps (it crashed
+   * during the stop, or the stop came while it restarted) leaves them
+   * running: each recorded group is sent SIGTERM, so the app's own shutdown
+   * runs, and given shutdown_timeout within the stop's bound before cleanup
+   * kills what is left.
+   */
+  const finishStop = (): void => {
+    const left = forced ? [] : inst.processRecords().filter((r) => signalRecordedGroup(r, 'SIGTERM'));
+    if (left.length === 0) {
+      cleanup(0);
+      return;
+    }
+    log.warn(`the agent core is gone and left ${left.length} app process(es) running: sent them SIGTERM`);
+    const deadline = Math.min(Date.now() + o.shutdownTimeout * 1000, stopStartedAt + watchdogStopBoundMs(o.shutdownTimeout));
+    const poll = setInterval(() => {
+      if (!forced && Date.now() < deadline && left.some((r) => isAlive(r.pid, r.startTicks))) return;
+      clearInterval(poll);
+      cleanup(0);
+    }, 50);
   };
 
   // The request socket is ours, held across core restarts: connections that
@@ -173,7 +198,7 @@ export function runWatchdog(o: Options, reporter: WatchdogReporter): WatchdogRun
     child.on('exit', (code, signal) => {
       core = null;
       if (stopping) {
-        cleanup(0);
+        finishStop();
         return;
       }
       if (!everReady) {
@@ -191,21 +216,27 @@ export function runWatchdog(o: Options, reporter: WatchdogReporter): WatchdogRun
   function onSignal(sig: NodeJS.Signals): void {
     if (stopping) {
       // A second signal: stop now.
+      forced = true;
       if (core?.pid) { try { process.kill(core.pid, 'SIGKILL'); } catch { /* gone */ } }
       return;
     }
     stopping = true;
+    stopStartedAt = Date.now();
     log.notice(`received ${sig}: stopping`);
     stopListening();
     const c = core;
     if (!c) {
-      cleanup(0);
+      // Between a core's death and the next one's start.
+      if (restartTimer) clearTimeout(restartTimer);
+      restartTimer = null;
+      finishStop();
       return;
     }
     c.kill('SIGTERM');
     const boundMs = watchdogStopBoundMs(o.shutdownTimeout);
     const t = setTimeout(() => {
       log.warn(`the agent core did not stop within ${boundMs / 1000} s; killing it`);
+      forced = true;
       c.kill('SIGKILL');
     }, boundMs);
     t.unref();
