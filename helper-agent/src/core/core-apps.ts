@@ -3,7 +3,6 @@
 // request finds its group (one app standalone; any allowed root behind a web
 // server).
 import * as fs from 'node:fs';
-import * as fsp from 'node:fs/promises';
 import type { RequestHead } from '../proxy/headers';
 import * as path from 'node:path';
 import { groupOptions, resolveOptions, type GroupOptions, type Options } from '../config';
@@ -42,21 +41,28 @@ export interface PoolHooks {
  * deploy's `current`) switched at any time: each spawn checks again where it leads.
  */
 export function createPool(o: Options, inst: InstanceDir, channel: LoaderChannel, log: Logger, selfCheck: boolean, hooks: PoolHooks, listenFd: number | null): Omit<CoreApps, 'groupFor' | 'frontends' | 'staticFiles'> {
-  // Each version of a process's record is written beside it and renamed over
-  // it: a core killed meanwhile leaves one whole record or the other.
-  const writeRecordNow = (rec: ProcessRecord): void => {
+  // A process's record changes with its events, each written as it comes
+  // (so in their order; a few small files per process, never per request).
+  // Each version is written beside the record and renamed over it: a core
+  // killed meanwhile leaves one whole record or the other.
+  const writeRecord = (rec: ProcessRecord): void => {
     const file = inst.processRecordFile(rec.pid);
     try {
       fs.writeFileSync(`${file}.new`, JSON.stringify(rec));
       fs.renameSync(`${file}.new`, file);
     } catch (e) { log.warn(`could not record app process ${rec.pid}: ${(e as Error).message}`); }
   };
+  const removeRecord = (pid: number): void => {
+    try {
+      fs.rmSync(inst.processRecordFile(pid), { force: true });
+    } catch (e) { log.warn(`could not remove the record of app process ${pid}: ${(e as Error).message}`); }
+  };
   // Written at once (the full record, written when the process is ready, comes later and replaces it).
   const starting: StartingHooks = {
     began(pid, group, id, endpoint) {
-      writeRecordNow({ pid, startTicks: readStatSync(pid)?.startTicks ?? 0, group, id, spawnedAt: Date.now(), endpoint, starting: true });
+      writeRecord({ pid, startTicks: readStatSync(pid)?.startTicks ?? 0, group, id, spawnedAt: Date.now(), endpoint, starting: true });
     },
-    failed(pid) { fs.rmSync(inst.processRecordFile(pid), { force: true }); },
+    failed: removeRecord,
   };
   const recordFor = (p: AppProcess): ProcessRecord => ({
     pid: p.pid, startTicks: readStatSync(p.pid)?.startTicks ?? 0, group: p.group.name, id: p.id,
@@ -64,20 +70,6 @@ export function createPool(o: Options, inst: InstanceDir, channel: LoaderChannel
     token: p.handle.channelToken, direct: p.handle.direct, uid: p.handle.user?.uid, gid: p.handle.user?.gid,
     web: parts.resolver?.webSettingsOf(p.group.name),
   });
-  // Later versions are written in the order their events came, off the event loop.
-  const writes = new Map<number, Promise<void>>();
-  const inOrder = (pid: number, op: () => Promise<void>): void => {
-    const next = (writes.get(pid) ?? Promise.resolve()).then(op).catch(() => undefined);
-    writes.set(pid, next);
-    void next.then(() => { if (writes.get(pid) === next) writes.delete(pid); });
-  };
-  const writeRecord = (rec: ProcessRecord): void => {
-    const file = inst.processRecordFile(rec.pid);
-    inOrder(rec.pid, async () => {
-      await fsp.writeFile(`${file}.new`, JSON.stringify(rec));
-      await fsp.rename(`${file}.new`, file);
-    });
-  };
   const appSpawner = new AppSpawner({ socketDir: inst.appsDir, channel, log, directListenFd: o.directMode ? listenFd : null, starting, ...appUsers(o, inst, log) });
   const parts: { resolver: AppRootResolver | null } = { resolver: null };
   const spawner: Spawner = o.mode !== 'agent' ? appSpawner : {
@@ -105,8 +97,8 @@ export function createPool(o: Options, inst: InstanceDir, channel: LoaderChannel
         openTransport(p, o.forwarder);
         // Replaces the starting record before the process takes its first
         // request: a core killed after that must find it live, to adopt, not
-        // starting, to stop. Its first version, so nothing is queued before it.
-        writeRecordNow(recordFor(p));
+        // starting, to stop.
+        writeRecord(recordFor(p));
       },
       processLeaving(p) {
         // A new core sends it on its way again instead of taking it for a live one.
@@ -115,7 +107,7 @@ export function createPool(o: Options, inst: InstanceDir, channel: LoaderChannel
       },
       processRemoved(p) {
         closeTransport(p);
-        inOrder(p.pid, () => fsp.rm(inst.processRecordFile(p.pid), { force: true }));
+        removeRecord(p.pid);
       },
     },
   });
